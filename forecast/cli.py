@@ -1,0 +1,136 @@
+"""The ``forecast`` command line: a thin shell over :mod:`forecast.jobs`.
+
+Exit codes: 0 success, 1 an error in the input or the run, 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from forecast import __version__
+from forecast import names as n
+from forecast.errors import ForecastError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+log = logging.getLogger("forecast")
+
+
+def _date(text: str) -> pd.Timestamp:
+    try:
+        return pd.Timestamp(pd.to_datetime(text, format="%Y-%m-%d"))
+    except (ValueError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date in YYYY-MM-DD form") from exc
+
+
+def _list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _reader_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("reading events")
+    group.add_argument("files", nargs="*", type=Path, metavar="FILE", help="event files (default: the shipped data)")
+    group.add_argument("--interventions", type=Path, help="interventions CSV (default: shipped, with shipped events)")
+    group.add_argument("--format", choices=n.FORMATS, default=n.FORMAT_AUTO, help="input layout (default: auto)")
+    group.add_argument("--by", help="column that defines the front (ACLED: country, admin1, actor1, event_type; "
+                       "UCDP: country, adm_1, side_a, side_b, dyad_name, conflict_name, type_of_violence)")
+    group.add_argument("--country", type=_list, action="extend", default=[], help="keep these countries (comma list)")
+    group.add_argument("--event-type", type=_list, action="extend", default=[], help="keep these event types")
+    group.add_argument("--sub-event-type", type=_list, action="extend", default=[], help="keep these sub-event types")
+    group.add_argument("--actor", type=_list, action="extend", default=[],
+                       help="keep rows whose actor columns contain one of these (case-insensitive)")
+    group.add_argument("--measure", choices=["events", "deaths"], default="events", help="count events or deaths")
+    group.add_argument("--freq", choices=n.FREQS, default=n.FREQ_DAY, help="grid frequency (default: day)")
+    group.add_argument("--as-of", type=_date, help="last date used, YYYY-MM-DD (default: the latest date in the data)")
+    group.add_argument("--start", type=_date, help="first date used (default: the earliest date in the data)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="forecast",
+        description="Bayesian forecasts and escalation indicators from attack and strike counts.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="show warnings and errors only")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    data = commands.add_parser("data", help="check and aggregate event data")
+    data_commands = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    check = data_commands.add_parser("check", help="validate event files and summarise them")
+    _reader_options(check)
+    check.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    panel = data_commands.add_parser("panel", help="aggregate event files to a panel CSV")
+    _reader_options(panel)
+    panel.add_argument("--out", type=Path, required=True, help="output CSV (columns date,front,count,end_date,precision)")
+    return parser
+
+
+def _request(args: argparse.Namespace):  # noqa: ANN202 - the jobs import is deferred to keep --help fast
+    from forecast.data.options import SelectOptions
+    from forecast.jobs.data import DataRequest
+
+    options = SelectOptions(
+        by=args.by,
+        countries=tuple(args.country),
+        event_types=tuple(args.event_type),
+        sub_event_types=tuple(args.sub_event_type),
+        actors=tuple(args.actor),
+        measure=args.measure,
+    )
+    return DataRequest(
+        events=tuple(args.files),
+        interventions=args.interventions,
+        format=args.format,
+        options=options,
+        freq=args.freq,
+        as_of=args.as_of,
+        start=args.start,
+    )
+
+
+def _data_check(args: argparse.Namespace) -> int:
+    from forecast.jobs.data import check_data, format_check
+
+    result = check_data(_request(args))
+    print(json.dumps(result, indent=2) if args.json else format_check(result))
+    return EXIT_ERROR if result["errors"] else EXIT_OK
+
+
+def _data_panel(args: argparse.Namespace) -> int:
+    from forecast.jobs.data import write_panel
+
+    panel = write_panel(_request(args), args.out)
+    for issue in panel.warnings:
+        log.warning("%s", issue)
+    print(f"wrote {args.out} ({len(panel.observations)} rows, {len(panel.fronts)} fronts, freq {panel.freq})")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s",
+                        stream=sys.stderr)
+    handlers = {("data", "check"): _data_check, ("data", "panel"): _data_panel}
+    handler = handlers.get((args.command, getattr(args, "data_command", None)))
+    if handler is None:
+        parser.print_help()
+        return EXIT_USAGE if args.command else EXIT_OK
+    try:
+        return handler(args)
+    except ForecastError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The data floor: readers, validation, panels, shipped data and the simulator."""

@@ -1,0 +1,441 @@
+"""Aggregation of validated events into a count panel on a regular grid.
+
+A :class:`Panel` holds every observation the models use, one row each:
+
+* **period observations**: the count of one front over one grid period (a day, week,
+  month or year), with ``exposure_days``, the number of days of that period inside the
+  observed span (the first and last periods may be partial; the model multiplies its daily
+  rate by it).  Days with no events are explicit zeros.
+* **window observations**: a total reported over ``date..end_date`` (inclusive), kept as
+  it was reported.  A window is never spread into invented daily values; the model sums
+  its daily rate over the window.
+
+Which days count as observed
+----------------------------
+The span runs from ``start`` (default: the earliest date in the input) to ``end``
+(``as_of`` when given, else the latest date in the input).  A front with at least one
+single-day row is observed on every day of the span that none of its own windows covers:
+those days get zeros where no event is recorded.  A front with window rows only is observed
+only through its windows.  Rows after ``as_of`` (and windows that end after it) are
+excluded and reported as warnings; they are never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from forecast import names as n
+from forecast.data.events import EventTable
+from forecast.errors import DataValidationError, Issue
+
+#: Columns of :attr:`Panel.observations`.
+OBSERVATION_COLUMNS = [
+    n.FRONT,
+    n.DATE,
+    n.END_DATE,
+    n.COUNT,
+    n.OBS_KIND,
+    n.EXPOSURE_DAYS,
+    n.PRECISION,
+    n.SOURCE,
+    n.ORIGIN_FILE,
+    n.ORIGIN_LINE,
+]
+
+#: Columns written by :meth:`Panel.to_frame` (the ``data panel`` CSV).
+PANEL_CSV_COLUMNS = [n.DATE, n.FRONT, n.COUNT, n.END_DATE, n.PRECISION]
+
+#: A period's daily rate is flagged as an extreme outlier when it exceeds this multiple of the
+#: front's 95th-percentile daily rate (and of one event a day) ...
+OUTLIER_RATIO = 5.0
+OUTLIER_QUANTILE = 0.95
+#: ... provided the front has at least this many period observations to compare with.
+OUTLIER_MIN_PERIODS = 20
+
+
+def period_start(dates: pd.DatetimeIndex | pd.Series, freq: str) -> pd.DatetimeIndex:
+    """First day of the grid period containing each date (weeks start on Monday)."""
+    index = pd.DatetimeIndex(dates).normalize()
+    if freq == n.FREQ_DAY:
+        return index
+    if freq == n.FREQ_WEEK:
+        return index - pd.to_timedelta(index.weekday, unit="D")
+    if freq == n.FREQ_MONTH:
+        return index.to_period("M").to_timestamp()
+    if freq == n.FREQ_YEAR:
+        return index.to_period("Y").to_timestamp()
+    raise ValueError(f"unknown frequency {freq!r}; allowed: {list(n.FREQS)}")
+
+
+def period_grid(start: pd.Timestamp, end: pd.Timestamp, freq: str) -> pd.DatetimeIndex:
+    """Period start days covering ``start..end``."""
+    first = period_start(pd.DatetimeIndex([start]), freq)[0]
+    last = period_start(pd.DatetimeIndex([end]), freq)[0]
+    step = {n.FREQ_DAY: "D", n.FREQ_WEEK: "7D", n.FREQ_MONTH: "MS", n.FREQ_YEAR: "YS"}[freq]
+    return pd.date_range(first, last, freq=step)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Counts per front on a regular grid, plus reported window totals.
+
+    Attributes
+    ----------
+    freq : str
+        ``day``, ``week``, ``month`` or ``year``.
+    start, end : pandas.Timestamp
+        First and last observed day (inclusive).
+    as_of : pandas.Timestamp or None
+        The date the panel was cut at, when given.
+    fronts : tuple of str
+        Front names, sorted.
+    periods : pandas.DatetimeIndex
+        First day of each grid period, covering ``start..end``.
+    observations : pandas.DataFrame
+        Columns :data:`OBSERVATION_COLUMNS`, sorted by front, date and kind.
+    warnings : tuple of Issue
+        Reader warnings and what the aggregation excluded or found suspicious.
+    """
+
+    freq: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    as_of: pd.Timestamp | None
+    fronts: tuple[str, ...]
+    periods: pd.DatetimeIndex
+    observations: pd.DataFrame
+    warnings: tuple[Issue, ...] = field(default_factory=tuple)
+
+    @property
+    def n_periods(self) -> int:
+        return len(self.periods)
+
+    @property
+    def period_obs(self) -> pd.DataFrame:
+        return self.observations[self.observations[n.OBS_KIND] == n.OBS_PERIOD]
+
+    @property
+    def window_obs(self) -> pd.DataFrame:
+        return self.observations[self.observations[n.OBS_KIND] == n.OBS_WINDOW]
+
+    def period_days(self) -> np.ndarray:
+        """Days of each period that lie inside ``start..end`` (partial edge periods count less)."""
+        starts = np.maximum(self.periods.to_numpy(), self.start.to_datetime64())
+        ends = np.minimum(self.period_ends().to_numpy(), self.end.to_datetime64())
+        return ((ends - starts) / np.timedelta64(1, "D")).astype(np.int64) + 1
+
+    def period_ends(self) -> pd.DatetimeIndex:
+        """Last day of each grid period."""
+        following = list(self.periods[1:]) + [_next_period(self.periods[-1], self.freq)]
+        return pd.DatetimeIndex(following) - pd.Timedelta(days=1)
+
+    def counts_matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """Period counts and exposures as ``(front, period)`` arrays.
+
+        Returns
+        -------
+        counts : numpy.ndarray of float
+            NaN where the front has no period observation (covered by a window, or never
+            observed day by day).
+        exposure : numpy.ndarray of int
+            Observed days in each cell (0 where ``counts`` is NaN).
+        """
+        counts = np.full((len(self.fronts), self.n_periods), np.nan)
+        exposure = np.zeros((len(self.fronts), self.n_periods), dtype=np.int64)
+        obs = self.period_obs
+        if len(obs):
+            rows = pd.Index(self.fronts).get_indexer(obs[n.FRONT])
+            cols = self.periods.get_indexer(obs[n.DATE])
+            counts[rows, cols] = obs[n.COUNT].to_numpy(dtype=float)
+            exposure[rows, cols] = obs[n.EXPOSURE_DAYS].to_numpy()
+        return counts, exposure
+
+    def window_weights(self) -> np.ndarray:
+        """Days of overlap between each window observation and each period, ``(window, period)``.
+
+        A window's expected total is ``sum_t weights[w, t] * daily_rate[front, t]``.
+        """
+        windows = self.window_obs
+        starts = self.periods.to_numpy()
+        ends = self.period_ends().to_numpy()
+        weights = np.zeros((len(windows), self.n_periods), dtype=np.int64)
+        for row, (w_start, w_end) in enumerate(zip(windows[n.DATE].to_numpy(), windows[n.END_DATE].to_numpy())):
+            lo = np.maximum(starts, w_start)
+            hi = np.minimum(ends, w_end)
+            weights[row] = np.clip(((hi - lo) / np.timedelta64(1, "D")).astype(np.int64) + 1, 0, None)
+        return weights
+
+    def to_frame(self) -> pd.DataFrame:
+        """The panel as the ``data panel`` CSV writes it: ``date,front,count,end_date,precision``.
+
+        ``end_date`` is filled for window totals only.
+        """
+        obs = self.observations
+        frame = pd.DataFrame(
+            {
+                n.DATE: obs[n.DATE].dt.strftime("%Y-%m-%d"),
+                n.FRONT: obs[n.FRONT],
+                n.COUNT: obs[n.COUNT].astype(np.int64),
+                n.END_DATE: obs[n.END_DATE].dt.strftime("%Y-%m-%d").where(obs[n.OBS_KIND] == n.OBS_WINDOW, ""),
+                n.PRECISION: obs[n.PRECISION],
+            }
+        )
+        return frame[PANEL_CSV_COLUMNS].reset_index(drop=True)
+
+    def data_hash(self) -> str:
+        """SHA-256 of the panel's content (frequency, span and every observation)."""
+        digest = hashlib.sha256()
+        digest.update(f"{self.freq}|{self.start.date()}|{self.end.date()}\n".encode())
+        digest.update(self.to_frame().to_csv(index=False, lineterminator="\n").encode())
+        return digest.hexdigest()
+
+
+def _next_period(day: pd.Timestamp, freq: str) -> pd.Timestamp:
+    if freq == n.FREQ_DAY:
+        return day + pd.Timedelta(days=1)
+    if freq == n.FREQ_WEEK:
+        return day + pd.Timedelta(days=7)
+    if freq == n.FREQ_MONTH:
+        return day + pd.offsets.MonthBegin(1)
+    return day + pd.offsets.YearBegin(1)
+
+
+def build_panel(
+    events: EventTable,
+    *,
+    freq: str = n.FREQ_DAY,
+    as_of: str | pd.Timestamp | None = None,
+    start: str | pd.Timestamp | None = None,
+) -> Panel:
+    """Aggregate validated events to a panel.
+
+    Parameters
+    ----------
+    events : EventTable
+        From a reader.  Not modified.
+    freq : {"day", "week", "month", "year"}
+        Grid frequency.
+    as_of : date-like, optional
+        Last day used.  Rows after it, and windows ending after it, are excluded and
+        reported in ``Panel.warnings``.  Defaults to the latest date in the input.
+    start : date-like, optional
+        First observed day.  Defaults to the earliest date in the input; rows before it are
+        excluded and reported.
+
+    Raises
+    ------
+    DataValidationError
+        For overlapping windows of one front, single-day rows inside a window of the same
+        front, or when nothing is left to aggregate.
+    """
+    if freq not in n.FREQS:
+        raise ValueError(f"unknown frequency {freq!r}; allowed: {list(n.FREQS)}")
+    frame = events.frame
+    files = ", ".join(events.files) or "<memory>"
+    if frame.empty:
+        raise DataValidationError(Issue(files, None, None, "no events to aggregate"))
+    warnings = list(events.warnings)
+    last_day = frame[n.END_DATE].fillna(frame[n.DATE])
+
+    end = pd.Timestamp(as_of).normalize() if as_of is not None else last_day.max()
+    begin = pd.Timestamp(start).normalize() if start is not None else frame[n.DATE].min()
+    if begin > end:
+        raise DataValidationError(Issue(files, None, None, f"start {begin.date()} is after the end of the span {end.date()}"))
+
+    after = last_day > end
+    before = frame[n.DATE] < begin
+    warnings += _exclusion_warnings(frame[after], f"after as_of {end.date()}")
+    warnings += _exclusion_warnings(frame[before & ~after], f"before start {begin.date()}")
+    kept = frame[~after & ~before]
+    if kept.empty:
+        raise DataValidationError(Issue(files, None, None, f"no rows fall within {begin.date()}..{end.date()}"))
+
+    is_window = kept[n.END_DATE].notna().to_numpy()
+    windows = kept[is_window]
+    points = kept[~is_window]
+    _check_windows(windows, points)
+
+    fronts = tuple(sorted(kept[n.FRONT].unique().tolist()))
+    periods = period_grid(begin, end, freq)
+    period_obs = _aggregate_points(points, windows, fronts, periods, begin, end, freq)
+    window_obs = _window_rows(windows)
+    parts = [part for part in (period_obs, window_obs) if not part.empty]
+    observations = pd.concat(parts, ignore_index=True)
+    observations = observations.sort_values([n.FRONT, n.DATE, n.OBS_KIND], kind="mergesort").reset_index(drop=True)
+    panel = Panel(
+        freq=freq,
+        start=begin,
+        end=end,
+        as_of=pd.Timestamp(as_of).normalize() if as_of is not None else None,
+        fronts=fronts,
+        periods=periods,
+        observations=observations[OBSERVATION_COLUMNS],
+        warnings=(),
+    )
+    warnings += _outlier_warnings(panel)
+    return Panel(**{**panel.__dict__, "warnings": tuple(warnings)})
+
+
+def _exclusion_warnings(rows: pd.DataFrame, why: str) -> list[Issue]:
+    out = []
+    for file, group in rows.groupby(n.ORIGIN_FILE, sort=True):
+        lines = group[n.ORIGIN_LINE].tolist()
+        shown = ", ".join(str(x) for x in lines[:10]) + (" ..." if len(lines) > 10 else "")
+        total = int(group[n.COUNT].sum())
+        out.append(Issue(str(file), None, None, f"{len(lines)} row(s) ({total} events) {why} were excluded: lines {shown}"))
+    return out
+
+
+def _check_windows(windows: pd.DataFrame, points: pd.DataFrame) -> None:
+    issues: list[Issue] = []
+    for front, group in windows.groupby(n.FRONT, sort=True):
+        ordered = group.sort_values([n.DATE, n.END_DATE], kind="mergesort")
+        prev = None
+        for row in ordered.itertuples(index=False):
+            row_d = row._asdict()
+            if prev is not None and row_d[n.DATE] <= prev[n.END_DATE]:
+                issues.append(
+                    Issue(
+                        row_d[n.ORIGIN_FILE],
+                        row_d[n.ORIGIN_LINE],
+                        n.DATE,
+                        f"window {row_d[n.DATE].date()}..{row_d[n.END_DATE].date()} of front {front!r} overlaps "
+                        f"window {prev[n.DATE].date()}..{prev[n.END_DATE].date()} "
+                        f"({prev[n.ORIGIN_FILE]}, line {prev[n.ORIGIN_LINE]})",
+                    )
+                )
+            if prev is None or row_d[n.END_DATE] > prev[n.END_DATE]:
+                prev = row_d
+        front_points = points[points[n.FRONT] == front]
+        for row in ordered.itertuples(index=False):
+            row_d = row._asdict()
+            inside = front_points[(front_points[n.DATE] >= row_d[n.DATE]) & (front_points[n.DATE] <= row_d[n.END_DATE])]
+            for point in inside.itertuples(index=False):
+                p = point._asdict()
+                issues.append(
+                    Issue(
+                        p[n.ORIGIN_FILE],
+                        p[n.ORIGIN_LINE],
+                        n.DATE,
+                        f"row dated {p[n.DATE].date()} of front {front!r} falls inside the window "
+                        f"{row_d[n.DATE].date()}..{row_d[n.END_DATE].date()} ({row_d[n.ORIGIN_FILE]}, line "
+                        f"{row_d[n.ORIGIN_LINE]}): it would be counted twice",
+                    )
+                )
+    if issues:
+        raise DataValidationError(issues)
+
+
+def _aggregate_points(
+    points: pd.DataFrame,
+    windows: pd.DataFrame,
+    fronts: tuple[str, ...],
+    periods: pd.DatetimeIndex,
+    begin: pd.Timestamp,
+    end: pd.Timestamp,
+    freq: str,
+) -> pd.DataFrame:
+    """Period rows for fronts with single-day rows: counts summed, zeros filled."""
+    days = pd.date_range(begin, end, freq="D")
+    day_period = periods.get_indexer(period_start(days, freq))
+    rows = []
+    for front in fronts:
+        front_points = points[points[n.FRONT] == front]
+        if front_points.empty:
+            continue
+        observed = np.ones(len(days), dtype=bool)
+        for w_start, w_end in windows.loc[windows[n.FRONT] == front, [n.DATE, n.END_DATE]].itertuples(index=False):
+            observed[(days >= w_start) & (days <= w_end)] = False
+        exposure = np.bincount(day_period[observed], minlength=len(periods))
+        day_index = days.get_indexer(front_points[n.DATE])
+        counts = np.bincount(day_period[day_index], weights=front_points[n.COUNT].to_numpy(), minlength=len(periods))
+        precision = _worst_precision(front_points, periods, freq)
+        keep = exposure > 0
+        rows.append(
+            pd.DataFrame(
+                {
+                    n.FRONT: front,
+                    n.DATE: periods[keep],
+                    n.END_DATE: pd.NaT,
+                    n.COUNT: counts[keep].astype(np.int64),
+                    n.OBS_KIND: n.OBS_PERIOD,
+                    n.EXPOSURE_DAYS: exposure[keep].astype(np.int64),
+                    n.PRECISION: precision[keep],
+                    n.SOURCE: "",
+                    n.ORIGIN_FILE: "",
+                    n.ORIGIN_LINE: 0,
+                }
+            )
+        )
+    if not rows:
+        return pd.DataFrame(columns=OBSERVATION_COLUMNS)
+    return pd.concat(rows, ignore_index=True)
+
+
+_PRECISION_RANK = {
+    n.PRECISION_EXACT: 0,
+    n.PRECISION_APPROX: 1,
+    n.PRECISION_APPROX_DATE: 2,
+    n.PRECISION_WEEK: 3,
+    n.PRECISION_MONTH: 4,
+    n.PRECISION_AT_LEAST: 5,
+}
+
+
+def _worst_precision(points: pd.DataFrame, periods: pd.DatetimeIndex, freq: str) -> np.ndarray:
+    """The least precise flag among the rows of each period (``exact`` where none)."""
+    out = np.full(len(periods), n.PRECISION_EXACT, dtype=object)
+    flagged = points[points[n.PRECISION] != n.PRECISION_EXACT]
+    if flagged.empty:
+        return out
+    index = periods.get_indexer(period_start(flagged[n.DATE], freq))
+    rank = flagged[n.PRECISION].map(_PRECISION_RANK).fillna(1).to_numpy()
+    for i, flag, r in zip(index, flagged[n.PRECISION].to_numpy(), rank):
+        if r > _PRECISION_RANK.get(out[i], 0):
+            out[i] = flag
+    return out
+
+
+def _window_rows(windows: pd.DataFrame) -> pd.DataFrame:
+    if windows.empty:
+        return pd.DataFrame(columns=OBSERVATION_COLUMNS)
+    exposure = ((windows[n.END_DATE] - windows[n.DATE]) / pd.Timedelta(days=1)).astype(np.int64) + 1
+    return pd.DataFrame(
+        {
+            n.FRONT: windows[n.FRONT].to_numpy(),
+            n.DATE: windows[n.DATE].to_numpy(),
+            n.END_DATE: windows[n.END_DATE].to_numpy(),
+            n.COUNT: windows[n.COUNT].to_numpy(dtype=np.int64),
+            n.OBS_KIND: n.OBS_WINDOW,
+            n.EXPOSURE_DAYS: exposure.to_numpy(),
+            n.PRECISION: windows[n.PRECISION].to_numpy(),
+            n.SOURCE: windows[n.SOURCE].to_numpy(),
+            n.ORIGIN_FILE: windows[n.ORIGIN_FILE].to_numpy(),
+            n.ORIGIN_LINE: windows[n.ORIGIN_LINE].to_numpy(),
+        }
+    )
+
+
+def _outlier_warnings(panel: Panel) -> list[Issue]:
+    """Warn (never drop) on period counts far above the rest of their front."""
+    out = []
+    for front, group in panel.period_obs.groupby(n.FRONT, sort=True):
+        if len(group) < OUTLIER_MIN_PERIODS:
+            continue
+        rate = group[n.COUNT].to_numpy(dtype=float) / group[n.EXPOSURE_DAYS].to_numpy()
+        limit = OUTLIER_RATIO * max(1.0, float(np.quantile(rate, OUTLIER_QUANTILE)))
+        for date, count in zip(group[n.DATE][rate > limit], group[n.COUNT][rate > limit]):
+            out.append(
+                Issue(
+                    "<panel>",
+                    None,
+                    n.COUNT,
+                    f"front {front!r}: {int(count)} events in the period starting {date.date()} is an extreme "
+                    f"outlier (over {OUTLIER_RATIO:g}x the front's {OUTLIER_QUANTILE:.0%} quantile); kept",
+                )
+            )
+    return out

@@ -1,0 +1,123 @@
+"""Cell parsers shared by the readers: each returns parsed values and the issues it found.
+
+Parsers never guess: a cell that fits none of the accepted forms is an issue that names the
+file, line and column, and shows the offending text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from forecast.errors import Issue
+
+ISO_DATE = "%Y-%m-%d"
+
+
+def parse_dates(
+    values: pd.Series,
+    *,
+    file: str,
+    lines: np.ndarray,
+    column: str,
+    formats: Sequence[str] = (ISO_DATE,),
+    required: bool = True,
+) -> tuple[pd.Series, list[Issue]]:
+    """Parse text dates against an ordered list of ``strptime`` formats.
+
+    Empty cells become ``NaT``; they are an issue only when ``required``.
+    Returns a datetime64 series aligned with ``values`` and the list of issues.
+    """
+    text = values.astype(str).str.strip()
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    remaining = text != ""
+    for fmt in formats:
+        if not remaining.any():
+            break
+        attempt = pd.to_datetime(text[remaining], format=fmt, errors="coerce")
+        ok = attempt.notna()
+        parsed.loc[attempt.index[ok]] = attempt[ok]
+        remaining.loc[attempt.index[ok]] = False
+    issues: list[Issue] = []
+    shown = " or ".join(_format_example(fmt) for fmt in formats)
+    for position in np.flatnonzero(remaining.to_numpy()):
+        issues.append(Issue(file, int(lines[position]), column, f"cannot parse {text.iloc[position]!r} as a date (expected {shown})"))
+    if required:
+        for position in np.flatnonzero((text == "").to_numpy()):
+            issues.append(Issue(file, int(lines[position]), column, "the date is empty"))
+    return parsed, issues
+
+
+def _format_example(fmt: str) -> str:
+    examples = {
+        "%Y-%m-%d": "YYYY-MM-DD",
+        "%d %B %Y": "'02 February 2024'",
+        "%d-%m-%Y": "DD-MM-YYYY",
+        "%d/%m/%Y": "DD/MM/YYYY",
+        "%Y-%m-%d %H:%M:%S.%f": "'YYYY-MM-DD HH:MM:SS.fff'",
+        "%Y-%m-%d %H:%M:%S": "'YYYY-MM-DD HH:MM:SS'",
+    }
+    return examples.get(fmt, repr(fmt))
+
+
+def parse_counts(
+    values: pd.Series,
+    *,
+    file: str,
+    lines: np.ndarray,
+    column: str,
+    default: int | None = None,
+) -> tuple[pd.Series, list[Issue]]:
+    """Parse non-negative integer counts; ``"3.0"`` is accepted as 3, ``"3.5"`` is not.
+
+    Empty cells take ``default``; with no default they are an issue.
+    Returns an int64 series aligned with ``values`` and the list of issues.
+    """
+    text = values.astype(str).str.strip()
+    numbers = pd.to_numeric(text.where(text != ""), errors="coerce")
+    issues: list[Issue] = []
+    result = np.zeros(len(text), dtype=np.int64)
+    for position, (cell, number) in enumerate(zip(text.to_numpy(), numbers.to_numpy(dtype=float))):
+        line = int(lines[position])
+        if cell == "":
+            if default is None:
+                issues.append(Issue(file, line, column, "the count is empty"))
+            else:
+                result[position] = default
+            continue
+        if not np.isfinite(number):
+            issues.append(Issue(file, line, column, f"cannot parse {cell!r} as a count (expected a whole number >= 0)"))
+        elif number < 0:
+            issues.append(Issue(file, line, column, f"negative count {cell!r} (counts must be >= 0)"))
+        elif number != np.floor(number):
+            issues.append(Issue(file, line, column, f"non-integer count {cell!r} (counts must be whole numbers)"))
+        else:
+            result[position] = int(number)
+    return pd.Series(result, index=values.index, dtype="int64"), issues
+
+
+def parse_int_codes(
+    values: pd.Series,
+    *,
+    file: str,
+    lines: np.ndarray,
+    column: str,
+    allowed: Sequence[int] | None = None,
+) -> tuple[pd.Series, list[Issue]]:
+    """Parse integer codes written as ``2`` or ``2.0``; empty cells become ``<NA>``."""
+    text = values.astype(str).str.strip()
+    numbers = pd.to_numeric(text.where(text != ""), errors="coerce")
+    issues: list[Issue] = []
+    out = pd.array([pd.NA] * len(text), dtype="Int64")
+    for position, (cell, number) in enumerate(zip(text.to_numpy(), numbers.to_numpy(dtype=float))):
+        if cell == "":
+            continue
+        if not np.isfinite(number) or number != np.floor(number):
+            issues.append(Issue(file, int(lines[position]), column, f"cannot parse {cell!r} as an integer code"))
+        elif allowed is not None and int(number) not in allowed:
+            issues.append(Issue(file, int(lines[position]), column, f"code {cell!r} is not one of {list(allowed)}"))
+        else:
+            out[position] = int(number)
+    return pd.Series(out, index=values.index), issues

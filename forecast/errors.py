@@ -1,0 +1,69 @@
+"""The exception family, rooted in :class:`ForecastError`.
+
+A subclass exists only where a caller branches on it.  Data problems carry a list of
+:class:`Issue` objects so that one run reports every bad row, not just the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem (or warning) found in an input, located as precisely as possible.
+
+    Parameters
+    ----------
+    file : str
+        The input file, as given by the user (``"<memory>"`` for in-memory frames).
+    line : int or None
+        1-based line number in the file (the header is line 1), or None when the problem
+        concerns the file as a whole.
+    column : str or None
+        The column concerned, if any.
+    message : str
+        What is wrong, in words a user can act on.
+    """
+
+    file: str
+    line: int | None
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f", line {self.line}"
+        if self.column is not None:
+            where += f", column '{self.column}'"
+        return f"{where}: {self.message}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"file": self.file, "line": self.line, "column": self.column, "message": self.message}
+
+
+class ForecastError(Exception):
+    """Root of every error the toolkit raises on purpose."""
+
+
+class DataValidationError(ForecastError):
+    """Input data are invalid; ``issues`` lists every problem found."""
+
+    def __init__(self, issues: list[Issue] | Issue):
+        found = [issues] if isinstance(issues, Issue) else list(issues)
+        self.issues: list[Issue] = sorted(found, key=lambda i: (i.file, i.line or 0))
+        shown = "\n".join(f"  - {issue}" for issue in self.issues[:50])
+        more = len(self.issues) - 50
+        if more > 0:
+            shown += f"\n  ... and {more} more"
+        noun = "problem" if len(self.issues) == 1 else "problems"
+        super().__init__(f"{len(self.issues)} data {noun}:\n{shown}")
+
+
+class PriorConfigError(ForecastError):
+    """A prior file or prior dictionary is malformed."""
+
+
+class FitMismatchError(ForecastError):
+    """A saved fit does not match the data, priors or options it is used with."""

@@ -1,0 +1,154 @@
+"""The data jobs behind ``forecast data check`` and ``forecast data panel``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from forecast import names as n
+from forecast.data.events import EventTable
+from forecast.data.interventions import InterventionTable, read_interventions_csv
+from forecast.data.options import SelectOptions
+from forecast.data.panel import Panel, build_panel
+from forecast.data.readers import read_events
+from forecast.data.shipped import default_event_files, default_interventions_file
+from forecast.errors import DataValidationError, Issue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """What the user asked to load; empty ``events`` means the shipped example data."""
+
+    events: tuple[Path, ...] = ()
+    interventions: Path | None = None
+    format: str = n.FORMAT_AUTO
+    options: SelectOptions = field(default_factory=SelectOptions)
+    freq: str = n.FREQ_DAY
+    as_of: pd.Timestamp | None = None
+    start: pd.Timestamp | None = None
+
+    def event_files(self) -> list[Path]:
+        return list(self.events) if self.events else default_event_files()
+
+    def interventions_file(self) -> Path | None:
+        if self.interventions is not None:
+            return self.interventions
+        return None if self.events else default_interventions_file()
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    events: EventTable
+    panel: Panel
+    interventions: InterventionTable | None
+
+
+def load_data(request: DataRequest) -> LoadedData:
+    """Read, validate and aggregate; raises :class:`DataValidationError` listing every problem."""
+    files = request.event_files()
+    log.info("reading %d event file(s): %s", len(files), ", ".join(str(f) for f in files))
+    events = read_events(files, format=request.format, options=request.options)
+    panel = build_panel(events, freq=request.freq, as_of=request.as_of, start=request.start)
+    interventions = None
+    path = request.interventions_file()
+    if path is not None:
+        log.info("reading interventions: %s", path)
+        interventions = read_interventions_csv(path)
+        interventions.check_fronts(panel.fronts)
+    return LoadedData(events=events, panel=panel, interventions=interventions)
+
+
+def front_summary(loaded: LoadedData) -> list[dict[str, object]]:
+    """Per front: first and last day, total count and number of input rows used."""
+    panel = loaded.panel
+    frame = loaded.events.frame
+    last = frame[n.END_DATE].fillna(frame[n.DATE])
+    used = frame[(frame[n.DATE] >= panel.start) & (last <= panel.end)]
+    used_last = last[used.index]
+    out = []
+    for front in panel.fronts:
+        rows = used[used[n.FRONT] == front]
+        out.append(
+            {
+                "front": front,
+                "first_date": rows[n.DATE].min().date().isoformat(),
+                "last_date": used_last[rows.index].max().date().isoformat(),
+                "total": int(rows[n.COUNT].sum()),
+                "rows": int(len(rows)),
+            }
+        )
+    return out
+
+
+def check_data(request: DataRequest) -> dict[str, object]:
+    """Everything ``data check`` reports, as one JSON-ready dictionary.
+
+    ``errors`` is non-empty when the input is invalid; nothing is raised for data problems.
+    """
+    files = [str(f) for f in request.event_files()]
+    result: dict[str, object] = {
+        "files": files,
+        "interventions_file": str(request.interventions_file()) if request.interventions_file() else None,
+        "format": request.format,
+        "freq": request.freq,
+        "as_of": request.as_of.date().isoformat() if request.as_of is not None else None,
+        "fronts": [],
+        "warnings": [],
+        "errors": [],
+    }
+    try:
+        loaded = load_data(request)
+    except DataValidationError as error:
+        result["errors"] = [issue.to_dict() for issue in error.issues]
+        return result
+    panel = loaded.panel
+    result.update(
+        {
+            "start": panel.start.date().isoformat(),
+            "end": panel.end.date().isoformat(),
+            "periods": panel.n_periods,
+            "fronts": front_summary(loaded),
+            "windows": int(len(panel.window_obs)),
+            "interventions": len(loaded.interventions) if loaded.interventions is not None else 0,
+            "warnings": [issue.to_dict() for issue in panel.warnings],
+            "data_hash": panel.data_hash(),
+        }
+    )
+    return result
+
+
+def format_check(result: dict[str, object]) -> str:
+    """Human-readable form of :func:`check_data`'s result."""
+    lines = [f"files: {', '.join(result['files'])}"]  # type: ignore[arg-type]
+    if result.get("interventions_file"):
+        lines.append(f"interventions: {result['interventions_file']} ({result.get('interventions', 0)} rows)")
+    errors = result["errors"]
+    if errors:
+        lines.append(f"ERRORS ({len(errors)}):")  # type: ignore[arg-type]
+        lines += [f"  - {Issue(**e)}" for e in errors]  # type: ignore[union-attr, arg-type]
+        return "\n".join(lines)
+    lines.append(
+        f"span: {result['start']} .. {result['end']}  frequency: {result['freq']} ({result['periods']} periods)"
+        f"  window totals: {result['windows']}"
+    )
+    fronts = pd.DataFrame(result["fronts"])
+    lines.append(fronts.to_string(index=False))
+    lines.append(f"total events: {int(fronts['total'].sum())}")
+    warnings = result["warnings"]
+    lines.append(f"warnings ({len(warnings)}):" if warnings else "warnings: none")  # type: ignore[arg-type]
+    lines += [f"  - {Issue(**w)}" for w in warnings]  # type: ignore[union-attr, arg-type]
+    return "\n".join(lines)
+
+
+def write_panel(request: DataRequest, out: Path) -> Panel:
+    """Aggregate and write the panel CSV (``date,front,count,end_date,precision``)."""
+    loaded = load_data(request)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    loaded.panel.to_frame().to_csv(out, index=False, lineterminator="\n")
+    log.info("wrote %d observations for %d fronts to %s", len(loaded.panel.observations), len(loaded.panel.fronts), out)
+    return loaded.panel
