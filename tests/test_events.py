@@ -33,11 +33,10 @@ def test_integer_counts_written_as_floats_are_accepted(write_csv):
     assert table.frame[n.COUNT].tolist() == [436]
 
 
-def test_window_rows_keep_their_end_and_one_day_windows_become_plain_rows(write_csv):
+def test_window_rows_keep_their_end_even_when_one_day_long(write_csv):
     path = write_csv("date,front,count,end_date\n2024-01-01,iraq,5,2024-01-07\n2024-01-08,iraq,1,2024-01-08\n")
     frame = read_events_csv(path).frame
-    assert frame[n.END_DATE].iloc[0] == pd.Timestamp("2024-01-07")
-    assert pd.isna(frame[n.END_DATE].iloc[1])
+    assert frame[n.END_DATE].tolist() == [pd.Timestamp("2024-01-07"), pd.Timestamp("2024-01-08")]
 
 
 @pytest.mark.parametrize(

@@ -108,6 +108,14 @@ def test_windows_stay_windows_and_their_weights_count_days_per_period():
     assert frame["end_date"].tolist() == ["2024-01-10", "2024-01-21"]
 
 
+def test_a_front_reported_only_in_windows_gets_no_invented_zeros(write_csv):
+    path = write_csv("date,end_date,front,count\n2024-01-01,2024-01-01,iraq,2\n2024-01-02,2024-01-05,iraq,3\n"
+                     "2024-01-01,,gaza,1\n2024-01-20,,gaza,1\n")
+    panel = build_panel(read_events_csv(path))
+    assert set(panel.period_obs[n.FRONT]) == {"gaza"}
+    assert panel.window_obs[n.EXPOSURE_DAYS].tolist() == [1, 4]
+
+
 def test_window_ending_after_as_of_is_excluded_not_truncated():
     panel = build_panel(table_from([(0, "gaza", 1)], windows=[(0, 9, "iraq", 12)]), as_of="2024-01-05")
     assert "iraq" not in panel.fronts

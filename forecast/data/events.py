@@ -86,11 +86,19 @@ def make_event_frame(
     file: str,
     lines: np.ndarray,
     extra: pd.DataFrame | None = None,
+    one_day_windows: bool = False,
 ) -> pd.DataFrame:
-    """Assemble a canonical frame (every reader ends here, so the layout is defined once)."""
+    """Assemble a canonical frame (every reader ends here, so the layout is defined once).
+
+    With ``one_day_windows=False`` (event exports such as UCDP, whose single-day events carry
+    ``date_end == date_start``) a row ending on its start day is a plain event row.  The
+    canonical reader passes True: there an explicit ``end_date`` always marks a reported total,
+    observed over its window only, even when the window is one day long.
+    """
     end = pd.to_datetime(end_dates)
     start = pd.to_datetime(dates)
-    end = end.where(end != start)  # a one-day window is a plain row
+    if not one_day_windows:
+        end = end.where(end != start)
     frame = pd.DataFrame(
         {
             n.DATE: start.to_numpy(dtype="datetime64[ns]"),
@@ -171,6 +179,7 @@ def read_events_csv(path: str | Path, *, table: RawTable | None = None) -> Event
         file=file,
         lines=lines,
         extra=extra,
+        one_day_windows=True,
     )
     issues += check_windows(frame, file, lines)
     if issues:
