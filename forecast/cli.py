@@ -71,10 +71,55 @@ def build_parser() -> argparse.ArgumentParser:
     panel = data_commands.add_parser("panel", help="aggregate event files to a panel CSV")
     _reader_options(panel)
     panel.add_argument("--out", type=Path, required=True, help="output CSV (columns date,front,count,end_date,precision)")
+
+    fit = commands.add_parser("fit", help="fit the hierarchical changepoint model and save it")
+    _fit_options(fit)
+    fit.add_argument("--out", type=Path, required=True, help="folder for fit.nc and summary.json")
+
+    check = commands.add_parser("check", help="diagnostics, predictive checks and LOO for a saved fit")
+    check.add_argument("fit_dir", type=Path, metavar="DIR", help="a folder written by 'forecast fit'")
+    check.add_argument("--compare-variants", action="store_true",
+                       help="also fit variants (no changepoint, K+1 changepoints, no interventions, self-excitation) "
+                            "with the same settings and compare them by PSIS-LOO")
+    check.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return parser
 
 
-def _request(args: argparse.Namespace):  # noqa: ANN202 - the jobs import is deferred to keep --help fast
+def _fit_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by every command that fits the model."""
+    group = parser.add_argument_group("data")
+    group.add_argument("--events", type=Path, action="append", default=[], metavar="FILE",
+                       help="event file (repeatable; default: the shipped data)")
+    group.add_argument("--interventions", type=Path, help="interventions CSV (default: shipped, with shipped events)")
+    group.add_argument("--format", choices=n.FORMATS, default=n.FORMAT_AUTO, help="input layout (default: auto)")
+    group.add_argument("--by", help="column that defines the front (ACLED/UCDP)")
+    group.add_argument("--country", type=_list, action="extend", default=[], help="keep these countries")
+    group.add_argument("--event-type", type=_list, action="extend", default=[], help="keep these event types")
+    group.add_argument("--sub-event-type", type=_list, action="extend", default=[], help="keep these sub-event types")
+    group.add_argument("--actor", type=_list, action="extend", default=[], help="keep rows whose actors match")
+    group.add_argument("--measure", choices=["events", "deaths"], default="events", help="count events or deaths")
+    group.add_argument("--freq", choices=n.FREQS, default=n.FREQ_DAY, help="grid frequency (default: day)")
+    group.add_argument("--as-of", type=_date, help="last date used (default: the latest date in the data)")
+    group.add_argument("--start", type=_date, help="first date used (default: the earliest date in the data)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--priors", type=Path, help="prior file (default: the code defaults = priors/default.yaml)")
+    model.add_argument("--changepoints", type=int, default=1, metavar="K", help="changepoints per front (default 1)")
+    model.add_argument("--no-interventions", action="store_true", help="leave intervention effects out")
+    model.add_argument("--likelihood", choices=["negative_binomial", "poisson"], default="negative_binomial")
+    model.add_argument("--seasonality", action="store_true", help="day-of-week (daily) or month-of-year effects")
+    model.add_argument("--self-excitation", action="store_true", help="recent counts raise the rate")
+    model.add_argument("--parameterization", choices=["auto", "centered", "non_centered"], default="auto")
+    model.add_argument("--min-regime-days", type=int, default=7, help="days kept before/after changepoints (default 7)")
+    sampling = parser.add_argument_group("sampling")
+    sampling.add_argument("--sampler", choices=["nutpie", "pymc", "numpyro"], default="nutpie")
+    sampling.add_argument("--draws", type=int, default=1000)
+    sampling.add_argument("--tune", type=int, default=1000)
+    sampling.add_argument("--chains", type=int, default=2)
+    sampling.add_argument("--target-accept", type=float, default=0.9)
+    sampling.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+
+
+def _request(args: argparse.Namespace, files: list[Path] | None = None):  # noqa: ANN202 - deferred imports
     from forecast.data.options import SelectOptions
     from forecast.jobs.data import DataRequest
 
@@ -87,7 +132,7 @@ def _request(args: argparse.Namespace):  # noqa: ANN202 - the jobs import is def
         measure=args.measure,
     )
     return DataRequest(
-        events=tuple(args.files),
+        events=tuple(args.files if files is None else files),
         interventions=args.interventions,
         format=args.format,
         options=options,
@@ -115,19 +160,68 @@ def _data_panel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _fit_request(args: argparse.Namespace):  # noqa: ANN202 - deferred imports keep --help fast
+    from forecast.jobs.fit import FitRequest
+    from forecast.models.design import ModelOptions
+    from forecast.models.model import SamplerSettings
+
+    options = ModelOptions(
+        changepoints=args.changepoints,
+        interventions=not args.no_interventions,
+        likelihood=args.likelihood,
+        seasonality=args.seasonality,
+        self_excitation=args.self_excitation,
+        parameterization=args.parameterization,
+        min_regime_days=args.min_regime_days,
+    )
+    settings = SamplerSettings(
+        sampler=args.sampler,
+        draws=args.draws,
+        tune=args.tune,
+        chains=args.chains,
+        target_accept=args.target_accept,
+        random_seed=args.seed,
+        progressbar=not args.quiet,
+    )
+    return FitRequest(data=_request(args, files=args.events), priors=args.priors, options=options, settings=settings)
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from forecast.jobs.fit import run_fit, write_fit
+
+    outcome = run_fit(_fit_request(args))
+    paths = write_fit(outcome, args.out)
+    print(outcome.diagnostics.headline())
+    print(f"wrote {paths['fit']} and {paths['summary']}")
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from forecast.jobs.check import check_saved_fit, format_check_report
+
+    report = check_saved_fit(args.fit_dir, compare_variants=args.compare_variants)
+    print(json.dumps(report, indent=2) if args.json else format_check_report(report))
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s",
                         stream=sys.stderr)
-    handlers = {("data", "check"): _data_check, ("data", "panel"): _data_panel}
+    handlers = {
+        ("data", "check"): _data_check,
+        ("data", "panel"): _data_panel,
+        ("fit", None): _fit,
+        ("check", None): _check,
+    }
     handler = handlers.get((args.command, getattr(args, "data_command", None)))
     if handler is None:
         parser.print_help()
         return EXIT_USAGE if args.command else EXIT_OK
     try:
         return handler(args)
-    except ForecastError as error:
+    except (ForecastError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
 

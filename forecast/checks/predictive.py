@@ -1,0 +1,603 @@
+"""Posterior predictive checks from arrays of draws: interval coverage and Bayesian p-values.
+
+No model is needed: the checks compare observed counts :math:`y_i` with replicated counts
+:math:`y^{rep}_{s,i}` (one row per posterior draw :math:`s = 1..S`, flattened over chains),
+for each group of observations (e.g. the front) and for all of them together (``"all"``).
+
+Coverage
+    The central :math:`100p\\%` predictive interval of observation :math:`i` is
+    :math:`[q_i((1-p)/2),\\; q_i((1+p)/2)]`, with :math:`q_i` the empirical quantiles of
+    :math:`y^{rep}_{\\cdot,i}` (``method="inverted_cdf"``: the bounds are values actually
+    drawn).  The interval is inclusive, so for discrete counts the expected coverage is at
+    least :math:`p` (a little above it when the counts are small).  Reported for
+    :math:`p = 0.5` and :math:`p = 0.9`: the share of observations inside.
+
+Bayesian p-values (mid-p)
+    For a test statistic :math:`T`,
+
+    .. math:: p = P(T(y^{rep}) > T(y)) + \\tfrac12 P(T(y^{rep}) = T(y)),
+
+    estimated over the draws.  Counts make statistics such as the maximum or the share of
+    zeros discrete, and ties frequent; the mid-p convention splits ties evenly, so that a
+    perfectly replicated statistic gets 0.5 rather than 1.  Values within
+    :math:`10^{-12}\\max(1, |T(y)|)` count as ties (floating-point noise).  Draws for which
+    :math:`T(y^{rep})` is undefined (NaN) are left out.  A p-value below 0.025 or above 0.975
+    is flagged.
+
+Statistics
+    * ``mean``: :math:`\\bar y`.
+    * ``share_zeros``: :math:`\\frac1n \\sum_i [y_i = 0]`.
+    * ``dispersion``: :math:`s^2/\\bar y` with :math:`s^2` the sample variance (ddof 1);
+      defined as 1 when :math:`\\bar y = 0` (all counts are zero), the value a single count
+      of 1 among zeros gets, so the statistic is continuous there; NaN with fewer than 2
+      observations.
+    * ``max``: :math:`\\max_i y_i`.
+    * ``lag1_autocorrelation``: within one group, in time order (``order``),
+      :math:`r_1 = \\sum_t (y_t-\\bar y)(y_{t+1}-\\bar y) / \\sum_t (y_t-\\bar y)^2`;
+      defined as 0 for a constant series (no variation, no measurable dependence); NaN with
+      fewer than 3 observations.  For ``"all"`` the sums run within each group (each about
+      its own mean, never across groups) and are pooled:
+      :math:`r_1 = \\sum_g N_g / \\sum_g D_g` over groups with at least 3 observations.
+      Lags link consecutive *included* observations.
+
+Also here: :func:`randomized_pit`, randomised probability integral transform values of
+counts, uniform on (0, 1) when the predictive distribution is right.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "ALL_GROUPS",
+    "P_VALUE_HIGH",
+    "P_VALUE_LOW",
+    "STATISTICS",
+    "IntervalCoverage",
+    "PredictiveCheckResult",
+    "StatisticCheck",
+    "central_intervals",
+    "predictive_checks",
+    "randomized_pit",
+]
+
+logger = logging.getLogger(__name__)
+
+ALL_GROUPS = "all"
+P_VALUE_LOW = 0.025
+P_VALUE_HIGH = 0.975
+INTERVAL_PROBS = (0.5, 0.9)
+STATISTICS = ("mean", "share_zeros", "dispersion", "max", "lag1_autocorrelation")
+STATISTIC_LABELS = {
+    "mean": "mean",
+    "share_zeros": "share of zeros",
+    "dispersion": "dispersion (var/mean)",
+    "max": "maximum",
+    "lag1_autocorrelation": "lag-1 autocorrelation",
+}
+_TIE_TOLERANCE = 1e-12
+
+
+# --------------------------------------------------------------------------------------------
+# Result objects
+# --------------------------------------------------------------------------------------------
+
+
+def _json_float(value: float) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class StatisticCheck:
+    """The Bayesian p-value of one statistic in one group.
+
+    Attributes
+    ----------
+    group : str
+        The group, or ``"all"``.
+    statistic : str
+        One of :data:`STATISTICS`.
+    observed : float
+        :math:`T(y)` (NaN when undefined).
+    replicated_mean : float
+        Mean of :math:`T(y^{rep})` over the draws where it is defined.
+    p_value : float
+        Mid-p :math:`P(T(y^{rep}) > T(y)) + \\frac12 P(T(y^{rep}) = T(y))` (NaN when undefined).
+    flagged : bool
+        True when ``p_value < 0.025`` or ``p_value > 0.975``.
+    """
+
+    group: str
+    statistic: str
+    observed: float
+    replicated_mean: float
+    p_value: float
+    flagged: bool
+
+    def describe(self) -> str:
+        """Return one line, e.g. ``"south: share of zeros p = 0.003 (observed 0.62, replicated mean 0.31)"``."""
+        return (
+            f"{self.group}: {STATISTIC_LABELS[self.statistic]} p = {self.p_value:.3f} "
+            f"(observed {self.observed:.3g}, replicated mean {self.replicated_mean:.3g})"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "group": self.group,
+            "statistic": self.statistic,
+            "observed": _json_float(self.observed),
+            "replicated_mean": _json_float(self.replicated_mean),
+            "p_value": _json_float(self.p_value),
+            "flagged": bool(self.flagged),
+        }
+
+
+@dataclass(frozen=True)
+class IntervalCoverage:
+    """Share of observations of one group inside their central predictive intervals.
+
+    Attributes
+    ----------
+    group : str
+    n_obs : int
+        Observations checked (after ``include``).
+    coverage_50, coverage_90 : float
+        Share inside the central 50% and 90% intervals (NaN when ``n_obs`` is 0).
+    """
+
+    group: str
+    n_obs: int
+    coverage_50: float
+    coverage_90: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "group": self.group,
+            "n_obs": int(self.n_obs),
+            "coverage_50": _json_float(self.coverage_50),
+            "coverage_90": _json_float(self.coverage_90),
+        }
+
+
+@dataclass(frozen=True)
+class PredictiveCheckResult:
+    """Posterior predictive checks of every group and of ``"all"``.
+
+    Attributes
+    ----------
+    statistics : tuple of StatisticCheck
+        One per group and statistic, groups in order of first appearance then ``"all"``.
+    coverage : tuple of IntervalCoverage
+        One per group, same order.
+    n_draws : int
+        Replicated data sets used (chains x draws).
+    """
+
+    statistics: tuple[StatisticCheck, ...]
+    coverage: tuple[IntervalCoverage, ...]
+    n_draws: int
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The groups, in order, ending with ``"all"``."""
+        return tuple(row.group for row in self.coverage)
+
+    @property
+    def ok(self) -> bool:
+        """True when no p-value is flagged."""
+        return not any(row.flagged for row in self.statistics)
+
+    def check(self, group: str, statistic: str) -> StatisticCheck:
+        """Return the check of ``statistic`` in ``group``."""
+        for row in self.statistics:
+            if row.group == group and row.statistic == statistic:
+                return row
+        raise KeyError(
+            f"no check of {statistic!r} in group {group!r}; groups are {list(self.groups)}, "
+            f"statistics {list(STATISTICS)}"
+        )
+
+    def coverage_of(self, group: str) -> IntervalCoverage:
+        """Return the interval coverage of ``group``."""
+        for row in self.coverage:
+            if row.group == group:
+                return row
+        raise KeyError(f"no group {group!r}; groups are {list(self.groups)}")
+
+    def to_frame(self) -> pd.DataFrame:
+        """Return one row per group and statistic, with the group's coverage columns.
+
+        Columns: ``group, statistic, observed, replicated_mean, p_value, flagged, n_obs,
+        coverage_50, coverage_90``.
+        """
+        coverage = {row.group: row for row in self.coverage}
+        records = [
+            {
+                "group": row.group,
+                "statistic": row.statistic,
+                "observed": row.observed,
+                "replicated_mean": row.replicated_mean,
+                "p_value": row.p_value,
+                "flagged": row.flagged,
+                "n_obs": coverage[row.group].n_obs,
+                "coverage_50": coverage[row.group].coverage_50,
+                "coverage_90": coverage[row.group].coverage_90,
+            }
+            for row in self.statistics
+        ]
+        columns = [
+            "group",
+            "statistic",
+            "observed",
+            "replicated_mean",
+            "p_value",
+            "flagged",
+            "n_obs",
+            "coverage_50",
+            "coverage_90",
+        ]
+        return pd.DataFrame.from_records(records, columns=columns)
+
+    def flagged(self) -> list[str]:
+        """Return one line per flagged p-value (empty when none is flagged)."""
+        return [row.describe() for row in self.statistics if row.flagged]
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the checks as JSON-safe values (NaN becomes None)."""
+        return {
+            "n_draws": int(self.n_draws),
+            "p_value_bounds": [P_VALUE_LOW, P_VALUE_HIGH],
+            "statistics": [row.to_dict() for row in self.statistics],
+            "coverage": [row.to_dict() for row in self.coverage],
+            "flagged": self.flagged(),
+        }
+
+    def format(self) -> str:
+        """Return a fixed-width text table of coverage and p-values; ``*`` marks flagged rows."""
+        width = max([len("group")] + [len(group) for group in self.groups])
+        lines = [
+            f"Posterior predictive checks ({self.n_draws} replicated data sets; "
+            f"p-values outside [{P_VALUE_LOW}, {P_VALUE_HIGH}] flagged *)",
+            "",
+            f"{'group':<{width}}  {'n_obs':>6}  {'in 50%':>7}  {'in 90%':>7}",
+        ]
+        for row in self.coverage:
+            lines.append(
+                f"{row.group:<{width}}  {row.n_obs:>6d}  {_fmt(row.coverage_50, '.3f'):>7}  "
+                f"{_fmt(row.coverage_90, '.3f'):>7}"
+            )
+        label_width = max(len(label) for label in STATISTIC_LABELS.values())
+        lines += [
+            "",
+            f"{'group':<{width}}  {'statistic':<{label_width}}  {'observed':>10}  {'replicated':>10}  {'p-value':>7}",
+        ]
+        for row in self.statistics:
+            mark = " *" if row.flagged else ""
+            lines.append(
+                f"{row.group:<{width}}  {STATISTIC_LABELS[row.statistic]:<{label_width}}  "
+                f"{_fmt(row.observed, '.4g'):>10}  {_fmt(row.replicated_mean, '.4g'):>10}  "
+                f"{_fmt(row.p_value, '.3f'):>7}{mark}"
+            )
+        return "\n".join(lines)
+
+
+def _fmt(value: float, spec: str) -> str:
+    return "n/a" if not np.isfinite(value) else format(value, spec)
+
+
+# --------------------------------------------------------------------------------------------
+# Statistics, vectorised over replicated data sets (rows)
+# --------------------------------------------------------------------------------------------
+
+
+def _mean(y: np.ndarray) -> np.ndarray:
+    if y.shape[-1] == 0:
+        return np.full(y.shape[0], np.nan)
+    return y.mean(axis=-1)
+
+
+def _share_zeros(y: np.ndarray) -> np.ndarray:
+    if y.shape[-1] == 0:
+        return np.full(y.shape[0], np.nan)
+    return (y == 0).mean(axis=-1)
+
+
+def _dispersion(y: np.ndarray) -> np.ndarray:
+    if y.shape[-1] < 2:
+        return np.full(y.shape[0], np.nan)
+    mean = y.mean(axis=-1)
+    variance = y.var(axis=-1, ddof=1)
+    positive = mean > 0
+    return np.where(positive, variance / np.where(positive, mean, 1.0), 1.0)
+
+
+def _maximum(y: np.ndarray) -> np.ndarray:
+    if y.shape[-1] == 0:
+        return np.full(y.shape[0], np.nan)
+    return y.max(axis=-1).astype(float)
+
+
+def _lag1_sums(y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Numerator and denominator of :math:`r_1` for one time-ordered group (None if < 3 obs)."""
+    if y.shape[-1] < 3:
+        return None
+    centred = y - y.mean(axis=-1, keepdims=True)
+    numerator = (centred[:, :-1] * centred[:, 1:]).sum(axis=-1)
+    denominator = (centred**2).sum(axis=-1)
+    return numerator, denominator
+
+
+def _lag1_from_sums(parts: Sequence[tuple[np.ndarray, np.ndarray]], rows: int) -> np.ndarray:
+    if not parts:
+        return np.full(rows, np.nan)
+    numerator = np.sum([part[0] for part in parts], axis=0)
+    denominator = np.sum([part[1] for part in parts], axis=0)
+    positive = denominator > 0
+    return np.where(positive, numerator / np.where(positive, denominator, 1.0), 0.0)
+
+
+_SIMPLE_STATISTICS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "mean": _mean,
+    "share_zeros": _share_zeros,
+    "dispersion": _dispersion,
+    "max": _maximum,
+}
+
+
+def _mid_p(observed: float, replicated: np.ndarray) -> tuple[float, float]:
+    """Return (mid-p value, mean of the defined replicated values)."""
+    defined = replicated[np.isfinite(replicated)]
+    if not np.isfinite(observed) or defined.size == 0:
+        mean = float(defined.mean()) if defined.size else float("nan")
+        return float("nan"), mean
+    tolerance = _TIE_TOLERANCE * max(1.0, abs(observed))
+    ties = np.abs(defined - observed) <= tolerance
+    above = (defined > observed) & ~ties
+    return float(above.mean() + 0.5 * ties.mean()), float(defined.mean())
+
+
+def _make_check(group: str, statistic: str, observed: float, replicated: np.ndarray) -> StatisticCheck:
+    p_value, replicated_mean = _mid_p(observed, replicated)
+    flagged = bool(np.isfinite(p_value) and (p_value < P_VALUE_LOW or p_value > P_VALUE_HIGH))
+    return StatisticCheck(group, statistic, float(observed), replicated_mean, p_value, flagged)
+
+
+# --------------------------------------------------------------------------------------------
+# Intervals and coverage
+# --------------------------------------------------------------------------------------------
+
+
+def _flatten_draws(replicated: np.ndarray, n_obs: int) -> np.ndarray:
+    array = np.asarray(replicated)
+    if array.ndim < 2 or array.shape[-1] != n_obs:
+        raise ValueError(
+            f"replicated must have shape (chain, draw, obs) or (sample, obs) with obs = {n_obs}, got {array.shape}"
+        )
+    return array.reshape(int(np.prod(array.shape[:-1])), n_obs)
+
+
+def central_intervals(replicated: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return the central predictive interval of each observation from replicated draws.
+
+    Parameters
+    ----------
+    replicated : array (..., obs)
+        Replicated counts; every leading axis is a draw axis (e.g. chain, draw).
+    prob : float
+        Interval probability :math:`p` in (0, 1).
+
+    Returns
+    -------
+    lower, upper : arrays (obs,)
+        Empirical quantiles :math:`(1-p)/2` and :math:`(1+p)/2` (``method="inverted_cdf"``,
+        so the bounds are drawn values).  Observations are inside when
+        ``lower <= y <= upper``.
+    """
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be in (0, 1), got {prob}")
+    array = np.asarray(replicated)
+    draws = array.reshape(int(np.prod(array.shape[:-1])), array.shape[-1])
+    if draws.shape[0] == 0:
+        raise ValueError("replicated has no draws")
+    quantiles = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0, method="inverted_cdf")
+    return quantiles[0], quantiles[1]
+
+
+def _inside(observed: np.ndarray, draws: np.ndarray, prob: float) -> np.ndarray:
+    if observed.size == 0:
+        return np.zeros(0, dtype=bool)
+    lower, upper = central_intervals(draws, prob)
+    return (observed >= lower) & (observed <= upper)
+
+
+def _share(mask: np.ndarray) -> float:
+    return float(mask.mean()) if mask.size else float("nan")
+
+
+# --------------------------------------------------------------------------------------------
+# The checks
+# --------------------------------------------------------------------------------------------
+
+
+def _validate(
+    observed: np.ndarray,
+    replicated: np.ndarray,
+    groups: Sequence[str],
+    order: np.ndarray | None,
+    include: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    y = np.asarray(observed)
+    if y.ndim != 1:
+        raise ValueError(f"observed must be one-dimensional (obs,), got shape {y.shape}")
+    n_obs = y.shape[0]
+    rep = np.asarray(replicated)
+    if rep.ndim != 3 or rep.shape[-1] != n_obs:
+        raise ValueError(f"replicated must have shape (chain, draw, obs) with obs = {n_obs}, got {rep.shape}")
+    if rep.shape[0] * rep.shape[1] == 0:
+        raise ValueError(f"replicated has no draws: shape {rep.shape}")
+    group_array = np.asarray([str(group) for group in groups], dtype=object)
+    if group_array.shape != (n_obs,):
+        raise ValueError(f"groups must have one entry per observation ({n_obs}), got {len(group_array)}")
+    if ALL_GROUPS in set(group_array.tolist()):
+        raise ValueError(f"{ALL_GROUPS!r} is reserved for the pooled check; rename that group")
+    if include is None:
+        mask = np.ones(n_obs, dtype=bool)
+    else:
+        mask = np.asarray(include)
+        if mask.shape != (n_obs,) or mask.dtype != bool:
+            raise ValueError(f"include must be a boolean array of shape ({n_obs},), got {mask.dtype} {mask.shape}")
+    if order is None:
+        position = np.arange(n_obs)
+    else:
+        position = np.asarray(order)
+        if position.shape != (n_obs,):
+            raise ValueError(f"order must have shape ({n_obs},), got {position.shape}")
+    if not np.all(np.isfinite(y[mask].astype(float))):
+        raise ValueError("observed has non-finite values among the included observations")
+    if not np.all(np.isfinite(rep[..., mask].astype(float))):
+        raise ValueError("replicated has non-finite values among the included observations")
+    return y, rep.reshape(rep.shape[0] * rep.shape[1], n_obs), group_array, position, mask
+
+
+def predictive_checks(
+    observed: np.ndarray,
+    replicated: np.ndarray,
+    groups: Sequence[str],
+    *,
+    order: np.ndarray | None = None,
+    include: np.ndarray | None = None,
+) -> PredictiveCheckResult:
+    """Check observed counts against replicated counts, per group and for all observations.
+
+    See the module docstring for the definitions of coverage, the statistics and the
+    mid-p convention.
+
+    Parameters
+    ----------
+    observed : array (obs,)
+        Observed counts.
+    replicated : array (chain, draw, obs)
+        Posterior predictive draws of the same observations.
+    groups : sequence of str (obs,)
+        Group of each observation (e.g. its front).  ``"all"`` is reserved.
+    order : array (obs,), optional
+        Position in time of each observation within its group (any sortable values, no
+        ties within a group), for the lag-1 autocorrelation; the array order by default.
+    include : bool array (obs,), optional
+        Observations to check (e.g. False for censored ``at_least`` totals); all by default.
+
+    Returns
+    -------
+    PredictiveCheckResult
+
+    Raises
+    ------
+    ValueError
+        On shapes that do not match, non-finite values, a group named ``"all"``, or ties in
+        ``order`` within a group.
+    """
+    y, draws, group_array, position, mask = _validate(observed, replicated, groups, order, include)
+    n_draws = draws.shape[0]
+    names = list(dict.fromkeys(group_array.tolist()))
+
+    inside = {prob: np.zeros(y.shape[0], dtype=bool) for prob in INTERVAL_PROBS}
+    for prob in INTERVAL_PROBS:
+        inside[prob][mask] = _inside(y[mask].astype(float), draws[:, mask], prob)
+
+    statistics: list[StatisticCheck] = []
+    coverage: list[IntervalCoverage] = []
+    observed_parts: list[tuple[np.ndarray, np.ndarray]] = []
+    replicated_parts: list[tuple[np.ndarray, np.ndarray]] = []
+    for name in names:
+        members = np.flatnonzero((group_array == name) & mask)
+        times = position[members]
+        sorted_times = np.sort(times)
+        if sorted_times.size > 1 and np.any(sorted_times[1:] == sorted_times[:-1]):
+            raise ValueError(f"order has ties within group {name!r}: positions in time must be distinct")
+        members = members[np.argsort(times, kind="stable")]
+        y_group = y[members].astype(float)[None, :]
+        rep_group = draws[:, members].astype(float)
+        coverage.append(
+            IntervalCoverage(
+                name, int(members.size), _share(inside[0.5][members]), _share(inside[0.9][members])
+            )
+        )
+        for statistic, function in _SIMPLE_STATISTICS.items():
+            statistics.append(_make_check(name, statistic, function(y_group)[0], function(rep_group)))
+        observed_sums = _lag1_sums(y_group)
+        replicated_sums = _lag1_sums(rep_group)
+        if observed_sums is not None and replicated_sums is not None:
+            observed_parts.append(observed_sums)
+            replicated_parts.append(replicated_sums)
+            observed_lag1 = _lag1_from_sums([observed_sums], 1)[0]
+            replicated_lag1 = _lag1_from_sums([replicated_sums], n_draws)
+        else:
+            observed_lag1 = float("nan")
+            replicated_lag1 = np.full(n_draws, np.nan)
+        statistics.append(_make_check(name, "lag1_autocorrelation", observed_lag1, replicated_lag1))
+
+    members = np.flatnonzero(mask)
+    y_all = y[members].astype(float)[None, :]
+    rep_all = draws[:, members].astype(float)
+    coverage.append(
+        IntervalCoverage(ALL_GROUPS, int(members.size), _share(inside[0.5][members]), _share(inside[0.9][members]))
+    )
+    for statistic, function in _SIMPLE_STATISTICS.items():
+        statistics.append(_make_check(ALL_GROUPS, statistic, function(y_all)[0], function(rep_all)))
+    statistics.append(
+        _make_check(
+            ALL_GROUPS,
+            "lag1_autocorrelation",
+            _lag1_from_sums(observed_parts, 1)[0],
+            _lag1_from_sums(replicated_parts, n_draws),
+        )
+    )
+
+    result = PredictiveCheckResult(statistics=tuple(statistics), coverage=tuple(coverage), n_draws=n_draws)
+    for line in result.flagged():
+        logger.warning("posterior predictive check flagged: %s", line)
+    return result
+
+
+def randomized_pit(
+    observed: np.ndarray, replicated: np.ndarray, rng: np.random.Generator | int
+) -> np.ndarray:
+    """Return randomised PIT values of counts, for a PIT histogram.
+
+    For observation :math:`i` with replicated draws :math:`y^{rep}_{\\cdot,i}`,
+
+    .. math:: u_i = \\hat P(Y_i < y_i) + V_i \\, \\hat P(Y_i = y_i), \\qquad V_i \\sim U(0, 1),
+
+    with :math:`\\hat P` the share of draws.  When the predictive distribution is right the
+    :math:`u_i` are uniform on (0, 1) (up to the Monte Carlo error of the draws), which the
+    plain PIT of a discrete variable is not.
+
+    Parameters
+    ----------
+    observed : array (obs,)
+        Observed counts.
+    replicated : array (..., obs)
+        Replicated counts; every leading axis is a draw axis (e.g. chain, draw).
+    rng : numpy Generator or int seed
+        Source of the uniforms :math:`V_i`; pass a seed for reproducible values.
+
+    Returns
+    -------
+    array (obs,) of float in [0, 1]
+    """
+    y = np.asarray(observed)
+    if y.ndim != 1:
+        raise ValueError(f"observed must be one-dimensional (obs,), got shape {y.shape}")
+    draws = _flatten_draws(replicated, y.shape[0])
+    if draws.shape[0] == 0:
+        raise ValueError("replicated has no draws")
+    generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    below = (draws < y[None, :]).mean(axis=0)
+    equal = (draws == y[None, :]).mean(axis=0)
+    return below + generator.uniform(size=y.shape[0]) * equal

@@ -1,0 +1,178 @@
+"""The fit job behind ``forecast fit``: data in, ``fit.nc`` and ``summary.json`` out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from forecast import __version__
+from forecast.checks.diagnostics import Diagnostics, check_convergence
+from forecast.checks.predictive import PredictiveCheckResult, predictive_checks
+from forecast.fits import FitProvenance, posterior, save_fit, with_observations
+from forecast.jobs.data import DataRequest, LoadedData, load_data
+from forecast.models.design import Design, ModelOptions
+from forecast.models.escalation import OBS
+from forecast.models.model import EscalationModel, FitResult, SamplerSettings
+from forecast.models.posterior import draw_level, replicate_counts
+from forecast.models.summary import summarise
+from forecast.priors import PriorSet, load_priors
+
+log = logging.getLogger(__name__)
+
+OBSERVED_NAME = "y"
+FIT_FILE = "fit.nc"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass(frozen=True)
+class FitRequest:
+    """Everything ``forecast fit`` needs."""
+
+    data: DataRequest = field(default_factory=DataRequest)
+    priors: Path | None = None
+    options: ModelOptions = field(default_factory=ModelOptions)
+    settings: SamplerSettings = field(default_factory=SamplerSettings)
+
+
+@dataclass
+class FitOutcome:
+    """A finished fit with its checks, ready to save or report."""
+
+    loaded: LoadedData
+    model: EscalationModel
+    result: FitResult
+    diagnostics: Diagnostics
+    predictive: PredictiveCheckResult
+    summary: dict[str, object]
+    provenance: FitProvenance
+    timings: dict[str, float]
+
+    @property
+    def idata(self):  # noqa: ANN201 - InferenceData, typed in forecast.fits
+        return self.result.idata
+
+
+def check_predictions(design: Design, replicated: np.ndarray) -> PredictiveCheckResult:
+    """Posterior predictive checks per front; lower-bound (``at_least``) totals are left out."""
+    order = np.zeros(design.n_obs, dtype=np.int64)
+    order[design.position[design.position_mask]] = np.nonzero(design.position_mask)[1]
+    return predictive_checks(
+        design.y,
+        replicated,
+        [design.fronts[f] for f in design.obs_front],
+        order=order,
+        include=~design.censored,
+    )
+
+
+def data_provenance(request: DataRequest, loaded: LoadedData) -> dict[str, object]:
+    """The data request as recorded in a fit, enough to rebuild the same panel."""
+    interventions = request.interventions_file()
+    return {
+        "events": [str(p) for p in request.event_files()],
+        "interventions": str(interventions) if interventions else None,
+        "format": request.format,
+        "options": dict(request.options.__dict__),
+        "freq": request.freq,
+        "start": loaded.panel.start.date().isoformat(),
+        "end": loaded.panel.end.date().isoformat(),
+    }
+
+
+def expected_provenance(model: EscalationModel, priors: PriorSet, request: FitRequest) -> dict[str, object]:
+    """Provenance fields a saved fit must match to be used with this data, priors and options."""
+    return {
+        "model_name": model.name,
+        "model_options": request.options.to_dict(),
+        "priors_hash": priors.hash(),
+        "data_hash": model.panel.data_hash(),
+    }
+
+
+def run_fit(request: FitRequest) -> FitOutcome:
+    """Load the data, sample the model, check it and summarise it (nothing is written)."""
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    loaded = load_data(request.data)
+    priors = load_priors(request.priors)
+    model = EscalationModel(loaded.panel, loaded.interventions, priors=priors, options=request.options)
+    result = model.fit(request.settings)
+    timings.update(result.timings)
+
+    start = time.perf_counter()
+    diagnostics = check_convergence(result.idata)
+    log.info("%s", diagnostics.headline())
+    draws = draw_level(model, posterior(result.idata), random_seed=request.settings.random_seed)
+    replicated = replicate_counts(draws, random_seed=request.settings.random_seed + 1)
+    design = model.design
+    idata = with_observations(
+        result.idata,
+        name=OBSERVED_NAME,
+        observed=design.y,
+        replicated=replicated,
+        pointwise_loglik=draws.loglik,
+        dim=OBS,
+    )
+    result.idata = idata
+    predictive = check_predictions(design, replicated)
+    summary = summarise(model, posterior(idata))
+    timings["checks_s"] = time.perf_counter() - start
+
+    as_of = request.data.as_of.date().isoformat() if request.data.as_of is not None else None
+    provenance = FitProvenance(
+        package_version=__version__,
+        model_name=model.name,
+        model_options={**request.options.to_dict(), "data": data_provenance(request.data, loaded)},
+        priors=model.priors.to_dict(),
+        priors_hash=model.priors.hash(),
+        data_hash=loaded.panel.data_hash(),
+        as_of=as_of,
+        sampler=request.settings.to_dict(),
+        created_from=[str(p) for p in request.data.event_files()],
+    )
+    return FitOutcome(
+        loaded=loaded,
+        model=model,
+        result=result,
+        diagnostics=diagnostics,
+        predictive=predictive,
+        summary=summary,
+        provenance=provenance,
+        timings=timings,
+    )
+
+
+def summary_document(outcome: FitOutcome) -> dict[str, object]:
+    """The content of ``summary.json``."""
+    panel = outcome.loaded.panel
+    return {
+        "headline": outcome.diagnostics.headline(),
+        "diagnostics": outcome.diagnostics.to_dict(),
+        "model": outcome.model.name,
+        "options": outcome.model.options.to_dict(),
+        "sampler": outcome.result.settings.to_dict(),
+        "as_of": outcome.provenance.as_of,
+        "span": [panel.start.date().isoformat(), panel.end.date().isoformat()],
+        "freq": panel.freq,
+        "data_hash": outcome.provenance.data_hash,
+        "priors_hash": outcome.provenance.priors_hash,
+        "package_version": __version__,
+        "predictive_checks": outcome.predictive.to_dict(),
+        "timings_s": {k: round(v, 2) for k, v in outcome.timings.items()},
+        **outcome.summary,
+    }
+
+
+def write_fit(outcome: FitOutcome, out: Path) -> dict[str, Path]:
+    """Write ``fit.nc`` and ``summary.json`` into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    fit_path = save_fit(outcome.idata, out / FIT_FILE, outcome.provenance)
+    summary_path = out / SUMMARY_FILE
+    summary_path.write_text(json.dumps(summary_document(outcome), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    log.info("wrote %s and %s", fit_path, summary_path)
+    return {"fit": fit_path, "summary": summary_path}

@@ -1,0 +1,1 @@
+"""Models: pure graph builders and the thin classes that own their lifecycle."""

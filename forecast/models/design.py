@@ -1,0 +1,316 @@
+"""Numeric inputs of the escalation model, computed once from a panel and interventions.
+
+Nothing here samples or builds a graph: :func:`build_design` turns a :class:`Panel` and an
+:class:`InterventionTable` into plain arrays (observation indices, window weights, shapes of
+interventions on the day grid, seasonal indices, self-excitation covariates) that
+:mod:`forecast.models.escalation` reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.special import gammaln
+
+from forecast import names as n
+from forecast.data.interventions import InterventionTable
+from forecast.data.panel import Panel
+from forecast.errors import ForecastError
+
+LIKELIHOODS = ("negative_binomial", "poisson")
+PARAMETERIZATIONS = ("auto", "centered", "non_centered")
+#: ``auto`` centres the hierarchies when fronts have at least this many observations on
+#: average: data-rich fronts pin their own baselines down and mix far better centred, while
+#: sparse ones need the non-centred form (measured in benchmarks/bench_models.py).
+AUTO_CENTERED_MIN_OBS_PER_FRONT = 50
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Structure of the escalation model.
+
+    Attributes
+    ----------
+    changepoints : int
+        Changepoints per front (K >= 0); their dates are marginalised exactly.
+    interventions : bool
+        Include intervention effects.
+    likelihood : {"negative_binomial", "poisson"}
+    seasonality : bool
+        Day-of-week effects on a daily grid, month-of-year on weekly and monthly grids.
+    self_excitation : bool
+        Add ``gamma * log1p(recent counts)`` to the log rate (recent counts decayed with
+        ``excitation_half_life`` days); fronts observed only through windows get no term.
+    excitation_half_life : float
+        Half-life in days of the self-excitation kernel (fixed, not estimated).
+    parameterization : {"auto", "centered", "non_centered"}
+        Of the hierarchical baseline and jump priors.
+    min_regime_days : int
+        A changepoint leaves at least this many observed days of the front before the first
+        and after the last changepoint; this keeps a changepoint from being spent on one odd
+        day at either end of the series (the first day of the shipped alerts is one).
+    """
+
+    changepoints: int = 1
+    interventions: bool = True
+    likelihood: str = "negative_binomial"
+    seasonality: bool = False
+    self_excitation: bool = False
+    excitation_half_life: float = 7.0
+    parameterization: str = "auto"
+    min_regime_days: int = 7
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.changepoints, int) or self.changepoints < 0:
+            raise ValueError(f"changepoints must be an integer >= 0, got {self.changepoints!r}")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"unknown likelihood {self.likelihood!r}; allowed: {list(LIKELIHOODS)}")
+        if self.parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"unknown parameterization {self.parameterization!r}; allowed: {list(PARAMETERIZATIONS)}")
+        if not isinstance(self.min_regime_days, int) or self.min_regime_days < 1:
+            raise ValueError(f"min_regime_days must be an integer >= 1, got {self.min_regime_days!r}")
+        if not self.excitation_half_life > 0:
+            raise ValueError("excitation_half_life must be > 0")
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+    def centered_for(self, n_fronts: int, n_obs: int) -> bool:
+        """Whether the hierarchical priors are centred for a panel of this size."""
+        if self.parameterization == "auto":
+            return n_obs >= AUTO_CENTERED_MIN_OBS_PER_FRONT * n_fronts
+        return self.parameterization == "centered"
+
+
+@dataclass(frozen=True)
+class Design:
+    """Arrays the model graph reads; every array is indexed as its docstring line says.
+
+    Observations are in the panel's order (sorted by front, then date).
+    """
+
+    fronts: tuple[str, ...]
+    periods: pd.DatetimeIndex
+    days: pd.DatetimeIndex
+    y: np.ndarray  # (obs,) observed counts
+    obs_front: np.ndarray  # (obs,) front index
+    obs_date: pd.DatetimeIndex  # (obs,) first day of each observation
+    obs_end: pd.DatetimeIndex  # (obs,) last day of each observation
+    censored: np.ndarray  # (obs,) True where the count is a lower bound (at_least)
+    period_obs: np.ndarray  # indices into obs of period observations
+    period_index: np.ndarray  # (period_obs,) period of each
+    period_exposure: np.ndarray  # (period_obs,) observed days
+    window_obs: np.ndarray  # indices into obs of window observations
+    window_weights: np.ndarray  # (window_obs, period) days of overlap
+    position: np.ndarray  # (front, max_obs) index into obs of each front's k-th observation, 0 padded
+    position_mask: np.ndarray  # (front, max_obs) True where position is real
+    changepoint_valid: np.ndarray  # (front, max_obs) True where a changepoint may fall
+    n_obs_front: np.ndarray  # (front,)
+    log_n_configurations: np.ndarray  # (front,) log binom(valid positions, K)
+    day_to_period: np.ndarray  # (period, day) averaging matrix (rows sum to 1), None for daily grids
+    interventions: pd.DataFrame  # the interventions used, in file order
+    kinds: tuple[str, ...]
+    intervention_kind: np.ndarray  # (intervention,) kind index
+    pulse_index: np.ndarray  # interventions that are pulses
+    intervention_start_day: np.ndarray  # (intervention,) day index (may be negative)
+    fixed_shapes_day: np.ndarray  # (intervention, day) window and step shapes; pulses left 0
+    applies: np.ndarray  # (intervention, front) bool
+    pair_front: np.ndarray  # (pair,) front of each (front, intervention) pair
+    pair_intervention: np.ndarray  # (pair,) intervention of each pair
+    season_index: np.ndarray | None  # (period,) season of each period, or None
+    season_labels: tuple[str, ...]
+    excitation: np.ndarray  # (front, period) log1p of decayed recent counts (0 where unknown)
+    options: ModelOptions = field(default_factory=ModelOptions)
+
+    @property
+    def centered(self) -> bool:
+        return self.options.centered_for(len(self.fronts), self.n_obs)
+
+    @property
+    def n_obs(self) -> int:
+        return len(self.y)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.interventions[n.LABEL].tolist()
+
+
+def build_design(panel: Panel, interventions: InterventionTable | None, options: ModelOptions) -> Design:
+    """Compute the model's numeric inputs.
+
+    Interventions that start after the panel's last day are left out: they cannot be known at
+    ``as_of`` and the data carry no information about them.
+
+    Raises
+    ------
+    ForecastError
+        When a front has too few observations for the requested number of changepoints.
+    """
+    obs = panel.observations
+    fronts = panel.fronts
+    front_index = pd.Index(fronts)
+    obs_front = front_index.get_indexer(obs[n.FRONT])
+    y = obs[n.COUNT].to_numpy(dtype=np.int64)
+    is_window = (obs[n.OBS_KIND] == n.OBS_WINDOW).to_numpy()
+    period_obs = np.flatnonzero(~is_window)
+    window_obs = np.flatnonzero(is_window)
+    obs_date = pd.DatetimeIndex(obs[n.DATE])
+    period_ends = panel.period_ends()
+    period_index = panel.periods.get_indexer(obs_date[period_obs])
+    obs_end = obs_date.to_numpy(copy=True)
+    obs_end[period_obs] = np.minimum(period_ends[period_index].to_numpy(), panel.end.to_datetime64())
+    obs_end[window_obs] = obs[n.END_DATE].to_numpy()[window_obs]
+
+    counts = np.bincount(obs_front, minlength=len(fronts))
+    exposure_days = obs[n.EXPOSURE_DAYS].to_numpy(dtype=np.int64)
+    max_obs = int(counts.max())
+    position = np.zeros((len(fronts), max_obs), dtype=np.int64)
+    position_mask = np.zeros((len(fronts), max_obs), dtype=bool)
+    valid = np.zeros((len(fronts), max_obs), dtype=bool)
+    for f in range(len(fronts)):
+        members = np.flatnonzero(obs_front == f)  # already date-sorted within the front
+        position[f, : len(members)] = members
+        position_mask[f, : len(members)] = True
+        days_before = np.concatenate([[0], np.cumsum(exposure_days[members])[:-1]])
+        days_after = exposure_days[members].sum() - days_before
+        valid[f, : len(members)] = (days_before >= options.min_regime_days) & (days_after >= options.min_regime_days)
+        valid[f, 0] = False
+    k = options.changepoints
+    n_valid = valid.sum(axis=1)
+    too_few = [f"{front} ({v} candidate positions)" for front, v in zip(fronts, n_valid) if v < k]
+    if too_few:
+        raise ForecastError(
+            f"{k} changepoint(s) per front, each leaving at least {options.min_regime_days} observed days at both "
+            f"ends, do not fit in: {', '.join(too_few)}. Use fewer changepoints or a smaller min_regime_days."
+        )
+    log_configs = log_binomial(n_valid, k)
+
+    days = pd.date_range(panel.start, panel.end, freq="D")
+    day_to_period = None
+    if panel.freq != n.FREQ_DAY:
+        period_of_day = panel.periods.get_indexer(_period_starts(days, panel))
+        day_to_period = np.zeros((panel.n_periods, len(days)))
+        day_to_period[period_of_day, np.arange(len(days))] = 1.0
+        day_to_period /= day_to_period.sum(axis=1, keepdims=True)
+
+    table = _interventions_in_span(interventions, panel) if options.interventions else None
+    design_interventions = _intervention_arrays(table, fronts, days, panel.start)
+    season_index, season_labels = _seasons(panel) if options.seasonality else (None, ())
+    excitation = _excitation(panel, options.excitation_half_life)
+
+    return Design(
+        fronts=fronts,
+        periods=panel.periods,
+        days=days,
+        y=y,
+        obs_front=obs_front,
+        obs_date=obs_date,
+        obs_end=pd.DatetimeIndex(obs_end),
+        censored=(obs[n.PRECISION] == n.PRECISION_AT_LEAST).to_numpy(),
+        period_obs=period_obs,
+        period_index=period_index,
+        period_exposure=obs[n.EXPOSURE_DAYS].to_numpy(dtype=float)[period_obs],
+        window_obs=window_obs,
+        window_weights=panel.window_weights().astype(float),
+        position=position,
+        position_mask=position_mask,
+        changepoint_valid=valid,
+        n_obs_front=counts,
+        log_n_configurations=np.asarray(log_configs, dtype=float),
+        day_to_period=day_to_period,
+        season_index=season_index,
+        season_labels=season_labels,
+        excitation=excitation,
+        options=options,
+        **design_interventions,
+    )
+
+
+def _period_starts(days: pd.DatetimeIndex, panel: Panel) -> pd.DatetimeIndex:
+    from forecast.data.panel import period_start
+
+    return period_start(days, panel.freq)
+
+
+def _interventions_in_span(interventions: InterventionTable | None, panel: Panel) -> pd.DataFrame | None:
+    if interventions is None or len(interventions) == 0:
+        return None
+    interventions.check_fronts(panel.fronts)
+    frame = interventions.before(panel.end).frame
+    if frame.empty:
+        return None
+    # Interventions touching only fronts absent from this panel carry no information either.
+    return frame.reset_index(drop=True)
+
+
+def _intervention_arrays(
+    frame: pd.DataFrame | None, fronts: tuple[str, ...], days: pd.DatetimeIndex, start: pd.Timestamp
+) -> dict[str, object]:
+    if frame is None:
+        empty_int = np.zeros(0, dtype=np.int64)
+        return {
+            "interventions": pd.DataFrame(columns=[n.DATE, n.END_DATE, n.KIND, n.SHAPE, n.FRONT, n.LABEL]),
+            "kinds": (),
+            "intervention_kind": empty_int,
+            "pulse_index": empty_int,
+            "intervention_start_day": empty_int,
+            "fixed_shapes_day": np.zeros((0, len(days))),
+            "applies": np.zeros((0, len(fronts)), dtype=bool),
+            "pair_front": empty_int,
+            "pair_intervention": empty_int,
+        }
+    kinds = tuple(sorted(frame[n.KIND].unique()))
+    start_day = ((frame[n.DATE] - start) / pd.Timedelta(days=1)).to_numpy().astype(np.int64)
+    day_index = np.arange(len(days))
+    fixed = np.zeros((len(frame), len(days)))
+    for j, row in frame.iterrows():
+        if row[n.SHAPE] == n.SHAPE_STEP:
+            fixed[j] = day_index >= start_day[j]
+        elif row[n.SHAPE] == n.SHAPE_WINDOW:
+            end_day = (row[n.END_DATE] - start).days
+            fixed[j] = (day_index >= start_day[j]) & (day_index <= end_day)
+    applies = np.zeros((len(frame), len(fronts)), dtype=bool)
+    for j, targets in enumerate(frame[n.FRONT]):
+        applies[j] = True if not targets else [front in targets for front in fronts]
+    pair_intervention, pair_front = np.nonzero(applies)
+    return {
+        "interventions": frame,
+        "kinds": kinds,
+        "intervention_kind": pd.Index(kinds).get_indexer(frame[n.KIND]),
+        "pulse_index": np.flatnonzero((frame[n.SHAPE] == n.SHAPE_PULSE).to_numpy()),
+        "intervention_start_day": start_day,
+        "fixed_shapes_day": fixed,
+        "applies": applies,
+        "pair_front": pair_front,
+        "pair_intervention": pair_intervention,
+    }
+
+
+def _seasons(panel: Panel) -> tuple[np.ndarray | None, tuple[str, ...]]:
+    if panel.freq == n.FREQ_DAY:
+        return panel.periods.dayofweek.to_numpy(), ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+    if panel.freq in (n.FREQ_WEEK, n.FREQ_MONTH):
+        labels = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+        return panel.periods.month.to_numpy() - 1, labels
+    raise ForecastError("seasonality needs a day, week or month grid; a yearly grid has no season")
+
+
+def _excitation(panel: Panel, half_life_days: float) -> np.ndarray:
+    """log1p of exponentially decayed counts of earlier periods, per front and period."""
+    counts, _ = panel.counts_matrix()
+    known = np.nan_to_num(counts, nan=0.0)
+    period_days = float(np.median(panel.period_days())) if panel.n_periods else 1.0
+    decay = 2.0 ** (-period_days / half_life_days)
+    out = np.zeros_like(known)
+    running = np.zeros(known.shape[0])
+    for t in range(known.shape[1]):
+        out[:, t] = running
+        running = decay * (running + known[:, t])
+    return np.log1p(out)
+
+
+def log_binomial(n_items: np.ndarray, k: int) -> np.ndarray:
+    """log of binomial(n_items, k), elementwise."""
+    return gammaln(n_items + 1) - gammaln(k + 1) - gammaln(n_items - k + 1)

@@ -1,0 +1,156 @@
+"""Posterior summaries of a fitted escalation model, ready for JSON.
+
+Every figure is computed from draws (never from point estimates) and every interval is an
+equal-tailed credible interval at the stated probability.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from forecast import names as n
+from forecast.models.escalation import PULSE
+from forecast.models.model import EscalationModel, changepoint_dates_posterior
+
+#: Interventions on one front closer than this are reported jointly: the data rarely separate them.
+CLOSE_INTERVENTION_DAYS = 7
+
+
+def _draws(posterior: xr.Dataset, name: str) -> xr.DataArray:
+    return posterior[name].stack(sample=("chain", "draw"))
+
+
+def interval(values: np.ndarray, prob: float) -> dict[str, float]:
+    """Mean and equal-tailed interval of draws."""
+    tail = (1.0 - prob) / 2.0
+    low, high = np.quantile(values, [tail, 1.0 - tail])
+    return {"mean": float(np.mean(values)), "low": float(low), "high": float(high)}
+
+
+def _date(value: pd.Timestamp) -> str:
+    return pd.Timestamp(value).date().isoformat()
+
+
+def changepoint_summary(model: EscalationModel, posterior: xr.Dataset, prob: float) -> dict[str, list[dict]]:
+    """Per front: for each changepoint, the date posterior (mode, interval) and the jump as a rate ratio."""
+    design = model.design
+    k = design.options.changepoints
+    if not k:
+        return {front: [] for front in design.fronts}
+    probabilities = changepoint_dates_posterior(model, posterior)  # (changepoint, front, position)
+    jump = _draws(posterior, "jump")
+    tail = (1.0 - prob) / 2.0
+    out: dict[str, list[dict]] = {}
+    for f, front in enumerate(design.fronts):
+        dates = design.obs_date[design.position[f]]
+        items = []
+        for j in range(k):
+            weights = probabilities[j, f] * design.position_mask[f]
+            cdf = np.cumsum(weights) / weights.sum()
+            low = int(np.searchsorted(cdf, tail))
+            high = int(min(np.searchsorted(cdf, 1.0 - tail), len(cdf) - 1))
+            mode = int(np.argmax(weights))
+            items.append(
+                {
+                    "index": j,
+                    "mode_date": _date(dates[mode]),
+                    "mode_probability": float(weights[mode]),
+                    "interval_dates": [_date(dates[low]), _date(dates[high])],
+                    "jump_rate_ratio": interval(np.exp(jump.sel({n.FRONT: front, n.CHANGEPOINT: j}).to_numpy()), prob),
+                    "p_increase": float(np.mean(jump.sel({n.FRONT: front, n.CHANGEPOINT: j}).to_numpy() > 0)),
+                }
+            )
+        out[front] = items
+    return out
+
+
+def intervention_summary(model: EscalationModel, posterior: xr.Dataset, prob: float) -> dict[str, list[dict]]:
+    """Per front: each intervention's rate ratio at its peak, half-life and P(effect < 1)."""
+    design = model.design
+    out: dict[str, list[dict]] = {front: [] for front in design.fronts}
+    if not len(design.interventions):
+        return out
+    effect = _draws(posterior, "effect")
+    half_life = _draws(posterior, "half_life") if len(design.pulse_index) else None
+    for j, row in design.interventions.iterrows():
+        for f in np.flatnonzero(design.applies[j]):
+            front = design.fronts[f]
+            draws = effect.sel({n.FRONT: front, n.INTERVENTION: row[n.LABEL]}).to_numpy()
+            item = {
+                "label": row[n.LABEL],
+                "kind": row[n.KIND],
+                "shape": row[n.SHAPE],
+                "date": _date(row[n.DATE]),
+                "end_date": _date(row[n.END_DATE]) if pd.notna(row[n.END_DATE]) else None,
+                "rate_ratio": interval(np.exp(draws), prob),
+                "p_effect_below_1": float(np.mean(draws < 0)),
+                "half_life_days": None,
+            }
+            if half_life is not None and row[n.SHAPE] == n.SHAPE_PULSE:
+                item["half_life_days"] = interval(half_life.sel({PULSE: row[n.LABEL]}).to_numpy(), prob)
+            out[front].append(item)
+    return out
+
+
+def close_intervention_pairs(model: EscalationModel, posterior: xr.Dataset, prob: float) -> list[dict]:
+    """Joint posterior of effects of interventions on one front within a few days of each other.
+
+    Two interventions days apart are rarely separable: their effects trade off against each
+    other (negative correlation), while their combined effect is well determined.  Reporting
+    the joint posterior, rather than crediting either, is the honest answer.
+    """
+    design = model.design
+    if len(design.interventions) < 2:
+        return []
+    effect = _draws(posterior, "effect")
+    frame = design.interventions
+    out = []
+    for f, front in enumerate(design.fronts):
+        rows = [j for j in range(len(frame)) if design.applies[j, f]]
+        for a_pos, a in enumerate(rows):
+            for b in rows[a_pos + 1 :]:
+                days = abs((frame[n.DATE].iloc[b] - frame[n.DATE].iloc[a]).days)
+                if days > CLOSE_INTERVENTION_DAYS:
+                    continue
+                ea = effect.sel({n.FRONT: front, n.INTERVENTION: frame[n.LABEL].iloc[a]}).to_numpy()
+                eb = effect.sel({n.FRONT: front, n.INTERVENTION: frame[n.LABEL].iloc[b]}).to_numpy()
+                correlation = float(np.corrcoef(ea, eb)[0, 1]) if ea.std() > 0 and eb.std() > 0 else float("nan")
+                out.append(
+                    {
+                        "front": front,
+                        "first": frame[n.LABEL].iloc[a],
+                        "second": frame[n.LABEL].iloc[b],
+                        "days_apart": int(days),
+                        "correlation": correlation,
+                        "combined_rate_ratio": interval(np.exp(ea + eb), prob),
+                        "p_both_below_1": float(np.mean((ea < 0) & (eb < 0))),
+                        "p_only_first_below_1": float(np.mean((ea < 0) & (eb >= 0))),
+                        "p_only_second_below_1": float(np.mean((ea >= 0) & (eb < 0))),
+                        "p_combined_below_1": float(np.mean(ea + eb < 0)),
+                        "separable": bool(abs(correlation) < 0.3),
+                    }
+                )
+    return out
+
+
+def summarise(model: EscalationModel, posterior: xr.Dataset, *, prob: float = 0.9) -> dict[str, object]:
+    """Per-front changepoints, intervention effects and baseline rates, plus close pairs."""
+    changepoints = changepoint_summary(model, posterior, prob)
+    interventions = intervention_summary(model, posterior, prob)
+    baseline = _draws(posterior, "baseline")
+    fronts = [
+        {
+            "front": front,
+            "baseline_daily_rate": interval(np.exp(baseline.sel({n.FRONT: front}).to_numpy()), prob),
+            "changepoints": changepoints[front],
+            "interventions": interventions[front],
+        }
+        for front in model.design.fronts
+    ]
+    return {
+        "interval_probability": prob,
+        "fronts": fronts,
+        "close_interventions": close_intervention_pairs(model, posterior, prob),
+    }
