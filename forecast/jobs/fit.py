@@ -96,14 +96,16 @@ def expected_provenance(model: EscalationModel, priors: PriorSet, request: FitRe
 
 def run_fit(request: FitRequest) -> FitOutcome:
     """Load the data, sample the model, check it and summarise it (nothing is written)."""
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
     loaded = load_data(request.data)
     priors = load_priors(request.priors)
     model = EscalationModel(loaded.panel, loaded.interventions, priors=priors, options=request.options)
     result = model.fit(request.settings)
-    timings.update(result.timings)
+    return complete_fit(request, loaded, model, result)
 
+
+def complete_fit(request: FitRequest, loaded: LoadedData, model: EscalationModel, result: FitResult) -> FitOutcome:
+    """Diagnostics, replicated data, predictive checks, summary and provenance of a sampled fit."""
+    timings = dict(result.timings)
     start = time.perf_counter()
     diagnostics = check_convergence(result.idata)
     log.info("%s", diagnostics.headline())

@@ -85,33 +85,9 @@ def build_escalation_model(design: Design, priors: Mapping[str, Prior]) -> pm.Mo
     priors : mapping of name to ``pymc_extras.prior.Prior``
         See ``priors/default.yaml``.
     """
-    options = design.options
-    k = options.changepoints
+    k = design.options.changepoints
     with pm.Model(coords=coords_of(design)) as model:
-        baseline = priors["baseline"].create_variable("baseline")
-        log_rate = pt.zeros((len(design.fronts), len(design.periods))) + baseline[:, None]
-        if len(design.interventions):
-            log_rate = log_rate + _intervention_term(design, priors)
-        if design.season_index is not None:
-            seasonality = priors["seasonality"].create_variable("seasonality")
-            log_rate = log_rate + seasonality[design.season_index][None, :]
-        if options.self_excitation:
-            excitation = priors["self_excitation"].create_variable("self_excitation")
-            log_rate = log_rate + excitation * design.excitation
-
-        base_log_mean = pm.Deterministic("base_log_mean", _observation_log_mean(design, log_rate), dims=OBS)
-        if k:
-            jump = priors["jump"].create_variable("jump")
-            regime_offset = pt.concatenate([pt.zeros((len(design.fronts), 1)), pt.cumsum(jump, axis=1)], axis=1)
-            regime_log_mean = base_log_mean[None, :] + regime_offset[design.obs_front].T
-        else:
-            regime_log_mean = base_log_mean[None, :]
-        dispersion = None
-        if options.likelihood == "negative_binomial":
-            dispersion = priors["dispersion"].create_variable("dispersion")[design.obs_front]
-        loglik = pm.Deterministic(
-            "regime_loglik", observation_loglik(design, regime_log_mean, dispersion), dims=(REGIME, OBS)
-        )
+        loglik = regime_loglik(design, priors)
         if k:
             valid = design.changepoint_valid
             padded = pt.switch(design.position_mask[None], loglik[:, design.position], 0.0)
@@ -126,6 +102,40 @@ def build_escalation_model(design: Design, priors: Mapping[str, Prior]) -> pm.Mo
         else:
             pm.Potential("marginal_loglik", loglik.sum())
     return model
+
+
+def regime_loglik(design: Design, priors: Mapping[str, Prior]) -> pt.TensorVariable:
+    """Create every parameter except the changepoint positions; return ``(regime, obs)`` log-likelihoods.
+
+    Must be called inside a model context with :func:`coords_of` coordinates.  Shared by the
+    marginalised model and the discrete-changepoint variant used for comparison.
+    """
+    options = design.options
+    k = options.changepoints
+    baseline = priors["baseline"].create_variable("baseline")
+    log_rate = pt.zeros((len(design.fronts), len(design.periods))) + baseline[:, None]
+    if len(design.interventions):
+        log_rate = log_rate + _intervention_term(design, priors)
+    if design.season_index is not None:
+        seasonality = priors["seasonality"].create_variable("seasonality")
+        log_rate = log_rate + seasonality[design.season_index][None, :]
+    if options.self_excitation:
+        excitation = priors["self_excitation"].create_variable("self_excitation")
+        log_rate = log_rate + excitation * design.excitation
+
+    base_log_mean = pm.Deterministic("base_log_mean", _observation_log_mean(design, log_rate), dims=OBS)
+    if k:
+        jump = priors["jump"].create_variable("jump")
+        regime_offset = pt.concatenate([pt.zeros((len(design.fronts), 1)), pt.cumsum(jump, axis=1)], axis=1)
+        regime_log_mean = base_log_mean[None, :] + regime_offset[design.obs_front].T
+    else:
+        regime_log_mean = base_log_mean[None, :]
+    dispersion = None
+    if options.likelihood == "negative_binomial":
+        dispersion = priors["dispersion"].create_variable("dispersion")[design.obs_front]
+    return pm.Deterministic(
+        "regime_loglik", observation_loglik(design, regime_log_mean, dispersion), dims=(REGIME, OBS)
+    )
 
 
 def _intervention_term(design: Design, priors: Mapping[str, Prior]) -> pt.TensorVariable:
