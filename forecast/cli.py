@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +18,10 @@ import pandas as pd
 from forecast import __version__
 from forecast import names as n
 from forecast.errors import ForecastError
+
+if TYPE_CHECKING:  # the jobs are imported when a command runs, keeping --help fast
+    from forecast.jobs.data import DataRequest
+    from forecast.jobs.fit import FitRequest
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -119,7 +124,7 @@ def _fit_options(parser: argparse.ArgumentParser) -> None:
     sampling.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
 
 
-def _request(args: argparse.Namespace, files: list[Path] | None = None):  # noqa: ANN202 - deferred imports
+def _request(args: argparse.Namespace, files: list[Path] | None = None) -> DataRequest:
     from forecast.data.options import SelectOptions
     from forecast.jobs.data import DataRequest
 
@@ -160,7 +165,7 @@ def _data_panel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _fit_request(args: argparse.Namespace):  # noqa: ANN202 - deferred imports keep --help fast
+def _fit_request(args: argparse.Namespace) -> FitRequest:
     from forecast.jobs.fit import FitRequest
     from forecast.models.design import ModelOptions
     from forecast.models.model import SamplerSettings

@@ -20,7 +20,7 @@ from forecast.data.options import SelectOptions
 from forecast.fits import FitProvenance, load_fit, log_likelihood, posterior_predictive
 from forecast.jobs.data import DataRequest, load_data
 from forecast.jobs.fit import FIT_FILE, OBSERVED_NAME, FitRequest, check_predictions, run_fit
-from forecast.models.design import ModelOptions
+from forecast.models.design import Design, ModelOptions
 from forecast.models.escalation import OBS
 from forecast.models.model import EscalationModel, SamplerSettings
 from forecast.plots.checks import plot_pit_histogram, plot_predictive_bands, plot_rootogram
@@ -105,7 +105,7 @@ def variants(options: ModelOptions) -> dict[str, ModelOptions]:
     return {_variant_name(c): c for c in candidates if c != options}
 
 
-def _write_plots(folder: Path, design, replicated: np.ndarray, seed: int) -> dict[str, Path]:  # noqa: ANN001
+def _write_plots(folder: Path, design: Design, replicated: np.ndarray, seed: int) -> dict[str, Path]:
     """Predictive bands per front, PIT histogram and rootogram as PNG files."""
     folder.mkdir(parents=True, exist_ok=True)
     groups = [design.fronts[f] for f in design.obs_front]

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import arviz as az
 import numpy as np
 
 from forecast import __version__
@@ -53,7 +54,7 @@ class FitOutcome:
     timings: dict[str, float]
 
     @property
-    def idata(self):  # noqa: ANN201 - InferenceData, typed in forecast.fits
+    def idata(self) -> az.InferenceData:
         return self.result.idata
 
 
