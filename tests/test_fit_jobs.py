@@ -96,3 +96,15 @@ def test_fit_command_line_offers_the_documented_options(capsys):
     for option in ("--events", "--interventions", "--freq", "--as-of", "--priors", "--changepoints", "--draws",
                    "--tune", "--chains", "--seed", "--sampler", "--out"):
         assert option in out
+
+
+def test_forecast_draws_are_saved_for_the_alert_job(fake_fit_dir):
+    import numpy as np
+
+    folder, outcome = fake_fit_dir
+    saved = np.load(folder / "forecast_draws.npz")
+    assert list(saved["fronts"]) == list(outcome.model.design.fronts)
+    assert saved["dates"][0] == "2024-05-17" and len(saved["dates"]) == 28
+    assert saved["draws"].shape == (80, len(saved["fronts"]), 28)
+    assert str(saved["as_of"]) == "2024-05-16"
+    assert (saved["draws"] >= 0).all()

@@ -10,10 +10,13 @@ from pathlib import Path
 
 import arviz as az
 import numpy as np
+import pandas as pd
+import xarray as xr
 
 from forecast import __version__
 from forecast.checks.diagnostics import Diagnostics, check_convergence
 from forecast.checks.predictive import PredictiveCheckResult, predictive_checks
+from forecast.forecasting.counts import forecast_counts
 from forecast.fits import FitProvenance, posterior, save_fit, with_observations
 from forecast.jobs.data import DataRequest, LoadedData, load_data
 from forecast.models.design import Design, ModelOptions
@@ -28,6 +31,9 @@ log = logging.getLogger(__name__)
 OBSERVED_NAME = "y"
 FIT_FILE = "fit.nc"
 SUMMARY_FILE = "summary.json"
+#: Predictive draws of daily counts after as_of, read by ``forecast alert`` with numpy only.
+FORECAST_DRAWS_FILE = "forecast_draws.npz"
+FORECAST_DRAWS_DAYS = 28
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class FitOutcome:
     diagnostics: Diagnostics
     predictive: PredictiveCheckResult
     summary: dict[str, object]
+    forecast: xr.Dataset
     provenance: FitProvenance
     timings: dict[str, float]
 
@@ -124,6 +131,9 @@ def complete_fit(request: FitRequest, loaded: LoadedData, model: EscalationModel
     result.idata = idata
     predictive = check_predictions(design, replicated)
     summary = summarise(model, posterior(idata))
+    forecast = forecast_counts(
+        model, posterior(idata), horizon_days=FORECAST_DRAWS_DAYS, random_seed=request.settings.random_seed + 2
+    )
     timings["checks_s"] = time.perf_counter() - start
 
     as_of = request.data.as_of.date().isoformat() if request.data.as_of is not None else None
@@ -145,6 +155,7 @@ def complete_fit(request: FitRequest, loaded: LoadedData, model: EscalationModel
         diagnostics=diagnostics,
         predictive=predictive,
         summary=summary,
+        forecast=forecast,
         provenance=provenance,
         timings=timings,
     )
@@ -177,5 +188,19 @@ def write_fit(outcome: FitOutcome, out: Path) -> dict[str, Path]:
     fit_path = save_fit(outcome.idata, out / FIT_FILE, outcome.provenance)
     summary_path = out / SUMMARY_FILE
     summary_path.write_text(json.dumps(summary_document(outcome), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    log.info("wrote %s and %s", fit_path, summary_path)
-    return {"fit": fit_path, "summary": summary_path}
+    draws_path = write_forecast_draws(outcome, out / FORECAST_DRAWS_FILE)
+    log.info("wrote %s, %s and %s", fit_path, summary_path, draws_path)
+    return {"fit": fit_path, "summary": summary_path, "forecast_draws": draws_path}
+
+
+def write_forecast_draws(outcome: FitOutcome, path: Path) -> Path:
+    """Save the daily predictive draws ``(sample, front, day)`` with their fronts, dates and as_of."""
+    counts = outcome.forecast["counts"].stack(sample=("chain", "draw")).transpose("sample", "front", "date")
+    np.savez_compressed(
+        path,
+        fronts=np.array(outcome.model.design.fronts, dtype=str),
+        dates=np.array([d.date().isoformat() for d in pd.DatetimeIndex(outcome.forecast["date"].to_numpy())], dtype=str),
+        draws=counts.to_numpy().astype(np.int64),
+        as_of=np.array(outcome.model.panel.end.date().isoformat()),
+    )
+    return path

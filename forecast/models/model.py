@@ -19,6 +19,7 @@ import xarray as xr
 
 from forecast.data.interventions import InterventionTable
 from forecast.data.panel import Panel
+from forecast.errors import ForecastError
 from forecast.models.design import Design, ModelOptions, build_design
 from forecast.models.escalation import MODEL_NAME, POST_HOC_VARIABLES, build_escalation_model
 from forecast.priors import PriorSet, load_priors
@@ -143,6 +144,8 @@ class EscalationModel:
             Sampler, draws, tune, chains, target_accept and random_seed.
         """
         settings = settings or SamplerSettings()
+        if settings.sampler == "numpyro":
+            _require_numpyro()
         timings: dict[str, float] = {}
         start = time.perf_counter()
         model = self.model
@@ -182,6 +185,15 @@ class EscalationModel:
         if missing:
             raise KeyError(f"not in this model: {missing}; available: {sorted(available)}")
         return pm.compute_deterministics(posterior, var_names=var_names, model=self.model, progressbar=False)
+
+
+def _require_numpyro() -> None:
+    try:
+        import numpyro  # noqa: F401
+    except ImportError as error:
+        raise ForecastError(
+            "the numpyro sampler needs the optional dependencies: pip install 'escalation-forecast[numpyro]'"
+        ) from error
 
 
 def changepoint_dates_posterior(model: EscalationModel, posterior: xr.Dataset) -> np.ndarray:

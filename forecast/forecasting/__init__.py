@@ -1,0 +1,1 @@
+"""Forecasts: draw-level predictive counts beyond ``as_of``, never reduced before the last step."""

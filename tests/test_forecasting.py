@@ -1,0 +1,110 @@
+"""Forecasts from known (fake) posteriors: means, carried-forward shapes and scenarios."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from forecast import names as n
+from forecast.data.events import EventTable, make_event_frame
+from forecast.data.interventions import read_interventions_csv
+from forecast.data.panel import build_panel
+from forecast.errors import ForecastError
+from forecast.forecasting.counts import ScenarioIntervention, forecast_counts
+from forecast.models.design import ModelOptions
+from forecast.models.model import EscalationModel
+
+
+def small_panel():
+    days = pd.date_range("2024-01-01", periods=60, freq="D")
+    frame = make_event_frame(
+        dates=pd.Series(np.repeat(days, 2)),
+        end_dates=pd.Series([pd.NaT] * 120),
+        fronts=pd.Series(["a", "b"] * 60),
+        counts=pd.Series(np.ones(120, dtype=np.int64)),
+        precision=pd.Series(["exact"] * 120),
+        source=pd.Series([""] * 120),
+        file="<test>",
+        lines=np.arange(2, 122),
+    )
+    return build_panel(EventTable(frame=frame, files=("<test>",)))
+
+
+def fake_posterior(values: dict[str, tuple[tuple[str, ...], np.ndarray]], draws: int, coords: dict) -> xr.Dataset:
+    data = {
+        name: (("chain", "draw", *dims), np.broadcast_to(value, (2, draws, *np.shape(value))))
+        for name, (dims, value) in values.items()
+    }
+    return xr.Dataset(data, coords={"chain": [0, 1], "draw": range(draws), **coords})
+
+
+@pytest.fixture
+def interventions(write_csv):
+    return read_interventions_csv(
+        write_csv(
+            "date,end_date,kind,shape,front,label\n"
+            "2024-02-25,,strike,pulse,a,strike\n"
+            "2024-02-20,2024-03-05,truce,window,,truce\n"
+        )
+    )
+
+
+def test_mean_forecast_equals_the_known_rate_and_shapes_carry_forward(interventions):
+    model = EscalationModel(small_panel(), interventions, options=ModelOptions(changepoints=1))
+    coords = {n.FRONT: ["a", "b"], n.CHANGEPOINT: [0], n.INTERVENTION: ["strike", "truce"], "pulse": ["strike"],
+              "kind": ["strike", "truce"]}
+    posterior = fake_posterior(
+        {
+            "baseline": ((n.FRONT,), np.log([2.0, 5.0])),
+            "jump": ((n.FRONT, n.CHANGEPOINT), np.log([[1.5], [1.0]])),
+            "effect": ((n.FRONT, n.INTERVENTION), np.array([[np.log(4.0), np.log(0.5)], [0.0, np.log(0.5)]])),
+            "half_life": (("pulse",), np.array([3.0])),
+            "dispersion": ((n.FRONT,), np.array([1e6, 1e6])),
+        },
+        draws=200,
+        coords=coords,
+    )
+    result = forecast_counts(model, posterior, horizon_days=10, random_seed=1)
+    rate = result["rate"].isel(chain=0, draw=0)
+    days = result["date"].to_numpy()
+    # Front a on 2024-03-01 (day 60): pulse from 2024-02-25 (5 days ago, half-life 3), truce on.
+    pulse_now = 2 ** (-5 / 3)
+    expected_a = 2.0 * 1.5 * np.exp(np.log(4.0) * pulse_now) * 0.5
+    assert days[0] == np.datetime64("2024-03-01")
+    assert rate.sel(front="a").to_numpy()[0] == pytest.approx(expected_a)
+    # The truce ends on 2024-03-05: from 2024-03-06 on front b is back to 5 a day.
+    assert rate.sel(front="b", date="2024-03-05").item() == pytest.approx(2.5)
+    assert rate.sel(front="b", date="2024-03-06").item() == pytest.approx(5.0)
+    counts = result["counts"].sel(front="b", date="2024-03-08").to_numpy()
+    assert counts.mean() == pytest.approx(5.0, abs=4 * np.sqrt(5.0 / counts.size))
+
+
+def test_scenario_draws_its_effect_from_the_kind_population(interventions):
+    model = EscalationModel(small_panel(), interventions, options=ModelOptions(changepoints=0))
+    coords = {n.FRONT: ["a", "b"], n.INTERVENTION: ["strike", "truce"], "pulse": ["strike"], "kind": ["strike", "truce"]}
+    posterior = fake_posterior(
+        {
+            "baseline": ((n.FRONT,), np.log([2.0, 2.0])),
+            "effect": ((n.FRONT, n.INTERVENTION), np.zeros((2, 2))),
+            "half_life": (("pulse",), np.array([3.0])),
+            "effect_mean": (("kind",), np.array([0.0, np.log(0.25)])),
+            "effect_sd": ((), np.array(1e-9)),
+            "half_life_log_mean": ((), np.array(np.log(3.0))),
+            "half_life_log_sd": ((), np.array(1e-9)),
+            "dispersion": ((n.FRONT,), np.array([10.0, 10.0])),
+        },
+        draws=50,
+        coords=coords,
+    )
+    truce = ScenarioIntervention(kind="truce", shape="window", start=pd.Timestamp("2024-03-03"),
+                                 end=pd.Timestamp("2024-03-04"), fronts=("b",))
+    result = forecast_counts(model, posterior, horizon_days=6, random_seed=2, scenario=(truce,))
+    rate = result["rate"].isel(chain=0, draw=0)
+    assert rate.sel(front="b", date="2024-03-03").item() == pytest.approx(0.5)
+    assert rate.sel(front="a", date="2024-03-03").item() == pytest.approx(2.0)
+    assert rate.sel(front="b", date="2024-03-05").item() == pytest.approx(2.0)
+    with pytest.raises(ForecastError, match="not estimated"):
+        forecast_counts(model, posterior, horizon_days=3, random_seed=2,
+                        scenario=(ScenarioIntervention(kind="law", start=pd.Timestamp("2024-03-02")),))
