@@ -10,8 +10,8 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -46,13 +46,21 @@ def _reader_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("files", nargs="*", type=Path, metavar="FILE", help="event files (default: the shipped data)")
     group.add_argument("--interventions", type=Path, help="interventions CSV (default: shipped, with shipped events)")
     group.add_argument("--format", choices=n.FORMATS, default=n.FORMAT_AUTO, help="input layout (default: auto)")
-    group.add_argument("--by", help="column that defines the front (ACLED: country, admin1, actor1, event_type; "
-                       "UCDP: country, adm_1, side_a, side_b, dyad_name, conflict_name, type_of_violence)")
+    group.add_argument(
+        "--by",
+        help="column that defines the front (ACLED: country, admin1, actor1, event_type; "
+        "UCDP: country, adm_1, side_a, side_b, dyad_name, conflict_name, type_of_violence)",
+    )
     group.add_argument("--country", type=_list, action="extend", default=[], help="keep these countries (comma list)")
     group.add_argument("--event-type", type=_list, action="extend", default=[], help="keep these event types")
     group.add_argument("--sub-event-type", type=_list, action="extend", default=[], help="keep these sub-event types")
-    group.add_argument("--actor", type=_list, action="extend", default=[],
-                       help="keep rows whose actor columns contain one of these (case-insensitive)")
+    group.add_argument(
+        "--actor",
+        type=_list,
+        action="extend",
+        default=[],
+        help="keep rows whose actor columns contain one of these (case-insensitive)",
+    )
     group.add_argument("--measure", choices=["events", "deaths"], default="events", help="count events or deaths")
     group.add_argument("--freq", choices=n.FREQS, default=n.FREQ_DAY, help="grid frequency (default: day)")
     group.add_argument("--as-of", type=_date, help="last date used, YYYY-MM-DD (default: the latest date in the data)")
@@ -75,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     panel = data_commands.add_parser("panel", help="aggregate event files to a panel CSV")
     _reader_options(panel)
-    panel.add_argument("--out", type=Path, required=True, help="output CSV (columns date,front,count,end_date,precision)")
+    panel.add_argument(
+        "--out", type=Path, required=True, help="output CSV (columns date,front,count,end_date,precision)"
+    )
 
     fit = commands.add_parser("fit", help="fit the hierarchical changepoint model and save it")
     _fit_options(fit)
@@ -83,9 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="diagnostics, predictive checks and LOO for a saved fit")
     check.add_argument("fit_dir", type=Path, metavar="DIR", help="a folder written by 'forecast fit'")
-    check.add_argument("--compare-variants", action="store_true",
-                       help="also fit variants (no changepoint, K+1 changepoints, no interventions, self-excitation) "
-                            "with the same settings and compare them by PSIS-LOO")
+    check.add_argument(
+        "--compare-variants",
+        action="store_true",
+        help="also fit variants (no changepoint, K+1 changepoints, no interventions, self-excitation) "
+        "with the same settings and compare them by PSIS-LOO",
+    )
     check.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return parser
 
@@ -93,8 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _fit_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that fits the model."""
     group = parser.add_argument_group("data")
-    group.add_argument("--events", type=Path, action="append", default=[], metavar="FILE",
-                       help="event file (repeatable; default: the shipped data)")
+    group.add_argument(
+        "--events",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="event file (repeatable; default: the shipped data)",
+    )
     group.add_argument("--interventions", type=Path, help="interventions CSV (default: shipped, with shipped events)")
     group.add_argument("--format", choices=n.FORMATS, default=n.FORMAT_AUTO, help="input layout (default: auto)")
     group.add_argument("--by", help="column that defines the front (ACLED/UCDP)")
@@ -212,8 +231,9 @@ def _check(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr
+    )
     handlers = {
         ("data", "check"): _data_check,
         ("data", "panel"): _data_panel,

@@ -277,9 +277,7 @@ def _differences(saved: FitProvenance, expect: Mapping[str, object]) -> list[str
     return differences
 
 
-def load_fit(
-    path: str | Path, *, expect: Mapping[str, object] | None = None
-) -> tuple[az.InferenceData, FitProvenance]:
+def load_fit(path: str | Path, *, expect: Mapping[str, object] | None = None) -> tuple[az.InferenceData, FitProvenance]:
     """Load a fit saved by :func:`save_fit` and check its provenance.
 
     The data are read into memory and the file is closed.

@@ -138,7 +138,7 @@ def _check_distribution_name(dist: object, where: str) -> str:
         raise _PriorProblem(
             where,
             f"'dist' must be the bare name of a PyMC distribution such as 'Normal', got "
-            f"{dist!r}; prior files name no Python class, import path or code"
+            f"{dist!r}; prior files name no Python class, import path or code",
         )
     candidate = getattr(pm, dist, None)
     if not (isinstance(candidate, type) and issubclass(candidate, pm.Distribution)):
@@ -186,15 +186,14 @@ def _canonical_prior_dict(data: object, where: str) -> dict[str, Any]:
     """
     if not isinstance(data, Mapping):
         raise _PriorProblem(
-            where,
-            f"expected a prior such as {{dist: Normal, kwargs: {{mu: 0, sigma: 1}}}}, got {data!r}"
+            where, f"expected a prior such as {{dist: Normal, kwargs: {{mu: 0, sigma: 1}}}}, got {data!r}"
         )
     unknown_keys = [key for key in data if key not in _PRIOR_KEYS]
     if unknown_keys:
         raise _PriorProblem(
             where,
             f"unknown keys {sorted(map(str, unknown_keys))}; a prior may only have the keys "
-            f"{list(_PRIOR_KEYS)} (prior files name no Python class, module or code)"
+            f"{list(_PRIOR_KEYS)} (prior files name no Python class, module or code)",
         )
     if "dist" not in data:
         raise _PriorProblem(where, "missing 'dist', the name of a PyMC distribution")

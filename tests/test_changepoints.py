@@ -28,7 +28,7 @@ def brute_force(loglik: np.ndarray, n_obs: np.ndarray, k: int) -> tuple[np.ndarr
         scores = np.array(scores)
         per_front[f] = logsumexp(scores) - log_binomial(np.array(n_obs[f] - 1), k)
         weights = np.exp(scores - logsumexp(scores))
-        for w, taus in zip(weights, configs):
+        for w, taus in zip(weights, configs, strict=True):
             for j, s in enumerate(taus):
                 marginals[j, f, s] += w
     return per_front, marginals

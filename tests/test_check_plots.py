@@ -82,9 +82,7 @@ def test_predictive_bands_without_observations(tmp_path, figures):
 
 
 def test_predictive_bands_single_observation_group(tmp_path, figures):
-    figure = plot_predictive_bands(
-        pd.to_datetime(["2024-03-04"]), np.array([2]), np.ones((1, 10, 1)), ["east"]
-    )
+    figure = plot_predictive_bands(pd.to_datetime(["2024-03-04"]), np.array([2]), np.ones((1, 10, 1)), ["east"])
     figures.append(figure)
     assert len(figure.axes) == 1
     saves_png(figure, tmp_path / "bands_single.png")

@@ -35,7 +35,15 @@ def test_data_check_passes_on_the_shipped_data(capsys):
     result = json.loads(out)
     assert result["errors"] == []
     fronts = {f["front"]: f for f in result["fronts"]}
-    assert set(fronts) == {"gaza", "lebanon_rockets", "lebanon_drones", "iraq", "syria", "iraq_syria", "red_sea_shipping"}
+    assert set(fronts) == {
+        "gaza",
+        "lebanon_rockets",
+        "lebanon_drones",
+        "iraq",
+        "syria",
+        "iraq_syria",
+        "red_sea_shipping",
+    }
     assert set(fronts["gaza"]) == {"front", "first_date", "last_date", "total", "rows"}
     assert fronts["iraq"]["total"] + fronts["syria"]["total"] + fronts["iraq_syria"]["total"] == 172
     assert any("extreme outlier" in w["message"] and "2023-10-07" in w["message"] for w in result["warnings"])
@@ -53,7 +61,12 @@ def test_data_check_exits_non_zero_and_names_file_line_and_column(capsys, write_
     code, out, _ = run(capsys, "-q", "data", "check", str(path), "--json")
     assert code == 1
     (error,) = json.loads(out)["errors"]
-    assert error == {"file": str(path), "line": 3, "column": "count", "message": "negative count '-4' (counts must be >= 0)"}
+    assert error == {
+        "file": str(path),
+        "line": 3,
+        "column": "count",
+        "message": "negative count '-4' (counts must be >= 0)",
+    }
 
 
 def test_unknown_layout_lists_the_expected_ones(capsys, write_csv):
@@ -81,7 +94,9 @@ def test_bad_as_of_is_a_usage_error(capsys):
 @pytest.mark.parametrize("freq", ["day", "week", "month", "year"])
 def test_data_panel_writes_the_aggregated_csv_and_conserves_totals(capsys, tmp_path, freq):
     out_file = tmp_path / "panel.csv"
-    code, out, _ = run(capsys, "-q", "data", "panel", *map(str, default_event_files()), "--freq", freq, "--out", str(out_file))
+    code, out, _ = run(
+        capsys, "-q", "data", "panel", *map(str, default_event_files()), "--freq", freq, "--out", str(out_file)
+    )
     assert code == 0 and "wrote" in out
     panel = pd.read_csv(out_file, keep_default_na=False)
     assert list(panel.columns) == ["date", "front", "count", "end_date", "precision"]
@@ -94,7 +109,18 @@ def test_data_panel_reads_an_acled_export_with_options(capsys, tmp_path):
     from tests.conftest import FIXTURES
 
     out_file = tmp_path / "panel.csv"
-    code, _, _ = run(capsys, "-q", "data", "panel", str(FIXTURES / "acled_api.csv"), "--by", "country", "--freq", "week",
-                     "--out", str(out_file))
+    code, _, _ = run(
+        capsys,
+        "-q",
+        "data",
+        "panel",
+        str(FIXTURES / "acled_api.csv"),
+        "--by",
+        "country",
+        "--freq",
+        "week",
+        "--out",
+        str(out_file),
+    )
     assert code == 0
     assert pd.read_csv(out_file)["count"].sum() > 0

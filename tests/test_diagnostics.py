@@ -174,8 +174,15 @@ def test_headline_wording():
 
 def test_failure_text_distinguishes_value_from_threshold():
     result = Diagnostics(
-        ok=False, rhat_max=1.04, ess_bulk_min=900.0, ess_tail_min=800.0, divergences=0, bfmi_min=0.9,
-        chains=4, draws=500, failures=("R-hat 1.04 > 1.01 (worst: jump[iraq, 0])",),
+        ok=False,
+        rhat_max=1.04,
+        ess_bulk_min=900.0,
+        ess_tail_min=800.0,
+        divergences=0,
+        bfmi_min=0.9,
+        chains=4,
+        draws=500,
+        failures=("R-hat 1.04 > 1.01 (worst: jump[iraq, 0])",),
     )
     assert result.headline() == "FIT FAILED ITS CHECKS: R-hat 1.04 > 1.01 (worst: jump[iraq, 0])"
     # An R-hat just above the limit must not print as "1.01 > 1.01".

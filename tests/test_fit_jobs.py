@@ -70,7 +70,9 @@ def test_check_refuses_a_fit_whose_data_changed(fake_fit_dir, tmp_path, monkeypa
     real = check_job.load_data
 
     def shifted(request):  # the same files read with one day less
-        return real(DataRequest(**{**request.__dict__, "as_of": request.as_of - __import__("pandas").Timedelta(days=1)}))
+        return real(
+            DataRequest(**{**request.__dict__, "as_of": request.as_of - __import__("pandas").Timedelta(days=1)})
+        )
 
     monkeypatch.setattr(check_job, "load_data", shifted)
     with pytest.raises(FitMismatchError, match="data_hash"):
@@ -93,8 +95,20 @@ def test_fit_command_line_offers_the_documented_options(capsys):
     with pytest.raises(SystemExit):
         main(["fit", "--help"])
     out = capsys.readouterr().out
-    for option in ("--events", "--interventions", "--freq", "--as-of", "--priors", "--changepoints", "--draws",
-                   "--tune", "--chains", "--seed", "--sampler", "--out"):
+    for option in (
+        "--events",
+        "--interventions",
+        "--freq",
+        "--as-of",
+        "--priors",
+        "--changepoints",
+        "--draws",
+        "--tune",
+        "--chains",
+        "--seed",
+        "--sampler",
+        "--out",
+    ):
         assert option in out
 
 

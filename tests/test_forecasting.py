@@ -53,8 +53,13 @@ def interventions(write_csv):
 
 def test_mean_forecast_equals_the_known_rate_and_shapes_carry_forward(interventions):
     model = EscalationModel(small_panel(), interventions, options=ModelOptions(changepoints=1))
-    coords = {n.FRONT: ["a", "b"], n.CHANGEPOINT: [0], n.INTERVENTION: ["strike", "truce"], "pulse": ["strike"],
-              "kind": ["strike", "truce"]}
+    coords = {
+        n.FRONT: ["a", "b"],
+        n.CHANGEPOINT: [0],
+        n.INTERVENTION: ["strike", "truce"],
+        "pulse": ["strike"],
+        "kind": ["strike", "truce"],
+    }
     posterior = fake_posterior(
         {
             "baseline": ((n.FRONT,), np.log([2.0, 5.0])),
@@ -83,7 +88,12 @@ def test_mean_forecast_equals_the_known_rate_and_shapes_carry_forward(interventi
 
 def test_scenario_draws_its_effect_from_the_kind_population(interventions):
     model = EscalationModel(small_panel(), interventions, options=ModelOptions(changepoints=0))
-    coords = {n.FRONT: ["a", "b"], n.INTERVENTION: ["strike", "truce"], "pulse": ["strike"], "kind": ["strike", "truce"]}
+    coords = {
+        n.FRONT: ["a", "b"],
+        n.INTERVENTION: ["strike", "truce"],
+        "pulse": ["strike"],
+        "kind": ["strike", "truce"],
+    }
     posterior = fake_posterior(
         {
             "baseline": ((n.FRONT,), np.log([2.0, 2.0])),
@@ -98,13 +108,19 @@ def test_scenario_draws_its_effect_from_the_kind_population(interventions):
         draws=50,
         coords=coords,
     )
-    truce = ScenarioIntervention(kind="truce", shape="window", start=pd.Timestamp("2024-03-03"),
-                                 end=pd.Timestamp("2024-03-04"), fronts=("b",))
+    truce = ScenarioIntervention(
+        kind="truce", shape="window", start=pd.Timestamp("2024-03-03"), end=pd.Timestamp("2024-03-04"), fronts=("b",)
+    )
     result = forecast_counts(model, posterior, horizon_days=6, random_seed=2, scenario=(truce,))
     rate = result["rate"].isel(chain=0, draw=0)
     assert rate.sel(front="b", date="2024-03-03").item() == pytest.approx(0.5)
     assert rate.sel(front="a", date="2024-03-03").item() == pytest.approx(2.0)
     assert rate.sel(front="b", date="2024-03-05").item() == pytest.approx(2.0)
     with pytest.raises(ForecastError, match="not estimated"):
-        forecast_counts(model, posterior, horizon_days=3, random_seed=2,
-                        scenario=(ScenarioIntervention(kind="law", start=pd.Timestamp("2024-03-02")),))
+        forecast_counts(
+            model,
+            posterior,
+            horizon_days=3,
+            random_seed=2,
+            scenario=(ScenarioIntervention(kind="law", start=pd.Timestamp("2024-03-02")),),
+        )

@@ -59,8 +59,17 @@ def test_variable_names_and_dims_are_locked(shipped_model):
     model = shipped_model.model
     dims = {name: tuple(d) for name, d in model.named_vars_to_dims.items()}
     free = {rv.name for rv in model.free_RVs}
-    assert {"baseline", "jump", "effect_mean", "effect_sd", "effect_raw", "half_life_log_mean", "half_life_log_sd",
-            "half_life_raw", "dispersion"} <= free
+    assert {
+        "baseline",
+        "jump",
+        "effect_mean",
+        "effect_sd",
+        "effect_raw",
+        "half_life_log_mean",
+        "half_life_log_sd",
+        "half_life_raw",
+        "dispersion",
+    } <= free
     assert dims["baseline"] == (n.FRONT,)
     assert dims["jump"] == (n.FRONT, n.CHANGEPOINT)
     assert dims["effect"] == (n.FRONT, n.INTERVENTION)
@@ -70,22 +79,35 @@ def test_variable_names_and_dims_are_locked(shipped_model):
     assert dims["regime_loglik"] == ("regime", "obs")
     assert dims["changepoint_probability"] == (n.CHANGEPOINT, n.FRONT, "position")
     assert [p.name for p in model.potentials] == ["marginal_loglik"]
-    assert list(model.coords[n.FRONT]) == ["gaza", "iraq", "iraq_syria", "lebanon_drones", "lebanon_rockets",
-                                           "red_sea_shipping", "syria"]
+    assert list(model.coords[n.FRONT]) == [
+        "gaza",
+        "iraq",
+        "iraq_syria",
+        "lebanon_drones",
+        "lebanon_rockets",
+        "red_sea_shipping",
+        "syria",
+    ]
     assert "Gaza truce (Israel-Hamas pause)" in model.coords[n.INTERVENTION]
 
 
 def test_parameterization_follows_the_options(shipped):
     centred = EscalationModel(shipped.panel, shipped.interventions, options=ModelOptions(parameterization="centered"))
-    offset = EscalationModel(shipped.panel, shipped.interventions, options=ModelOptions(parameterization="non_centered"))
+    offset = EscalationModel(
+        shipped.panel, shipped.interventions, options=ModelOptions(parameterization="non_centered")
+    )
     assert "baseline_offset" not in {rv.name for rv in centred.model.free_RVs}
     assert "baseline_offset" in {rv.name for rv in offset.model.free_RVs}
     assert centred.priors.hash() != offset.priors.hash()
 
 
 def test_variants_build_without_changepoints_or_interventions_and_with_extras(shipped):
-    for options in (ModelOptions(changepoints=0), ModelOptions(interventions=False), ModelOptions(changepoints=2),
-                    ModelOptions(seasonality=True, self_excitation=True, likelihood="poisson")):
+    for options in (
+        ModelOptions(changepoints=0),
+        ModelOptions(interventions=False),
+        ModelOptions(changepoints=2),
+        ModelOptions(seasonality=True, self_excitation=True, likelihood="poisson"),
+    ):
         model = EscalationModel(shipped.panel, shipped.interventions, options=options).model
         assert np.isfinite(model.compile_logp()(model.initial_point()))
 
@@ -117,9 +139,9 @@ def test_window_total_likelihood_is_that_of_the_summed_daily_rate():
     design = build_design(panel, None, ModelOptions(changepoints=0, parameterization="centered"))
     model = build_escalation_model(design, load_priors().priors)
     point = {"baseline": np.array([np.log(1.3)]), "dispersion": np.array([4.0])}
-    loglik = pm.compute_deterministics(
-        _dataset(point), var_names=["regime_loglik"], model=model, progressbar=False
-    )["regime_loglik"].to_numpy()[0, 0, 0]
+    loglik = pm.compute_deterministics(_dataset(point), var_names=["regime_loglik"], model=model, progressbar=False)[
+        "regime_loglik"
+    ].to_numpy()[0, 0, 0]
     mu = 1.3 * np.array([10, 14])
     expected = stats.nbinom.logpmf([12, 7], 4.0, 4.0 / (4.0 + mu))
     np.testing.assert_allclose(loglik, expected, rtol=1e-10)
@@ -130,9 +152,9 @@ def test_at_least_totals_are_censored_from_below():
     design = build_design(panel, None, ModelOptions(changepoints=0, parameterization="centered"))
     model = build_escalation_model(design, load_priors().priors)
     point = {"baseline": np.array([np.log(0.5)]), "dispersion": np.array([2.0])}
-    loglik = pm.compute_deterministics(
-        _dataset(point), var_names=["regime_loglik"], model=model, progressbar=False
-    )["regime_loglik"].to_numpy()[0, 0, 0]
+    loglik = pm.compute_deterministics(_dataset(point), var_names=["regime_loglik"], model=model, progressbar=False)[
+        "regime_loglik"
+    ].to_numpy()[0, 0, 0]
     mu = 0.5 * 14
     np.testing.assert_allclose(loglik[1], np.log(stats.nbinom.sf(6, 2.0, 2.0 / (2.0 + mu))), rtol=1e-8)
 

@@ -83,7 +83,11 @@ def test_days_without_events_are_zeros():
 def test_weeks_start_on_monday_and_edge_periods_are_partial():
     # 2024-01-03 is a Wednesday; the span is Wed 3 Jan .. Tue 16 Jan.
     panel = build_panel(table_from([(2, "iraq", 1), (15, "iraq", 1)]), freq="week")
-    assert panel.periods.tolist() == [pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-08"), pd.Timestamp("2024-01-15")]
+    assert panel.periods.tolist() == [
+        pd.Timestamp("2024-01-01"),
+        pd.Timestamp("2024-01-08"),
+        pd.Timestamp("2024-01-15"),
+    ]
     assert panel.period_days().tolist() == [5, 7, 2]
     assert period_start(pd.DatetimeIndex(["2024-02-29"]), "month")[0] == pd.Timestamp("2024-02-01")
 
@@ -109,8 +113,10 @@ def test_windows_stay_windows_and_their_weights_count_days_per_period():
 
 
 def test_a_front_reported_only_in_windows_gets_no_invented_zeros(write_csv):
-    path = write_csv("date,end_date,front,count\n2024-01-01,2024-01-01,iraq,2\n2024-01-02,2024-01-05,iraq,3\n"
-                     "2024-01-01,,gaza,1\n2024-01-20,,gaza,1\n")
+    path = write_csv(
+        "date,end_date,front,count\n2024-01-01,2024-01-01,iraq,2\n2024-01-02,2024-01-05,iraq,3\n"
+        "2024-01-01,,gaza,1\n2024-01-20,,gaza,1\n"
+    )
     panel = build_panel(read_events_csv(path))
     assert set(panel.period_obs[n.FRONT]) == {"gaza"}
     assert panel.window_obs[n.EXPOSURE_DAYS].tolist() == [1, 4]
@@ -141,7 +147,9 @@ def test_point_front_days_covered_by_its_windows_are_not_zero_filled():
 
 
 def test_extreme_outliers_are_warned_and_kept(write_csv):
-    rows = "".join(f"2024-01-{d:02d},gaza,{c}\n" for d, c in zip(range(1, 31), [900] + [5, 6, 4, 7, 5, 8] * 5))
+    rows = "".join(
+        f"2024-01-{d:02d},gaza,{c}\n" for d, c in zip(range(1, 32), [900] + [5, 6, 4, 7, 5, 8] * 5, strict=True)
+    )
     panel = build_panel(read_events_csv(write_csv("date,front,count\n" + rows)))
     assert any("extreme outlier" in str(w) and "900" in str(w) for w in panel.warnings)
     assert panel.observations[n.COUNT].iloc[0] == 900

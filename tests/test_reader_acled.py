@@ -40,7 +40,9 @@ def _ids(table) -> list[str]:
     return table.frame["event_id_cnty"].tolist()
 
 
-def _variant(tmp_path: Path, name: str, edits: dict[tuple[int, str], str] | None = None, drop: tuple[str, ...] = ()) -> Path:
+def _variant(
+    tmp_path: Path, name: str, edits: dict[tuple[int, str], str] | None = None, drop: tuple[str, ...] = ()
+) -> Path:
     """Copy a fixture with some cells changed (``edits[(row, column)]``) and columns dropped."""
     with open(FIXTURES / name, encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -97,7 +99,16 @@ def test_legacy_columns_are_tolerated_and_kept():
 
 def test_other_acled_columns_are_kept_as_extra_columns():
     frame = read_acled_csv(FIXTURES / "acled_api.csv").frame
-    assert list(frame.columns[:8]) == [n.DATE, n.END_DATE, n.FRONT, n.COUNT, n.PRECISION, n.SOURCE, n.ORIGIN_FILE, n.ORIGIN_LINE]
+    assert list(frame.columns[:8]) == [
+        n.DATE,
+        n.END_DATE,
+        n.FRONT,
+        n.COUNT,
+        n.PRECISION,
+        n.SOURCE,
+        n.ORIGIN_FILE,
+        n.ORIGIN_LINE,
+    ]
     for column in ("event_id_cnty", "admin1", "actor1", "assoc_actor_2", "notes", "tags"):
         assert column in frame.columns
     assert "event_date" not in frame.columns
@@ -185,8 +196,12 @@ def test_filters(options, expected):
     [
         ("country", ["Iraq", "Iraq", "Syria", "Syria", "Iraq"]),
         ("admin1", ["Al Anbar", "Al Anbar", "Deir ez Zor", "Homs", "Baghdad"]),
-        ("actor1", ["Islamic Resistance in Iraq"] + ["Military Forces of the United States (2021-)"] * 2
-         + ["Military Forces of Syria (2000-)", "Protesters (Iraq)"]),
+        (
+            "actor1",
+            ["Islamic Resistance in Iraq"]
+            + ["Military Forces of the United States (2021-)"] * 2
+            + ["Military Forces of Syria (2000-)", "Protesters (Iraq)"],
+        ),
         ("event_type", ["Explosions/Remote violence"] * 3 + ["Battles", "Protests"]),
     ],
 )
@@ -332,4 +347,8 @@ def test_empty_front_of_a_kept_row_is_an_issue(tmp_path):
 def test_every_issue_is_reported_at_once(tmp_path):
     path = _variant(tmp_path, "acled_api.csv", {(1, "event_date"): "soon", (3, "fatalities"): "-2", (4, "inter1"): "9"})
     error = _error(path)
-    assert [(issue.line, issue.column) for issue in error.issues] == [(3, "event_date"), (5, "fatalities"), (6, "inter1")]
+    assert [(issue.line, issue.column) for issue in error.issues] == [
+        (3, "event_date"),
+        (5, "fatalities"),
+        (6, "inter1"),
+    ]

@@ -31,7 +31,9 @@ def _ids(table) -> list[str]:
     return table.frame["id"].tolist()
 
 
-def _variant(tmp_path: Path, name: str, edits: dict[tuple[int, str], str] | None = None, drop: tuple[str, ...] = ()) -> Path:
+def _variant(
+    tmp_path: Path, name: str, edits: dict[tuple[int, str], str] | None = None, drop: tuple[str, ...] = ()
+) -> Path:
     """Copy a fixture with some cells changed (``edits[(row, column)]``) and columns dropped."""
     with open(FIXTURES / name, encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -138,9 +140,17 @@ def test_filters(name, options, expected):
         ("side_b", ["IS", "Civilians", "Deir ez Zor tribal forces", "IS"]),
         (
             "dyad_name",
-            ["Government of Syria - IS", "IS - Civilians", "SDF - Deir ez Zor tribal forces", "Government of Iraq - IS"],
+            [
+                "Government of Syria - IS",
+                "IS - Civilians",
+                "SDF - Deir ez Zor tribal forces",
+                "Government of Iraq - IS",
+            ],
         ),
-        ("conflict_name", ["Syria: Government", "IS - Civilians", "SDF - Deir ez Zor tribal forces", "Iraq: Government"]),
+        (
+            "conflict_name",
+            ["Syria: Government", "IS - Civilians", "SDF - Deir ez Zor tribal forces", "Iraq: Government"],
+        ),
         ("type_of_violence", ["state-based", "one-sided", "non-state", "state-based"]),
     ],
 )
@@ -195,7 +205,9 @@ def test_bad_best(tmp_path, cell):
     _assert_located(_error(path, SelectOptions(measure="deaths")), path, 5, "best")
 
 
-@pytest.mark.parametrize(("column", "cell"), [("type_of_violence", "4"), ("type_of_violence", "state-based"), ("date_prec", "6")])
+@pytest.mark.parametrize(
+    ("column", "cell"), [("type_of_violence", "4"), ("type_of_violence", "state-based"), ("date_prec", "6")]
+)
 def test_bad_codes(tmp_path, column, cell):
     path = _variant(tmp_path, "ucdp_ged_49.csv", {(0, column): cell})
     _assert_located(_error(path), path, 2, column)

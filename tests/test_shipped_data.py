@@ -102,7 +102,12 @@ def test_cumulative_to_windows_on_hand_computed_input() -> None:
     )
     assert list(windows.columns) == WINDOW_COLUMNS
     assert windows[n.DATE].dt.strftime("%Y-%m-%d").tolist() == ["2024-01-01", "2024-01-04", "2024-01-06", "2024-01-07"]
-    assert windows[n.END_DATE].dt.strftime("%Y-%m-%d").tolist() == ["2024-01-03", "2024-01-05", "2024-01-06", "2024-01-10"]
+    assert windows[n.END_DATE].dt.strftime("%Y-%m-%d").tolist() == [
+        "2024-01-03",
+        "2024-01-05",
+        "2024-01-06",
+        "2024-01-10",
+    ]
     assert windows[n.COUNT].tolist() == [3, 2, 0, 4]
     assert windows[n.COUNT].dtype == np.int64
     assert windows[n.PRECISION].tolist() == ["exact", "at_least", "exact", "approx"]
@@ -128,7 +133,13 @@ def test_decreasing_total_is_reported_with_file_line_and_column() -> None:
     statements = pd.DataFrame({"as_of": ["2024-01-02", "2024-01-05", "2024-01-09"], "total": ["5", "7", "6"]})
     with pytest.raises(DataValidationError) as error:
         cumulative_to_windows(
-            statements, date_col="as_of", total_col="total", front="f", start="2024-01-01", file="counts.csv", lines=[2, 4, 7]
+            statements,
+            date_col="as_of",
+            total_col="total",
+            front="f",
+            start="2024-01-01",
+            file="counts.csv",
+            lines=[2, 4, 7],
         )
     issue = _only_issue(error)
     assert (issue.file, issue.line, issue.column) == ("counts.csv", 7, "total")
@@ -139,7 +150,9 @@ def test_decreasing_total_is_reported_with_file_line_and_column() -> None:
 def test_dates_that_do_not_increase_strictly_are_reported(third_date: str) -> None:
     statements = pd.DataFrame({"as_of": ["2024-01-02", "2024-01-05", third_date], "total": ["1", "2", "3"]})
     with pytest.raises(DataValidationError) as error:
-        cumulative_to_windows(statements, date_col="as_of", total_col="total", front="f", start="2024-01-01", file="x.csv")
+        cumulative_to_windows(
+            statements, date_col="as_of", total_col="total", front="f", start="2024-01-01", file="x.csv"
+        )
     issue = _only_issue(error)
     assert (issue.file, issue.line, issue.column) == ("x.csv", 4, "as_of")
     assert "increase strictly" in issue.message
@@ -152,7 +165,9 @@ def test_dates_that_do_not_increase_strictly_are_reported(third_date: str) -> No
 def test_bad_totals_are_reported(bad_total: str, message: str) -> None:
     statements = pd.DataFrame({"as_of": ["2024-01-02", "2024-01-05"], "total": ["1", bad_total]})
     with pytest.raises(DataValidationError) as error:
-        cumulative_to_windows(statements, date_col="as_of", total_col="total", front="f", start="2024-01-01", file="x.csv")
+        cumulative_to_windows(
+            statements, date_col="as_of", total_col="total", front="f", start="2024-01-01", file="x.csv"
+        )
     issue = _only_issue(error)
     assert (issue.file, issue.line, issue.column) == ("x.csv", 3, "total")
     assert message in issue.message
@@ -189,7 +204,9 @@ def test_windows_are_contiguous_and_conserve_the_total(steps: list[tuple[int, in
     assert (windows[n.COUNT] >= 0).all()
     assert windows[n.DATE].iloc[0] == first_day
     assert (windows[n.END_DATE] >= windows[n.DATE]).all()
-    assert (windows[n.DATE].iloc[1:].to_numpy() == (windows[n.END_DATE].iloc[:-1] + pd.Timedelta(days=1)).to_numpy()).all()
+    assert (
+        windows[n.DATE].iloc[1:].to_numpy() == (windows[n.END_DATE].iloc[:-1] + pd.Timedelta(days=1)).to_numpy()
+    ).all()
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,7 +255,9 @@ def test_window_files_are_contiguous_and_never_negative(name: str) -> None:
     for rows in _windows_by_front(name).values():
         assert (rows["count"] >= 0).all()
         assert (rows["end_date"] >= rows["date"]).all()
-        assert (rows["date"].iloc[1:].to_numpy() == (rows["end_date"].iloc[:-1] + pd.Timedelta(days=1)).to_numpy()).all()
+        assert (
+            rows["date"].iloc[1:].to_numpy() == (rows["end_date"].iloc[:-1] + pd.Timedelta(days=1)).to_numpy()
+        ).all()
 
 
 def test_pentagon_windows_sum_back_to_the_cumulative_totals() -> None:

@@ -283,9 +283,7 @@ def test_self_excitation_that_would_explode_is_refused():
 
 
 def test_window_fronts_report_totals_of_the_daily_counts():
-    panel, truth, events = simulate_panel(
-        fronts=3, days=31, window_fronts=["front_1"], window_every=7, random_seed=61
-    )
+    panel, truth, events = simulate_panel(fronts=3, days=31, window_fronts=["front_1"], window_every=7, random_seed=61)
     frame = events.frame
     windows = frame[frame[n.FRONT] == "front_1"]
     assert windows[n.END_DATE].notna().all()

@@ -145,8 +145,7 @@ def _validate(pointwise: Mapping[str, np.ndarray], observed: np.ndarray) -> tupl
     if len(set(lengths.values())) > 1 or next(iter(lengths.values())) != y.shape[0]:
         listed = ", ".join(f"'{name}' has {length}" for name, length in lengths.items())
         raise ValueError(
-            f"variants must be compared on the same observations: {listed} observations, "
-            f"and observed has {y.shape[0]}"
+            f"variants must be compared on the same observations: {listed} observations, and observed has {y.shape[0]}"
         )
     not_finite = [name for name, array in arrays.items() if not np.all(np.isfinite(array))]
     if not_finite:
@@ -212,9 +211,7 @@ def loo_table(
     pareto_k: dict[str, np.ndarray] = {}
     high: dict[str, int] = {}
     for name, loglik in arrays.items():
-        idata = az.from_dict(
-            log_likelihood={_LOG_LIKELIHOOD_NAME: loglik}, observed_data={_LOG_LIKELIHOOD_NAME: y}
-        )
+        idata = az.from_dict(log_likelihood={_LOG_LIKELIHOOD_NAME: loglik}, observed_data={_LOG_LIKELIHOOD_NAME: y})
         reff = _relative_efficiency(loglik)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -524,9 +524,7 @@ def predictive_checks(
         y_group = y[members].astype(float)[None, :]
         rep_group = draws[:, members].astype(float)
         coverage.append(
-            IntervalCoverage(
-                name, int(members.size), _share(inside[0.5][members]), _share(inside[0.9][members])
-            )
+            IntervalCoverage(name, int(members.size), _share(inside[0.5][members]), _share(inside[0.9][members]))
         )
         for statistic, function in _SIMPLE_STATISTICS.items():
             statistics.append(_make_check(name, statistic, function(y_group)[0], function(rep_group)))
@@ -565,9 +563,7 @@ def predictive_checks(
     return result
 
 
-def randomized_pit(
-    observed: np.ndarray, replicated: np.ndarray, rng: np.random.Generator | int
-) -> np.ndarray:
+def randomized_pit(observed: np.ndarray, replicated: np.ndarray, rng: np.random.Generator | int) -> np.ndarray:
     """Return randomised PIT values of counts, for a PIT histogram.
 
     For observation :math:`i` with replicated draws :math:`y^{rep}_{\\cdot,i}`,

@@ -102,7 +102,9 @@ def looks_like_acled(columns: list[str]) -> bool:
     return all(name in columns for name in ACLED_SIGNATURE)
 
 
-def read_acled_csv(path: str | Path, options: SelectOptions = SelectOptions(), *, table: RawTable | None = None) -> EventTable:
+def read_acled_csv(
+    path: str | Path, options: SelectOptions = SelectOptions(), *, table: RawTable | None = None
+) -> EventTable:
     """Read an ACLED export, select rows and turn them into canonical events.
 
     Parameters
@@ -184,7 +186,9 @@ def _parse_extra_columns(raw: pd.DataFrame, file: str, lines: np.ndarray) -> tup
     parsed: dict[str, pd.Series] = {}
     issues: list[Issue] = []
     if ACLED_FATALITIES in raw:
-        parsed[ACLED_FATALITIES], found = parse_counts(raw[ACLED_FATALITIES], file=file, lines=lines, column=ACLED_FATALITIES)
+        parsed[ACLED_FATALITIES], found = parse_counts(
+            raw[ACLED_FATALITIES], file=file, lines=lines, column=ACLED_FATALITIES
+        )
         issues += found
     if ACLED_YEAR in raw:
         parsed[ACLED_YEAR], found = parse_int_codes(raw[ACLED_YEAR], file=file, lines=lines, column=ACLED_YEAR)
@@ -283,7 +287,8 @@ def _labels(
             int(lines[i]),
             column,
             f"unknown actor-type code or label {values.iloc[i].strip()!r} "
-            f"(codes 1-8: {list(ACTOR_TYPES.values())}; interaction = 10 * first + second, or 10 * first for one actor)",
+            f"(codes 1-8: {list(ACTOR_TYPES.values())}; "
+            "interaction = 10 * first + second, or 10 * first for one actor)",
         )
         for i, label in enumerate(labels)
         if label is None

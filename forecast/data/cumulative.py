@@ -123,7 +123,9 @@ def cumulative_to_windows(
         if line not in bad_date:
             if previous_date is None and date < first_day:
                 issues.append(
-                    Issue(file, line, date_col, f"date {date.date()} is before the start of counting {first_day.date()}")
+                    Issue(
+                        file, line, date_col, f"date {date.date()} is before the start of counting {first_day.date()}"
+                    )
                 )
             elif previous_date is not None and date <= previous_date:
                 issues.append(

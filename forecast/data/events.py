@@ -163,7 +163,12 @@ def read_events_csv(path: str | Path, *, table: RawTable | None = None) -> Event
         precision = raw[n.PRECISION].astype(str).str.strip().replace("", n.PRECISION_EXACT)
         for i in np.flatnonzero((~precision.isin(PRECISIONS)).to_numpy()):
             issues.append(
-                Issue(file, int(lines[i]), n.PRECISION, f"unknown precision {precision.iloc[i]!r}; allowed: {list(PRECISIONS)}")
+                Issue(
+                    file,
+                    int(lines[i]),
+                    n.PRECISION,
+                    f"unknown precision {precision.iloc[i]!r}; allowed: {list(PRECISIONS)}",
+                )
             )
     else:
         precision = pd.Series(n.PRECISION_EXACT, index=raw.index)

@@ -163,7 +163,9 @@ class Panel:
         starts = self.periods.to_numpy()
         ends = self.period_ends().to_numpy()
         weights = np.zeros((len(windows), self.n_periods), dtype=np.int64)
-        for row, (w_start, w_end) in enumerate(zip(windows[n.DATE].to_numpy(), windows[n.END_DATE].to_numpy())):
+        for row, (w_start, w_end) in enumerate(
+            zip(windows[n.DATE].to_numpy(), windows[n.END_DATE].to_numpy(), strict=True)
+        ):
             lo = np.maximum(starts, w_start)
             hi = np.minimum(ends, w_end)
             weights[row] = np.clip(((hi - lo) / np.timedelta64(1, "D")).astype(np.int64) + 1, 0, None)
@@ -244,7 +246,9 @@ def build_panel(
     end = pd.Timestamp(as_of).normalize() if as_of is not None else last_day.max()
     begin = pd.Timestamp(start).normalize() if start is not None else frame[n.DATE].min()
     if begin > end:
-        raise DataValidationError(Issue(files, None, None, f"start {begin.date()} is after the end of the span {end.date()}"))
+        raise DataValidationError(
+            Issue(files, None, None, f"start {begin.date()} is after the end of the span {end.date()}")
+        )
 
     after = last_day > end
     before = frame[n.DATE] < begin
@@ -286,7 +290,9 @@ def _exclusion_warnings(rows: pd.DataFrame, why: str) -> list[Issue]:
         lines = group[n.ORIGIN_LINE].tolist()
         shown = ", ".join(str(x) for x in lines[:10]) + (" ..." if len(lines) > 10 else "")
         total = int(group[n.COUNT].sum())
-        out.append(Issue(str(file), None, None, f"{len(lines)} row(s) ({total} events) {why} were excluded: lines {shown}"))
+        out.append(
+            Issue(str(file), None, None, f"{len(lines)} row(s) ({total} events) {why} were excluded: lines {shown}")
+        )
     return out
 
 
@@ -394,7 +400,7 @@ def _worst_precision(points: pd.DataFrame, periods: pd.DatetimeIndex, freq: str)
         return out
     index = periods.get_indexer(period_start(flagged[n.DATE], freq))
     rank = flagged[n.PRECISION].map(_PRECISION_RANK).fillna(1).to_numpy()
-    for i, flag, r in zip(index, flagged[n.PRECISION].to_numpy(), rank):
+    for i, flag, r in zip(index, flagged[n.PRECISION].to_numpy(), rank, strict=True):
         if r > _PRECISION_RANK.get(out[i], 0):
             out[i] = flag
     return out
@@ -428,7 +434,7 @@ def _outlier_warnings(panel: Panel) -> list[Issue]:
             continue
         rate = group[n.COUNT].to_numpy(dtype=float) / group[n.EXPOSURE_DAYS].to_numpy()
         limit = OUTLIER_RATIO * max(1.0, float(np.quantile(rate, OUTLIER_QUANTILE)))
-        for date, count in zip(group[n.DATE][rate > limit], group[n.COUNT][rate > limit]):
+        for date, count in zip(group[n.DATE][rate > limit], group[n.COUNT][rate > limit], strict=True):
             out.append(
                 Issue(
                     "<panel>",

@@ -43,7 +43,11 @@ def parse_dates(
     issues: list[Issue] = []
     shown = " or ".join(_format_example(fmt) for fmt in formats)
     for position in np.flatnonzero(remaining.to_numpy()):
-        issues.append(Issue(file, int(lines[position]), column, f"cannot parse {text.iloc[position]!r} as a date (expected {shown})"))
+        issues.append(
+            Issue(
+                file, int(lines[position]), column, f"cannot parse {text.iloc[position]!r} as a date (expected {shown})"
+            )
+        )
     if required:
         for position in np.flatnonzero((text == "").to_numpy()):
             issues.append(Issue(file, int(lines[position]), column, "the date is empty"))
@@ -79,7 +83,7 @@ def parse_counts(
     numbers = pd.to_numeric(text.where(text != ""), errors="coerce")
     issues: list[Issue] = []
     result = np.zeros(len(text), dtype=np.int64)
-    for position, (cell, number) in enumerate(zip(text.to_numpy(), numbers.to_numpy(dtype=float))):
+    for position, (cell, number) in enumerate(zip(text.to_numpy(), numbers.to_numpy(dtype=float), strict=True)):
         line = int(lines[position])
         if cell == "":
             if default is None:
@@ -111,7 +115,7 @@ def parse_int_codes(
     numbers = pd.to_numeric(text.where(text != ""), errors="coerce")
     issues: list[Issue] = []
     out = pd.array([pd.NA] * len(text), dtype="Int64")
-    for position, (cell, number) in enumerate(zip(text.to_numpy(), numbers.to_numpy(dtype=float))):
+    for position, (cell, number) in enumerate(zip(text.to_numpy(), numbers.to_numpy(dtype=float), strict=True)):
         if cell == "":
             continue
         if not np.isfinite(number) or number != np.floor(number):

@@ -466,7 +466,9 @@ def build_interventions(
 
     strikes = read_raw_csv(strikes_path)
     require_columns(strikes, ["date_local", "country", "location", "target", "source_url"], "the US strikes file")
-    dates, issues = parse_dates(strikes.frame["date_local"], file=strikes.file, lines=strikes.lines, column="date_local")
+    dates, issues = parse_dates(
+        strikes.frame["date_local"], file=strikes.file, lines=strikes.lines, column="date_local"
+    )
     for i in range(len(strikes.frame)):
         record = strikes.frame.iloc[i]
         fronts = STRIKE_COUNTRY_FRONTS.get(record["country"])
@@ -574,7 +576,12 @@ def _single_row_position(table: RawTable, column: str, prefix: str) -> int:
     matches = np.flatnonzero(table.frame[column].str.startswith(prefix).to_numpy())
     if len(matches) != 1:
         raise DataValidationError(
-            Issue(table.file, None, column, f"expected one row whose {column} starts with {prefix!r}, found {len(matches)}")
+            Issue(
+                table.file,
+                None,
+                column,
+                f"expected one row whose {column} starts with {prefix!r}, found {len(matches)}",
+            )
         )
     return int(matches[0])
 

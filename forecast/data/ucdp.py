@@ -93,7 +93,9 @@ def looks_like_ucdp(columns: list[str]) -> bool:
     return all(name in columns for name in UCDP_SIGNATURE)
 
 
-def read_ucdp_csv(path: str | Path, options: SelectOptions = SelectOptions(), *, table: RawTable | None = None) -> EventTable:
+def read_ucdp_csv(
+    path: str | Path, options: SelectOptions = SelectOptions(), *, table: RawTable | None = None
+) -> EventTable:
     """Read a UCDP GED CSV file, select events and turn them into canonical events.
 
     Parameters
@@ -144,7 +146,8 @@ def _violence_codes(options: SelectOptions, file: str) -> set[int]:
                 file,
                 None,
                 None,
-                f"option sub_event_types={list(options.sub_event_types)} does not apply: UCDP GED has no sub-event types",
+                f"option sub_event_types={list(options.sub_event_types)} does not apply: "
+                "UCDP GED has no sub-event types",
             )
         )
     by_word = {name: code for code, name in VIOLENCE_TYPES.items()} | {str(code): code for code in VIOLENCE_TYPES}
@@ -174,9 +177,13 @@ def _parse_rows(table: RawTable, by: str, measure: str) -> tuple[pd.DataFrame, p
     """Validate every row; return the canonical frame of the whole file and the violence codes."""
     raw, file, lines = table.frame, table.file, table.lines
     issues: list[Issue] = []
-    start, found = parse_dates(raw[UCDP_DATE_START], file=file, lines=lines, column=UCDP_DATE_START, formats=UCDP_DATE_FORMATS)
+    start, found = parse_dates(
+        raw[UCDP_DATE_START], file=file, lines=lines, column=UCDP_DATE_START, formats=UCDP_DATE_FORMATS
+    )
     issues += found
-    end, found = parse_dates(raw[UCDP_DATE_END], file=file, lines=lines, column=UCDP_DATE_END, formats=UCDP_DATE_FORMATS)
+    end, found = parse_dates(
+        raw[UCDP_DATE_END], file=file, lines=lines, column=UCDP_DATE_END, formats=UCDP_DATE_FORMATS
+    )
     issues += found
     codes, found = parse_int_codes(
         raw[UCDP_VIOLENCE], file=file, lines=lines, column=UCDP_VIOLENCE, allowed=sorted(VIOLENCE_TYPES)
@@ -211,5 +218,7 @@ def _parse_rows(table: RawTable, by: str, measure: str) -> tuple[pd.DataFrame, p
 def _fronts(raw: pd.DataFrame, by: str, codes: pd.Series) -> pd.Series:
     """The front of each row: the ``by`` column, or the violence type in words."""
     if by == UCDP_VIOLENCE:
-        return pd.Series([VIOLENCE_TYPES.get(int(c), "") if pd.notna(c) else "" for c in codes], index=raw.index, dtype=object)
+        return pd.Series(
+            [VIOLENCE_TYPES.get(int(c), "") if pd.notna(c) else "" for c in codes], index=raw.index, dtype=object
+        )
     return text_column(raw, by)

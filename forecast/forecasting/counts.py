@@ -29,8 +29,8 @@ import xarray as xr
 from forecast import names as n
 from forecast.data.shapes import shape_values
 from forecast.errors import ForecastError
-from forecast.models.escalation import PULSE
 from forecast.models.design import Design
+from forecast.models.escalation import PULSE
 from forecast.models.model import EscalationModel
 
 Draws = Callable[..., np.ndarray]
@@ -108,8 +108,12 @@ def forecast_counts(
     else:
         rate = np.exp(log_rate)
         counts = _draw_counts(rate, dispersion, rng)
-    coords = {"chain": posterior["chain"].to_numpy(), "draw": posterior["draw"].to_numpy(),
-              n.FRONT: list(design.fronts), DATE_DIM: days}
+    coords = {
+        "chain": posterior["chain"].to_numpy(),
+        "draw": posterior["draw"].to_numpy(),
+        n.FRONT: list(design.fronts),
+        DATE_DIM: days,
+    }
     dims = ("chain", "draw", n.FRONT, DATE_DIM)
     return xr.Dataset({"counts": (dims, counts), "rate": (dims, rate)}, coords=coords)
 
@@ -148,21 +152,23 @@ def _scenario_term(
     day_offsets = ((days - days[0]) / pd.Timedelta(days=1)).to_numpy().astype(float)
     for item in scenario:
         if item.kind not in kinds:
-            raise ForecastError(
-                f"scenario kind {item.kind!r} was not estimated in this fit; estimated kinds: {kinds}"
-            )
+            raise ForecastError(f"scenario kind {item.kind!r} was not estimated in this fit; estimated kinds: {kinds}")
         unknown = [f for f in item.fronts if f not in design.fronts]
         if unknown:
             raise ForecastError(f"scenario fronts {unknown} are not in the fit; fronts: {list(design.fronts)}")
         start = float((item.start - days[0]).days)
         k = kinds.index(item.kind)
-        effect = effect_mean[..., k][..., None] + effect_sd[..., None] * rng.standard_normal(shape + (len(design.fronts),))
+        effect = effect_mean[..., k][..., None] + effect_sd[..., None] * rng.standard_normal(
+            shape + (len(design.fronts),)
+        )
         if item.shape == n.SHAPE_PULSE:
             if "half_life_log_mean" not in posterior:
                 raise ForecastError("a pulse scenario needs a fit with at least one pulse intervention")
             log_hl = draws("half_life_log_mean") + draws("half_life_log_sd") * rng.standard_normal(shape)
             elapsed = day_offsets[None, None, :] - start
-            values = np.where(elapsed >= 0, np.exp(-np.log(2.0) * np.maximum(elapsed, 0) / np.exp(log_hl)[..., None]), 0.0)
+            values = np.where(
+                elapsed >= 0, np.exp(-np.log(2.0) * np.maximum(elapsed, 0) / np.exp(log_hl)[..., None]), 0.0
+            )
         else:
             end = None if item.end is None else float((item.end - days[0]).days)
             values = np.broadcast_to(shape_values(item.shape, day_offsets, start, end=end), shape + (len(days),))

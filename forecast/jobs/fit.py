@@ -16,8 +16,8 @@ import xarray as xr
 from forecast import __version__
 from forecast.checks.diagnostics import Diagnostics, check_convergence
 from forecast.checks.predictive import PredictiveCheckResult, predictive_checks
-from forecast.forecasting.counts import forecast_counts
 from forecast.fits import FitProvenance, posterior, save_fit, with_observations
+from forecast.forecasting.counts import forecast_counts
 from forecast.jobs.data import DataRequest, LoadedData, load_data
 from forecast.models.design import Design, ModelOptions
 from forecast.models.escalation import OBS
@@ -199,7 +199,9 @@ def write_forecast_draws(outcome: FitOutcome, path: Path) -> Path:
     np.savez_compressed(
         path,
         fronts=np.array(outcome.model.design.fronts, dtype=str),
-        dates=np.array([d.date().isoformat() for d in pd.DatetimeIndex(outcome.forecast["date"].to_numpy())], dtype=str),
+        dates=np.array(
+            [d.date().isoformat() for d in pd.DatetimeIndex(outcome.forecast["date"].to_numpy())], dtype=str
+        ),
         draws=counts.to_numpy().astype(np.int64),
         as_of=np.array(outcome.model.panel.end.date().isoformat()),
     )

@@ -152,13 +152,11 @@ def marginal_loglik(
     return per_front, forward
 
 
-def changepoint_posterior(
-    loglik: pt.TensorVariable, valid: np.ndarray, n_changepoints: int
-) -> pt.TensorVariable:
+def changepoint_posterior(loglik: pt.TensorVariable, valid: np.ndarray, n_changepoints: int) -> pt.TensorVariable:
     """``p(tau_k = s | y, theta)`` as a tensor (changepoint, front, position)."""
     cumulative = cumulative_loglik(loglik)
     total_last = pt.sum(loglik[n_changepoints], axis=-1)
     forward = forward_terms(cumulative, valid, n_changepoints)
     backward = backward_terms(cumulative, total_last, valid, n_changepoints)
-    joint = pt.stack([f + b for f, b in zip(forward, backward)])
+    joint = pt.stack([f + b for f, b in zip(forward, backward, strict=True)])
     return pt.exp(joint - logsumexp(joint, axis=-1, keepdims=True))

@@ -179,7 +179,7 @@ def build_design(panel: Panel, interventions: InterventionTable | None, options:
         valid[f, 0] = False
     k = options.changepoints
     n_valid = valid.sum(axis=1)
-    too_few = [f"{front} ({v} candidate positions)" for front, v in zip(fronts, n_valid) if v < k]
+    too_few = [f"{front} ({v} candidate positions)" for front, v in zip(fronts, n_valid, strict=True) if v < k]
     if too_few:
         raise ForecastError(
             f"{k} changepoint(s) per front, each leaving at least {options.min_regime_days} observed days at both "

@@ -67,7 +67,10 @@ def coords_of(design: Design) -> dict[str, list]:
         labels = design.labels
         coords[n.INTERVENTION] = labels
         coords[KIND_DIM] = list(design.kinds)
-        coords[PAIR] = [f"{design.fronts[f]} | {labels[j]}" for f, j in zip(design.pair_front, design.pair_intervention)]
+        coords[PAIR] = [
+            f"{design.fronts[f]} | {labels[j]}"
+            for f, j in zip(design.pair_front, design.pair_intervention, strict=True)
+        ]
         if len(design.pulse_index):
             coords[PULSE] = [labels[j] for j in design.pulse_index]
     if design.season_index is not None:

@@ -128,21 +128,39 @@ def plot_predictive_bands(
         totals = members[is_window[members]]
         if period.size:
             ax.fill_between(
-                times[period], lower_90[period], upper_90[period], color=_BAND_COLOUR, alpha=0.2, linewidth=0,
+                times[period],
+                lower_90[period],
+                upper_90[period],
+                color=_BAND_COLOUR,
+                alpha=0.2,
+                linewidth=0,
                 label="90% predictive interval",
             )
             ax.fill_between(
-                times[period], lower_50[period], upper_50[period], color=_BAND_COLOUR, alpha=0.45, linewidth=0,
+                times[period],
+                lower_50[period],
+                upper_50[period],
+                color=_BAND_COLOUR,
+                alpha=0.45,
+                linewidth=0,
                 label="50% predictive interval",
             )
             ax.plot(times[period], y[period], "o", color=_OBSERVED_COLOUR, markersize=3, label="observed")
         if totals.size:
             ax.vlines(
-                times[totals], lower_90[totals], upper_90[totals], color=_EXPECTED_COLOUR, linewidth=1.5,
+                times[totals],
+                lower_90[totals],
+                upper_90[totals],
+                color=_EXPECTED_COLOUR,
+                linewidth=1.5,
                 label="90% interval of a window total",
             )
             ax.plot(
-                times[totals], y[totals], "D", color=_EXPECTED_COLOUR, markersize=4,
+                times[totals],
+                y[totals],
+                "D",
+                color=_EXPECTED_COLOUR,
+                markersize=4,
                 label="window total (at its start date)",
             )
         ax.set_ylim(0.0, _upper_limit(y[members], upper_90[members]))
@@ -155,8 +173,12 @@ def plot_predictive_bands(
             handles.setdefault(label, handle)
     if handles:
         figure.legend(
-            list(handles.values()), list(handles.keys()), loc="outside lower center", ncols=min(3, len(handles)),
-            fontsize="small", frameon=False,
+            list(handles.values()),
+            list(handles.keys()),
+            loc="outside lower center",
+            ncols=min(3, len(handles)),
+            fontsize="small",
+            frameon=False,
         )
     return figure
 
@@ -190,8 +212,16 @@ def plot_pit_histogram(pit_values: np.ndarray, *, bins: int = 10) -> Figure:
     counts, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
     figure = Figure(figsize=(6.0, 4.0), layout="constrained")
     ax = figure.subplots()
-    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=_BAND_COLOUR, alpha=0.7,
-           edgecolor="white", label="PIT values")
+    ax.bar(
+        edges[:-1],
+        counts,
+        width=np.diff(edges),
+        align="edge",
+        color=_BAND_COLOUR,
+        alpha=0.7,
+        edgecolor="white",
+        label="PIT values",
+    )
     expected = n / bins
     low, high = stats.binom.ppf([0.025, 0.975], n, 1.0 / bins)
     ax.axhspan(low, high, color="grey", alpha=0.25, label="95% band under uniformity")
@@ -268,8 +298,16 @@ def plot_rootogram(observed: np.ndarray, replicated: np.ndarray, *, max_count: i
     counts = np.arange(size)
     root_expected = np.sqrt(expected_freq)
     root_observed = np.sqrt(observed_freq)
-    ax.bar(counts, root_observed, bottom=root_expected - root_observed, width=0.8, color=_BAND_COLOUR,
-           alpha=0.6, edgecolor="white", label="observed (hanging)")
+    ax.bar(
+        counts,
+        root_observed,
+        bottom=root_expected - root_observed,
+        width=0.8,
+        color=_BAND_COLOUR,
+        alpha=0.6,
+        edgecolor="white",
+        label="observed (hanging)",
+    )
     ax.plot(counts, root_expected, "o-", color=_EXPECTED_COLOUR, markersize=3, linewidth=1.2, label="expected")
     ax.axhline(0.0, color="black", linewidth=0.8)
     if lumped:
