@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 an error in the input or the run, 2 a usage error.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import logging
 import sys
@@ -100,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
         "with the same settings and compare them by PSIS-LOO",
     )
     check.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+    from forecast.jobs.alert import add_alert_parser  # light: the alert path imports no PyMC
+
+    add_alert_parser(commands)
     return parser
 
 
@@ -228,6 +233,13 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _alert(args: argparse.Namespace) -> int:
+    from forecast.jobs.alert import run_alert_command
+
+    # The command line is the only place that reads the clock: --as-of defaults to today.
+    return run_alert_command(args, today=datetime.date.today())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -239,6 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("data", "panel"): _data_panel,
         ("fit", None): _fit,
         ("check", None): _check,
+        ("alert", None): _alert,
     }
     handler = handlers.get((args.command, getattr(args, "data_command", None)))
     if handler is None:

@@ -1,0 +1,147 @@
+"""Strict reading of the small YAML files of the alerting path (detector prior, rules).
+
+The rules mirror :mod:`forecast.priors` (which cannot be imported here: it imports PyMC, and
+the alerting path must start fast): plain YAML only (``yaml.SafeLoader``, so tags such as
+``!!python/object`` are refused), duplicate keys refused, every message names the file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class _StrictSafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also refuses duplicate keys in a mapping."""
+
+
+def _construct_mapping_without_duplicates(loader: _StrictSafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+        except TypeError:
+            continue  # unhashable key: construct_mapping reports it
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping", node.start_mark, f"found the key {key!r} twice", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_without_duplicates)
+
+
+def read_yaml_file(path: str | Path, what: str, error: type[Exception]) -> object:
+    """Parse ``path`` with the strict safe loader.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file does not exist.
+    error
+        When the text is not plain YAML (``what`` names the kind of file in the message).
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return yaml.load(file.read_text(encoding="utf-8"), Loader=_StrictSafeLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise error(
+            f"{path}: not a valid {what} (plain YAML only; tags such as !!python/object are refused): {exc}"
+        ) from exc
+
+
+class Problems:
+    """Collects the problems of one file so that one error lists all of them."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, where: str, reason: str) -> None:
+        self.items.append(f"{where}: {reason}" if where else reason)
+
+    def raise_if_any(self, source: str, what: str, error: type[Exception]) -> None:
+        if self.items:
+            noun = "problem" if len(self.items) == 1 else "problems"
+            listed = "\n".join(f"  - {item}" for item in self.items)
+            raise error(f"{source}: {len(self.items)} {what} {noun}:\n{listed}")
+
+
+def check_keys(
+    data: object, allowed: Sequence[str], where: str, problems: Problems, *, required: Sequence[str] = ()
+) -> Mapping[str, Any] | None:
+    """Check that ``data`` is a mapping with only ``allowed`` keys and every ``required`` one."""
+    if not isinstance(data, Mapping):
+        problems.add(where, f"expected a mapping with keys {list(allowed)}, got {data!r}")
+        return None
+    unknown = [str(key) for key in data if key not in allowed]
+    if unknown:
+        problems.add(where, f"unknown keys {sorted(unknown)}; the allowed keys are: {', '.join(allowed)}")
+    missing = [key for key in required if key not in data]
+    if missing:
+        problems.add(where, f"missing keys {missing}; the required keys are: {', '.join(required)}")
+    return data
+
+
+def number(
+    value: object,
+    where: str,
+    problems: Problems,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float | None:
+    """A finite number within bounds, or None after recording the problem."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        hint = ""
+        if (
+            isinstance(value, str)
+            and value.strip()
+            .lower()
+            .replace("+", "")
+            .replace("-", "")
+            .replace(".", "", 1)
+            .replace("e", "", 1)
+            .isdigit()
+        ):
+            hint = " (YAML reads a number like 1e-3 as text; write 1.0e-3)"
+        problems.add(where, f"expected a number, got {value!r}{hint}")
+        return None
+    result = float(value)
+    if not math.isfinite(result):
+        problems.add(where, f"expected a finite number, got {value!r}")
+        return None
+    if low is not None and (result < low or (low_open and result == low)):
+        problems.add(where, f"must be {'>' if low_open else '>='} {low:g}, got {value!r}")
+        return None
+    if high is not None and (result > high or (high_open and result == high)):
+        problems.add(where, f"must be {'<' if high_open else '<='} {high:g}, got {value!r}")
+        return None
+    return result
+
+
+def integer(
+    value: object, where: str, problems: Problems, *, low: int | None = None, high: int | None = None
+) -> int | None:
+    """An integer within bounds (``3.0`` is refused: counts of observations are whole)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems.add(where, f"expected a whole number, got {value!r}")
+        return None
+    if low is not None and value < low:
+        problems.add(where, f"must be >= {low}, got {value!r}")
+        return None
+    if high is not None and value > high:
+        problems.add(where, f"must be <= {high}, got {value!r}")
+        return None
+    return int(value)

@@ -1,0 +1,1104 @@
+"""``forecast alert``: scheduled alerting on rate shifts, idempotent and safe to re-run.
+
+Each run reads the events (the shipped data by default), aggregates them to daily counts,
+and, inside one transaction on the state file (:mod:`forecast.jobs.alert_state`):
+
+1. compares the counts with the ones already processed; a changed, added or dropped day is a
+   **revision**: the detector restarts from the newest checkpoint before the first changed
+   day, alerts that no longer hold are withdrawn, new ones are issued, and the run says so;
+2. runs the changepoint detector (:mod:`forecast.alerts.bocpd`) over the new days only,
+   resuming from the saved state, and, when ``--fit DIR`` holds ``forecast_draws.npz``, scores
+   the new counts against the fit's posterior predictive (:mod:`forecast.alerts.surprise`);
+3. applies the rules (:mod:`forecast.alerts.rules`) and records each alert under its stable
+   id, with one outbox row per destination.
+
+After the commit, the outbox is delivered (:mod:`forecast.jobs.notify`); what fails stays
+there for the next run.  ``--replay START END`` runs the same steps in memory as if scheduled
+on every day from START to END and prints the alert lines the scheduled runs would print.
+
+Fronts observed only through window totals (no daily counts) are skipped with a note: the
+detector needs regular observations.  The first run on a front processes its whole history
+but notifies only alerts dated on or after ``--since`` (default: the last day of the data);
+earlier ones are recorded with status ``history``.
+
+Exit codes (:func:`run_alert_command`): 0 the run completed, with or without alerts; 1 an
+error (bad input, locked state...; nothing was changed); 3 with ``--fail-on-alert``, when an
+alert fired; 4 the run completed but a notification could not be delivered (it stays in the
+outbox and is retried by the next run).  argparse exits 2 on a usage error.
+
+The alert path imports the data layer, numpy, pandas, PyYAML and the standard library: never PyMC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import calendar
+import hashlib
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date as Date
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from forecast import names as n
+from forecast.alerts.bocpd import DetectorConfig, DetectorState, load_detector_config, update
+from forecast.alerts.evaluation import KnownChange, ReplayEvaluation, evaluate_replay
+from forecast.alerts.rules import Alert, AlertRules, FrontRuleState, Signal, evaluate_front, load_rules
+from forecast.alerts.surprise import PredictiveDraws
+from forecast.errors import DataValidationError, ForecastError, Issue
+from forecast.jobs.alert_state import (
+    KIND_MONTH,
+    KIND_RUN,
+    STATUS_HISTORY,
+    STATUS_ISSUED,
+    STATUS_WITHDRAWN,
+    AlertStore,
+    SavedFrontState,
+)
+from forecast.jobs.notify import Notifier, NotifyError, alert_line, parse_notify_spec
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DRAWS_FILE",
+    "EXIT_ALERT",
+    "EXIT_ERROR",
+    "EXIT_NOT_DELIVERED",
+    "EXIT_OK",
+    "AlertRequest",
+    "AlertRunResult",
+    "DailySeries",
+    "ReplayResult",
+    "add_alert_parser",
+    "load_daily_series",
+    "load_known_changes",
+    "load_predictive_draws",
+    "main",
+    "replay_alerts",
+    "run_alert_command",
+    "run_alert_job",
+]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_ALERT = 3
+EXIT_NOT_DELIVERED = 4
+
+#: The posterior predictive draws ``forecast fit`` saves beside ``fit.nc``.
+DRAWS_FILE = "forecast_draws.npz"
+DEFAULT_STATE_FILE = "forecast-alert-state.sqlite"
+MODE_SCHEDULED = "scheduled"
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertRequest:
+    """What one ``forecast alert`` run is asked to do.
+
+    Attributes
+    ----------
+    state : Path
+        The SQLite state file.
+    events : tuple of Path
+        Event files; empty means the shipped data.
+    format : str
+        Their layout (see :func:`forecast.data.readers.read_events`).
+    detector, rules : Path or None
+        Detector prior/hazard file and rules file; None uses the code defaults (equal to
+        ``priors/alerts/detector.yaml`` and ``priors/alerts/rules.yaml``).
+    fit : Path or None
+        A folder written by ``forecast fit``; its ``forecast_draws.npz`` enables the surprise rule.
+    as_of : date or None
+        The run's date: data after it are ignored, and it is each alert's ``as_of``.  None: the
+        last day of the data.  (Library code never reads the clock; the command line may pass
+        today.)
+    since : date or None
+        First run on a front: notify alerts dated on or after this day only (default: the last
+        day of the data).
+    notify : tuple of str
+        Destination SPECs (see :mod:`forecast.jobs.notify`).
+    lock_timeout, notify_timeout : float
+        Seconds to wait for another run's lock, and for a webhook or mail server.
+    """
+
+    state: Path = Path(DEFAULT_STATE_FILE)
+    events: tuple[Path, ...] = ()
+    format: str = n.FORMAT_AUTO
+    detector: Path | None = None
+    rules: Path | None = None
+    fit: Path | None = None
+    as_of: Date | None = None
+    since: Date | None = None
+    notify: tuple[str, ...] = ("stdout",)
+    lock_timeout: float = 60.0
+    notify_timeout: float = 10.0
+
+    def event_files(self) -> list[Path]:
+        if self.events:
+            return list(self.events)
+        from forecast.data.shipped import default_event_files
+
+        return default_event_files()
+
+
+@dataclass(frozen=True)
+class DailySeries:
+    """Daily counts of the fronts observed day by day.
+
+    Attributes
+    ----------
+    fronts : tuple of str
+    dates : tuple of str
+        Every day of the span, ISO.
+    counts : numpy.ndarray, shape (front, day)
+        NaN where the front was not observed that day (a window total covers it).
+    skipped : tuple of str
+        Fronts observed only through window totals.
+    data_hash : str
+        :meth:`forecast.data.panel.Panel.data_hash` of the panel.
+    """
+
+    fronts: tuple[str, ...]
+    dates: tuple[str, ...]
+    counts: np.ndarray
+    skipped: tuple[str, ...]
+    data_hash: str
+
+    @property
+    def end(self) -> str:
+        return self.dates[-1]
+
+
+def load_daily_series(files: Sequence[Path], *, format: str = n.FORMAT_AUTO, as_of: Date | None = None) -> DailySeries:
+    """Read event files and aggregate them to daily counts up to ``as_of``.
+
+    The span ends on ``as_of`` or on the last day of the data, whichever is earlier (days
+    after the last input row are never filled with zeros).
+
+    Raises
+    ------
+    DataValidationError
+        For invalid input, or when nothing is left up to ``as_of``.
+    """
+    from forecast.data.panel import build_panel
+    from forecast.data.readers import read_events
+
+    events = read_events(list(files), format=format)
+    frame = events.frame
+    last = frame[n.END_DATE].fillna(frame[n.DATE]).max().date()
+    end = last if as_of is None else min(as_of, last)
+    if as_of is not None and frame[n.DATE].min().date() > as_of:
+        raise DataValidationError(
+            Issue(", ".join(events.files), None, n.DATE, f"no events on or before as_of {as_of.isoformat()}")
+        )
+    panel = build_panel(events, freq=n.FREQ_DAY, as_of=end.isoformat())
+    for issue in panel.warnings:
+        log.debug("%s", issue)
+    counts, _ = panel.counts_matrix()
+    daily = [i for i in range(len(panel.fronts)) if not np.all(np.isnan(counts[i]))]
+    skipped = tuple(front for i, front in enumerate(panel.fronts) if i not in daily)
+    return DailySeries(
+        fronts=tuple(panel.fronts[i] for i in daily),
+        dates=tuple(day.date().isoformat() for day in panel.periods),
+        counts=counts[daily],
+        skipped=skipped,
+        data_hash=panel.data_hash(),
+    )
+
+
+def load_predictive_draws(fit_dir: Path | None) -> PredictiveDraws | None:
+    """The posterior predictive draws saved by ``forecast fit`` in ``fit_dir``, or None.
+
+    A folder without ``forecast_draws.npz`` leaves the surprise rule off (logged).
+
+    Raises
+    ------
+    ForecastError
+        When the file is there but is not the expected layout.
+    """
+    if fit_dir is None:
+        return None
+    path = Path(fit_dir) / DRAWS_FILE
+    if not path.is_file():
+        log.warning("no %s in %s: the surprise rule is off for this run", DRAWS_FILE, fit_dir)
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [key for key in ("fronts", "dates", "draws", "as_of") if key not in data]
+            if missing:
+                raise ForecastError(f"{path}: missing arrays {missing}; expected fronts, dates, draws and as_of")
+            draws = PredictiveDraws(
+                fronts=tuple(str(x) for x in data["fronts"].tolist()),
+                dates=tuple(str(x)[:10] for x in data["dates"].tolist()),
+                draws=np.asarray(data["draws"]),
+                as_of=str(data["as_of"].item())[:10],
+                source=str(path),
+            )
+    except (OSError, ValueError) as error:
+        raise ForecastError(f"{path}: cannot read the predictive draws: {error}") from error
+    log.info(
+        "surprise rule: %d draws for %d front(s), %s .. %s (fit as of %s)",
+        draws.draws.shape[0],
+        len(draws.fronts),
+        draws.dates[0] if draws.dates else "-",
+        draws.dates[-1] if draws.dates else "-",
+        draws.as_of,
+    )
+    return draws
+
+
+def load_known_changes(path: Path) -> list[KnownChange]:
+    """Read a known-changes CSV: ``date,front,label,source`` and optionally ``direction``.
+
+    Raises
+    ------
+    DataValidationError
+        Listing every bad row.
+    """
+    import csv
+
+    issues: list[Issue] = []
+    changes: list[KnownChange] = []
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        for needed in (n.DATE, n.FRONT):
+            if needed not in columns:
+                raise DataValidationError(Issue(str(path), 1, needed, f"missing column; columns are {columns}"))
+        for line, row in enumerate(reader, start=2):
+            try:
+                day = Date.fromisoformat(row[n.DATE].strip()).isoformat()
+            except ValueError:
+                issues.append(Issue(str(path), line, n.DATE, f"not a YYYY-MM-DD date: {row[n.DATE]!r}"))
+                continue
+            direction = (row.get("direction") or "").strip() or None
+            if direction not in (None, "up", "down"):
+                issues.append(Issue(str(path), line, "direction", f"must be up, down or empty, got {direction!r}"))
+                continue
+            changes.append(
+                KnownChange(
+                    date=day,
+                    front=row[n.FRONT].strip(),
+                    label=(row.get(n.LABEL) or "").strip(),
+                    source=(row.get(n.SOURCE) or "").strip(),
+                    direction=direction,
+                )
+            )
+    if issues:
+        raise DataValidationError(issues)
+    return changes
+
+
+def _config_hash(config: DetectorConfig, rules: AlertRules) -> str:
+    return hashlib.sha256(f"{config.hash()}|{rules.hash()}".encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# The detector and the rules over a span of days
+# --------------------------------------------------------------------------------------------
+
+
+class _Engine:
+    """Runs the detector and the rules for a set of fronts over spans of days (no I/O)."""
+
+    def __init__(self, config: DetectorConfig, rules: AlertRules, series: DailySeries, draws: PredictiveDraws | None):
+        self.config = config
+        self.rules = rules
+        self.series = series
+        self.draws = draws
+        self.outside_horizon = 0
+        observed = ~np.isnan(series.counts)
+        self.observed_days = [np.flatnonzero(row) for row in observed]
+        self.rank = np.cumsum(observed, axis=1) - 1  # position of a day among the front's observed days
+
+    def advance(
+        self,
+        fronts: Sequence[int],
+        state: DetectorState,
+        rule_states: Sequence[FrontRuleState],
+        lo: int,
+        hi: int,
+        first: Sequence[int],
+    ) -> list[list[Alert]]:
+        """Process days ``lo .. hi - 1``; front ``i`` only from day ``first[i]`` on.
+
+        ``state`` and ``rule_states`` (one per front, in ``fronts`` order) are advanced.
+        Returns the alerts of each front, in date order.
+        """
+        series = self.series
+        counts = series.counts[list(fronts), lo:hi].copy()
+        for i, start in enumerate(first):
+            if start > lo:
+                counts[i, : max(0, min(hi, start) - lo)] = np.nan
+        per_front = [self.rules.for_front(series.fronts[f]) for f in fronts]
+        output = update(
+            self.config,
+            state,
+            counts,
+            within_last=[r.changepoint.within_last for r in per_front],
+            baseline=[r.changepoint.baseline for r in per_front],
+            report_above=[r.changepoint.threshold if r.changepoint.enabled else np.inf for r in per_front],
+        )
+        alerts: list[list[Alert]] = []
+        for i, f in enumerate(fronts):
+            front = series.fronts[f]
+            signals = []
+            for j in np.flatnonzero(output.observed[i]):
+                day = lo + int(j)
+                date = series.dates[day]
+                count = int(counts[i, j])
+                run = int(output.run_length[i, j])
+                regime_start = None
+                if run > 0:
+                    position = int(self.rank[f, day]) - run + 1
+                    regime_start = series.dates[int(self.observed_days[f][max(0, position)])]
+                tails = None
+                median = None
+                if self.draws is not None and front in self.draws.fronts:
+                    tails = self.draws.tails(front, date, count)
+                    if tails is None:
+                        self.outside_horizon += 1
+                    else:
+                        median = self.draws.median(front, date)
+                rate_before = float(output.rate_before[i, j])
+                signals.append(
+                    Signal(
+                        date=date,
+                        count=count,
+                        n_obs=int(output.n_obs[i, j]),
+                        changepoint_prob=float(output.changepoint_prob[i, j]),
+                        regime_start=regime_start,
+                        rate_after=float(output.rate_after[i, j]) if run > 0 else None,
+                        rate_before=rate_before if run > 0 and np.isfinite(rate_before) else None,
+                        p_up=None if tails is None else tails[0],
+                        p_down=None if tails is None else tails[1],
+                        predictive_median=median,
+                        fit_as_of=None if tails is None or self.draws is None else self.draws.as_of,
+                    )
+                )
+            alerts.append(evaluate_front(front, per_front[i], rule_states[i], signals))
+        return alerts
+
+    def log_horizon(self) -> None:
+        if self.draws is not None and self.outside_horizon:
+            log.info(
+                "surprise rule skipped for %d observation(s) outside the fit's horizon %s .. %s",
+                self.outside_horizon,
+                self.draws.dates[0] if self.draws.dates else "-",
+                self.draws.dates[-1] if self.draws.dates else "-",
+            )
+
+
+def _month_end_cuts(dates: Sequence[str], lo: int, hi: int) -> list[int]:
+    """Cut points in ``lo .. hi`` after each last day of a month (and ``hi``)."""
+    cuts = []
+    for t in range(lo, hi):
+        day = Date.fromisoformat(dates[t])
+        if day.day == calendar.monthrange(day.year, day.month)[1] and t + 1 < hi:
+            cuts.append(t + 1)
+    return [*cuts, hi]
+
+
+# --------------------------------------------------------------------------------------------
+# The scheduled run
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AlertRunResult:
+    """What a scheduled run did."""
+
+    run_id: int
+    as_of: str
+    new_observations: int = 0
+    issued: list[dict[str, Any]] = field(default_factory=list)
+    revisions: list[dict[str, Any]] = field(default_factory=list)
+    withdrawn: list[str] = field(default_factory=list)
+    skipped_fronts: tuple[str, ...] = ()
+    delivered: int = 0
+    failed_destinations: list[str] = field(default_factory=list)
+    pending: dict[str, int] = field(default_factory=dict)
+
+    def exit_code(self, *, fail_on_alert: bool = False) -> int:
+        if self.failed_destinations:
+            return EXIT_NOT_DELIVERED
+        if fail_on_alert and self.issued:
+            return EXIT_ALERT
+        return EXIT_OK
+
+
+@dataclass
+class _FrontPlan:
+    index: int
+    front: str
+    restore: SavedFrontState | None
+    changed: list[str]
+    first_run: bool
+    history_until: str | None  # alerts dated on or before this are recorded as history (after a reset)
+    last_done: str | None
+    previous: dict[str, int] = field(default_factory=dict)  # the stored counts of the changed days
+
+    @property
+    def resume_date(self) -> str | None:
+        return None if self.restore is None else self.restore.date
+
+
+def run_alert_job(request: AlertRequest, *, stdout: TextIO | None = None) -> AlertRunResult:
+    """One scheduled run: update the state in one transaction, then deliver the outbox.
+
+    Parameters
+    ----------
+    request : AlertRequest
+    stdout : text stream, optional
+        Where the ``stdout`` notifier writes (default ``sys.stdout``).
+
+    Raises
+    ------
+    ForecastError
+        For invalid input or configuration, or a state file locked too long; the state is
+        then unchanged.
+    """
+    notifiers = _notifiers(request.notify, stdout, request.notify_timeout)
+    config = load_detector_config(request.detector)
+    rules = load_rules(request.rules)
+    series = load_daily_series(request.event_files(), format=request.format, as_of=request.as_of)
+    draws = load_predictive_draws(request.fit)
+    as_of = (request.as_of or Date.fromisoformat(series.end)).isoformat()
+    if series.skipped:
+        log.info(
+            "front(s) observed only through window totals, skipped by the detector (it needs daily counts): %s",
+            ", ".join(series.skipped),
+        )
+    with AlertStore(request.state, lock_timeout=request.lock_timeout) as store:
+        with store.transaction():
+            result = _update_state(store, request, config, rules, series, draws, as_of, notifiers)
+        _deliver(store, notifiers, result)
+    log.info(
+        "alert run %d as of %s: %d new observation(s), %d alert(s) issued, %d revision(s), %d notification(s) "
+        "delivered%s",
+        result.run_id,
+        as_of,
+        result.new_observations,
+        len(result.issued),
+        len(result.revisions),
+        result.delivered,
+        f", undelivered: {result.pending}" if result.pending else "",
+    )
+    return result
+
+
+def _notifiers(specs: Sequence[str], stdout: TextIO | None, timeout: float) -> list[Notifier]:
+    notifiers: list[Notifier] = []
+    for spec in specs:
+        notifier = parse_notify_spec(spec, stdout=stdout, timeout=timeout)
+        if notifier.key not in {existing.key for existing in notifiers}:
+            notifiers.append(notifier)
+    return notifiers
+
+
+def _update_state(
+    store: AlertStore,
+    request: AlertRequest,
+    config: DetectorConfig,
+    rules: AlertRules,
+    series: DailySeries,
+    draws: PredictiveDraws | None,
+    as_of: str,
+    notifiers: Sequence[Notifier],
+) -> AlertRunResult:
+    run_id = store.start_run(as_of, MODE_SCHEDULED, series.data_hash)
+    result = AlertRunResult(run_id=run_id, as_of=as_of, skipped_fronts=series.skipped)
+    config_hash = _config_hash(config, rules)
+    stored_hash = store.get_meta("config_hash")
+    reset = stored_hash is not None and stored_hash != config_hash
+    if reset:
+        log.warning(
+            "the detector or rules changed since the last run: recomputing every front from the start of its data; "
+            "alerts this finds for days already processed are recorded as history, not notified"
+        )
+    store.set_meta("config_hash", config_hash)
+    since = request.since.isoformat() if request.since else series.end
+
+    in_data = set(series.fronts)
+    for front in store.fronts_with_state():
+        if front not in in_data:
+            log.warning("front %r has saved state but no daily counts in this input: left as it is", front)
+
+    plans: list[_FrontPlan] = []
+    observed_now: list[dict[str, int]] = []
+    behind: list[str] = []
+    for f, front in enumerate(series.fronts):
+        latest = store.latest_state(front)
+        last_done = latest.date if latest is not None else None
+        if last_done is not None and last_done > series.end and not reset:
+            behind.append(f"{front} (state at {last_done})")
+            continue
+        row = series.counts[f]
+        observed = {series.dates[t]: int(row[t]) for t in np.flatnonzero(~np.isnan(row))}
+        observed_now.append(observed)
+        stored = store.observations(front)
+        changed: list[str] = []
+        if last_done is not None:
+            keys = set(stored) | {d for d in observed if d <= last_done}
+            changed = sorted(d for d in keys if stored.get(d) != observed.get(d))
+        previous = {d: stored[d] for d in changed if d in stored}
+        if reset:
+            if changed:
+                log.warning(
+                    "front %r: %d processed day(s) also changed (first %s); the recomputation uses the new data",
+                    front,
+                    len(changed),
+                    changed[0],
+                )
+            store.delete_states_from(front, None)
+            plans.append(_FrontPlan(f, front, None, changed, False, last_done, last_done, previous))
+        elif changed:
+            restore = store.state_before(front, changed[0])
+            store.delete_states_from(front, changed[0])
+            plans.append(_FrontPlan(f, front, restore, changed, False, None, last_done, previous))
+        else:
+            plans.append(_FrontPlan(f, front, latest, [], latest is None, None, last_done))
+
+    if behind:
+        log.warning(
+            "the data of this run end on %s, before the saved state of: %s; those fronts are left as they are "
+            "(a run never goes back in time; to recompute, use a new --state)",
+            series.end,
+            ", ".join(behind),
+        )
+    engine = _Engine(config, rules, series, draws)
+    dates = series.dates
+    first = [0 if p.resume_date is None else _first_day_after(dates, p.resume_date) for p in plans]
+    active = [i for i, p in enumerate(plans) if first[i] < len(dates)]
+    alerts_by_front: dict[int, list[Alert]] = {i: [] for i in active}
+    if active:
+        fronts = [plans[i].index for i in active]
+        states = [plans[i].restore for i in active]
+        detector = _stack_states(config, states)
+        rule_states = [FrontRuleState.from_json(s.rules) if s is not None else FrontRuleState() for s in states]
+        lo = min(first[i] for i in active)
+        start = lo
+        for cut in _month_end_cuts(dates, lo, len(dates)):
+            found = engine.advance(fronts, detector, rule_states, start, cut, [first[i] for i in active])
+            for i, alerts in zip(active, found, strict=True):
+                alerts_by_front[i].extend(alerts)
+            kind = KIND_RUN if cut == len(dates) else KIND_MONTH
+            for position, i in enumerate(active):
+                if first[i] < cut:
+                    store.save_state(
+                        SavedFrontState(
+                            front=plans[i].front,
+                            date=dates[cut - 1],
+                            kind=kind,
+                            n_obs=int(detector.n_obs[position]),
+                            detector=detector.front_bytes(position),
+                            rules=rule_states[position].to_json(),
+                        )
+                    )
+            start = cut
+        engine.log_horizon()
+
+    for i, plan in enumerate(plans):
+        if i not in alerts_by_front:
+            continue
+        _record_front(store, plan, observed_now[i], alerts_by_front[i], since, as_of, notifiers, result)
+        store.prune_states(plan.front)
+    store.finish_run(
+        run_id,
+        new_observations=result.new_observations,
+        alerts_issued=len(result.issued),
+        revisions=len(result.revisions),
+    )
+    return result
+
+
+def _first_day_after(dates: Sequence[str], day: str) -> int:
+    """Index of the first date after ``day`` (dates are ISO strings in order)."""
+    import bisect
+
+    return bisect.bisect_right(list(dates), day)
+
+
+def _stack_states(config: DetectorConfig, saved: Sequence[SavedFrontState | None]) -> DetectorState:
+    fresh = DetectorState.initial(len(saved), config)
+    blobs = [s.detector for s in saved if s is not None]
+    if not blobs:
+        return fresh
+    try:
+        restored = DetectorState.from_front_bytes(blobs, config)
+    except ValueError as error:
+        raise ForecastError(f"the saved detector state does not fit the detector configuration: {error}") from error
+    position = 0
+    for i, s in enumerate(saved):
+        if s is not None:
+            fresh.probs[i] = restored.probs[position]
+            fresh.sums[i] = restored.sums[position]
+            fresh.n_obs[i] = restored.n_obs[position]
+            position += 1
+    return fresh
+
+
+def _record_front(
+    store: AlertStore,
+    plan: _FrontPlan,
+    observed: dict[str, int],
+    alerts: list[Alert],
+    since: str,
+    as_of: str,
+    notifiers: Sequence[Notifier],
+    result: AlertRunResult,
+) -> None:
+    """Store the front's processed observations and alerts; withdraw what a revision undid."""
+    resume = plan.resume_date
+    rows = sorted((d, c) for d, c in observed.items() if resume is None or d > resume)
+    store.replace_observations_after(plan.front, resume, rows, result.run_id)
+    result.new_observations += sum(1 for d, _ in rows if plan.last_done is None or d > plan.last_done)
+
+    existing = store.alerts_of(plan.front, None if resume is None else _next_day(resume))
+    found_ids = set()
+    added = 0
+    for alert in alerts:
+        found_ids.add(alert.id)
+        status = STATUS_ISSUED
+        if plan.first_run and alert.date < since:
+            status = STATUS_HISTORY
+        if plan.history_until is not None and alert.date <= plan.history_until:
+            status = STATUS_HISTORY
+        previous = existing.get(alert.id)
+        if previous is None:
+            payload = alert.to_json(as_of)
+            store.insert_alert(payload, status, result.run_id)
+        elif previous == STATUS_WITHDRAWN and status == STATUS_ISSUED:
+            store.reinstate_alert(alert.id)
+            payload = store.alert_payload(alert.id)
+        else:
+            continue
+        if status == STATUS_ISSUED:
+            added += 1
+            result.issued.append(payload)
+            for notifier in notifiers:
+                store.enqueue(alert.id, notifier.key, result.run_id)
+
+    if plan.changed and plan.history_until is None:
+        first_changed = plan.changed[0]
+        gone = sorted(
+            alert_id
+            for alert_id, status in store.alerts_of(plan.front, first_changed).items()
+            if status != STATUS_WITHDRAWN and alert_id not in found_ids
+        )
+        store.withdraw_alerts(gone, result.run_id)
+        result.withdrawn.extend(gone)
+        examples = [{"date": d, "before": plan.previous.get(d), "after": observed.get(d)} for d in plan.changed[:20]]
+        detail = {"changed": examples, "restarted_after": resume, "withdrawn": gone}
+        store.record_revision(result.run_id, plan.front, first_changed, len(plan.changed), len(gone), added, detail)
+        result.revisions.append(
+            {
+                "front": plan.front,
+                "first_changed": first_changed,
+                "rows_changed": len(plan.changed),
+                "alerts_withdrawn": len(gone),
+                "alerts_added": added,
+            }
+        )
+        shown = ", ".join(f"{e['date']}: {e['before']} -> {e['after']}" for e in examples[:3])
+        log.warning(
+            "data revision on front %r: %d processed day(s) changed (%s%s); recomputed from %s; %d alert(s) "
+            "withdrawn, %d new",
+            plan.front,
+            len(plan.changed),
+            shown,
+            ", ..." if len(plan.changed) > 3 else "",
+            first_changed,
+            len(gone),
+            added,
+        )
+        for alert_id in gone:
+            log.warning("alert %s on %r is withdrawn: the revised data no longer support it", alert_id[:12], plan.front)
+
+
+def _next_day(day: str) -> str:
+    return Date.fromordinal(Date.fromisoformat(day).toordinal() + 1).isoformat()
+
+
+def _deliver(store: AlertStore, notifiers: Sequence[Notifier], result: AlertRunResult) -> None:
+    """Send what the outbox holds for these destinations, oldest first, one transaction each.
+
+    A destination that fails is not tried again in this run (its later rows stay queued too,
+    in order).
+    """
+    for notifier in notifiers:
+        while True:
+            failed = False
+            with store.transaction():
+                row = store.next_pending(notifier.key)
+                if row is None:
+                    break
+                try:
+                    notifier.send(row.payload)
+                except NotifyError as error:
+                    store.mark_failed(row.id, str(error))
+                    log.error(
+                        "notification %s to %s failed (attempt %d, kept for the next run): %s",
+                        row.alert_id[:12],
+                        notifier.describe(),
+                        row.attempts + 1,
+                        error,
+                    )
+                    failed = True
+                else:
+                    store.mark_delivered(row.id, result.run_id)
+                    result.delivered += 1
+            if failed:
+                result.failed_destinations.append(notifier.describe())
+                break
+    with store.transaction():
+        pending = store.pending_counts()
+    named = {notifier.key: notifier.describe() for notifier in notifiers}
+    result.pending = {named.get(key, "other"): count for key, count in pending.items() if key in named}
+    others = sum(count for key, count in pending.items() if key not in named)
+    if others:
+        log.warning("%d undelivered notification(s) for destinations not named in this run stay in the outbox", others)
+
+
+# --------------------------------------------------------------------------------------------
+# Replay
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReplayResult:
+    """Alerts a daily schedule would have issued from ``start`` to ``end``."""
+
+    start: str
+    end: str
+    alerts: list[dict[str, Any]]
+    fronts: tuple[str, ...]
+    skipped_fronts: tuple[str, ...]
+    evaluation: ReplayEvaluation | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start,
+            "end": self.end,
+            "fronts": list(self.fronts),
+            "skipped_fronts": list(self.skipped_fronts),
+            "alerts": len(self.alerts),
+            "evaluation": None if self.evaluation is None else self.evaluation.to_dict(),
+        }
+
+
+def replay_alerts(
+    request: AlertRequest,
+    start: Date,
+    end: Date,
+    *,
+    known_changes: Sequence[KnownChange] | None = None,
+    match_days: int = 14,
+) -> ReplayResult:
+    """Run the detector and rules over history as if scheduled on every day ``start .. end``.
+
+    Nothing is read from or written to the state file.  The days before ``start`` are
+    processed first (their alerts are history, as in a first scheduled run with
+    ``--since START``), then each day is processed as a run with ``as_of`` that day would
+    process it, so the alert objects equal those of daily scheduled runs on the same data.
+
+    Raises
+    ------
+    ForecastError
+        For invalid input, or a span outside the data.
+    """
+    if start > end:
+        raise ForecastError(f"--replay: START {start.isoformat()} is after END {end.isoformat()}")
+    config = load_detector_config(request.detector)
+    rules = load_rules(request.rules)
+    series = load_daily_series(request.event_files(), format=request.format, as_of=end)
+    draws = load_predictive_draws(request.fit)
+    if series.skipped:
+        log.info(
+            "front(s) observed only through window totals, skipped by the detector (it needs daily counts): %s",
+            ", ".join(series.skipped),
+        )
+    first_day = _first_day_after(series.dates, Date.fromordinal(start.toordinal() - 1).isoformat())
+    if first_day >= len(series.dates):
+        raise ForecastError(f"--replay: the data end on {series.end}, before START {start.isoformat()}")
+    engine = _Engine(config, rules, series, draws)
+    fronts = list(range(len(series.fronts)))
+    detector = DetectorState.initial(len(fronts), config)
+    rule_states = [FrontRuleState() for _ in fronts]
+    first = [0] * len(fronts)
+    alerts: list[dict[str, Any]] = []
+    if fronts:
+        if first_day > 0:
+            engine.advance(fronts, detector, rule_states, 0, first_day, first)
+        for day in range(first_day, len(series.dates)):
+            for found in engine.advance(fronts, detector, rule_states, day, day + 1, first):
+                alerts.extend(alert.to_json(series.dates[day]) for alert in found)
+    engine.log_horizon()
+    last = min(end.isoformat(), series.end)
+    evaluation = None
+    if known_changes is not None:
+        evaluation = evaluate_replay(
+            alerts,
+            known_changes,
+            evaluable_fronts=series.fronts,
+            start=series.dates[first_day],
+            end=last,
+            match_days=match_days,
+        )
+    return ReplayResult(
+        start=series.dates[first_day],
+        end=last,
+        alerts=alerts,
+        fronts=series.fronts,
+        skipped_fronts=series.skipped,
+        evaluation=evaluation,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Command line (wired into ``forecast`` by forecast.cli)
+# --------------------------------------------------------------------------------------------
+
+_DESCRIPTION = """\
+Scheduled alerting on rate shifts.  Run it from cron or a systemd timer: each run processes
+only the days new since the last one (state in --state), issues each alert once, and delivers
+it to every --notify destination exactly once (a failed delivery is retried by the next run).
+"""
+
+_EPILOG = f"""\
+notify SPECs (repeatable; default stdout):
+  stdout                  one JSON object per line on standard output
+  file:PATH               append JSON lines to PATH
+  webhook:URL             HTTP POST of the alert object as JSON
+  slack:URL               HTTP POST of {{"text": ...}} (Slack-compatible)
+  smtp://HOST[:PORT]?to=ADDR[,ADDR]&from=ADDR[&starttls=1][&cafile=PATH][&subject=TEXT]
+  smtps://HOST[:PORT]?... one e-mail per alert; login with $FORECAST_SMTP_USER and
+                          $FORECAST_SMTP_PASSWORD when both are set (never logged)
+
+exit codes:
+  {EXIT_OK}  the run completed (with or without alerts)
+  {EXIT_ERROR}  error (bad input or configuration, state locked too long); the state is unchanged
+  2  usage error
+  {EXIT_ALERT}  with --fail-on-alert: an alert fired (was issued by this run, or printed by --replay)
+  {EXIT_NOT_DELIVERED}  the run completed but a notification could not be delivered; it stays queued
+"""
+
+
+def _iso_date(text: str) -> Date:
+    try:
+        return Date.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date in YYYY-MM-DD form") from error
+
+
+def _alert_arguments(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--events",
+        type=Path,
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="FILE",
+        help="event files (repeatable; default: the shipped data)",
+    )
+    data.add_argument("--format", choices=n.FORMATS, default=n.FORMAT_AUTO, help="input layout (default: auto)")
+    data.add_argument(
+        "--as-of",
+        type=_iso_date,
+        metavar="DATE",
+        help="the run's date: later data are ignored (default: today from `forecast alert`, the last "
+        "day of the data from python -m)",
+    )
+    data.add_argument(
+        "--since",
+        type=_iso_date,
+        metavar="DATE",
+        help="first run on a front: notify alerts dated from DATE only (default: the last day of the "
+        "data); earlier ones are recorded as history",
+    )
+    data.add_argument(
+        "--fit",
+        type=Path,
+        metavar="DIR",
+        help=f"a folder from `forecast fit`; its {DRAWS_FILE} enables the surprise rule",
+    )
+    config = parser.add_argument_group("detector and rules")
+    config.add_argument(
+        "--detector",
+        type=Path,
+        metavar="FILE",
+        help="detector prior and hazard (default: the code defaults = priors/alerts/detector.yaml)",
+    )
+    config.add_argument(
+        "--rules", type=Path, metavar="FILE", help="alert rules (default: the code defaults = priors/alerts/rules.yaml)"
+    )
+    state = parser.add_argument_group("state and delivery")
+    state.add_argument(
+        "--state",
+        type=Path,
+        default=Path(DEFAULT_STATE_FILE),
+        metavar="FILE",
+        help=f"SQLite state file (default: ./{DEFAULT_STATE_FILE})",
+    )
+    state.add_argument(
+        "--notify",
+        action="append",
+        default=None,
+        metavar="SPEC",
+        help="destination (repeatable; default: stdout); see below",
+    )
+    state.add_argument("--fail-on-alert", action="store_true", help=f"exit {EXIT_ALERT} when an alert fired")
+    state.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for another run holding the state (default 60)",
+    )
+    state.add_argument(
+        "--notify-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="network timeout of webhooks and mail (default 10)",
+    )
+    state.add_argument("--report", type=Path, metavar="FILE", help="also write a JSON summary of the run to FILE")
+    replay = parser.add_argument_group("replay")
+    replay.add_argument(
+        "--replay",
+        type=_iso_date,
+        nargs=2,
+        metavar=("START", "END"),
+        help="run over history as if scheduled on each day START..END and print every alert line; "
+        "touches no state and sends nothing",
+    )
+    replay.add_argument(
+        "--known-changes",
+        type=Path,
+        metavar="FILE",
+        help="with --replay: CSV of known change dates (date,front,label,source[,direction]); "
+        "reports detection delays and false alarms per 90 days",
+    )
+    replay.add_argument(
+        "--match-days",
+        type=int,
+        default=14,
+        metavar="N",
+        help="with --known-changes: largest delay that counts as a detection (default 14)",
+    )
+
+
+def add_alert_parser(subcommands: Any) -> argparse.ArgumentParser:
+    """Add the ``alert`` command to an argparse sub-command group and return its parser."""
+    parser = subcommands.add_parser(
+        "alert",
+        help="scheduled alerting on rate shifts (cron-safe, idempotent)",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _alert_arguments(parser)
+    return parser
+
+
+def _request_from(args: argparse.Namespace, today: Date | None) -> AlertRequest:
+    return AlertRequest(
+        state=args.state,
+        events=tuple(args.events),
+        format=args.format,
+        detector=args.detector,
+        rules=args.rules,
+        fit=args.fit,
+        as_of=args.as_of if args.as_of is not None else today,
+        since=args.since,
+        notify=tuple(args.notify) if args.notify else ("stdout",),
+        lock_timeout=args.lock_timeout,
+        notify_timeout=args.notify_timeout,
+    )
+
+
+def run_alert_command(args: argparse.Namespace, *, today: Date | None = None, stdout: TextIO | None = None) -> int:
+    """Run ``forecast alert`` from parsed arguments; returns the exit code.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From a parser made with :func:`add_alert_parser`.
+    today : date, optional
+        The default ``--as-of``.  The command line passes today's date; None means the last
+        day of the data (the library never reads the clock).
+    stdout : text stream, optional
+        Where alert lines go (default ``sys.stdout``).
+    """
+    import json
+    import sqlite3
+
+    out = stdout if stdout is not None else sys.stdout
+    try:
+        request = _request_from(args, today)
+        if args.replay:
+            if args.notify:
+                log.warning("--replay prints alert lines on standard output and sends nothing: --notify is ignored")
+            known = load_known_changes(args.known_changes) if args.known_changes else None
+            replayed = replay_alerts(
+                request, args.replay[0], args.replay[1], known_changes=known, match_days=args.match_days
+            )
+            for alert in replayed.alerts:
+                out.write(alert_line(alert) + "\n")
+            out.flush()
+            if replayed.evaluation is not None:
+                print("\n".join(replayed.evaluation.lines()), file=sys.stderr)
+            if args.report:
+                args.report.write_text(json.dumps(replayed.to_dict(), indent=2) + "\n", encoding="utf-8")
+            return EXIT_ALERT if args.fail_on_alert and replayed.alerts else EXIT_OK
+        if args.known_changes:
+            log.warning("--known-changes is used with --replay only; ignored")
+        result = run_alert_job(request, stdout=out)
+        if args.report:
+            summary = {
+                "run_id": result.run_id,
+                "as_of": result.as_of,
+                "new_observations": result.new_observations,
+                "issued": [alert["id"] for alert in result.issued],
+                "revisions": result.revisions,
+                "withdrawn": result.withdrawn,
+                "skipped_fronts": list(result.skipped_fronts),
+                "delivered": result.delivered,
+                "failed_destinations": result.failed_destinations,
+                "pending": result.pending,
+            }
+            args.report.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        return result.exit_code(fail_on_alert=args.fail_on_alert)
+    except (ForecastError, FileNotFoundError, sqlite3.Error, OSError) as error:
+        log.error("%s", error)
+        return EXIT_ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m forecast.jobs.alert``: the ``alert`` command on its own."""
+    parser = argparse.ArgumentParser(
+        prog="forecast alert",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="show warnings and errors only")
+    _alert_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr
+    )
+    return run_alert_command(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

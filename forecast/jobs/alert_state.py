@@ -1,0 +1,441 @@
+"""The state of ``forecast alert``: one SQLite file (standard library), changed in transactions.
+
+Schema (``PRAGMA user_version = 1``)::
+
+    meta(key TEXT PRIMARY KEY, value TEXT)
+        config_hash: sha256 of the detector and rules in force when the state was written.
+    runs(id, as_of, mode, started_at, finished_at, data_hash, new_observations,
+         alerts_issued, revisions)
+        One row per run that committed.
+    observations(front, date, count, run_id)            PRIMARY KEY (front, date)
+        Every daily count the detector has processed: the version of the data that the saved
+        detector state stands for.  A later input whose count differs on a stored (front, date),
+        or that adds or drops a day already processed, is a revision.
+    front_state(front, date, kind, n_obs, detector BLOB, rules TEXT)   PRIMARY KEY (front, date)
+        Detector state (run-length distribution and window sums, float64/int64 bytes, exact)
+        and rule state (JSON) after processing every observation up to ``date``.  ``kind`` is
+        ``month`` (the last day of a month; kept) or ``run`` (the end of a run; the newest
+        few are kept).  The newest row is the current state; older rows are the checkpoints a
+        revision restarts from.
+    alerts(id PRIMARY KEY, front, date, rule, direction, probability, as_of, payload,
+           status, run_id, withdrawn_run_id)
+        ``id`` is sha256 of ``front|rule|date|direction``, so re-running never duplicates an
+        alert.  ``status``: ``issued`` (notified), ``history`` (found in the history processed
+        by a first run, before ``--since``; recorded, not notified) or ``withdrawn`` (no longer
+        supported after a data revision).
+    outbox(id, alert_id, destination, run_id, attempts, last_error, delivered_at,
+           delivered_run_id)                              UNIQUE (alert_id, destination)
+        One row per alert and destination; ``delivered_at`` stays NULL until the destination
+        accepted it.  Failed rows are retried on the next run that names the destination.
+    revisions(id, run_id, front, first_changed, rows_changed, alerts_withdrawn,
+              alerts_added, detail)
+        What each data revision changed.
+
+Concurrency and crashes
+-----------------------
+Every run does its work in one ``BEGIN IMMEDIATE`` transaction: the first writer takes
+SQLite's reserved lock, a second run waits for it (up to ``lock_timeout`` seconds, then fails
+with :class:`StateLockedError`), and a run killed at any point leaves the file as it was
+before the transaction or after its commit (SQLite's journal).  Each notification is sent
+inside its own short ``BEGIN IMMEDIATE`` transaction that re-reads the outbox row, sends it
+and marks it delivered, so two runs never send the same row.  A run killed between a send
+and that commit sends the row again next time (at least once): the alert ``id`` is the
+idempotency key (webhook ``Idempotency-Key`` header, e-mail ``Message-ID``; the file notifier
+skips an id it already wrote).
+
+Timestamps (``started_at``, ``delivered_at``) come from SQLite's ``strftime('now')`` in UTC:
+they are for the record and never enter a computation.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from forecast.errors import ForecastError
+
+__all__ = ["AlertStore", "OutboxRow", "SavedFrontState", "StateLockedError", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+#: How many end-of-run states to keep per front, besides the month-end checkpoints.
+KEEP_RUN_STATES = 7
+
+STATUS_ISSUED = "issued"
+STATUS_HISTORY = "history"
+STATUS_WITHDRAWN = "withdrawn"
+KIND_MONTH = "month"
+KIND_RUN = "run"
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    as_of TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    started_at TEXT NOT NULL DEFAULT ({NOW}),
+    finished_at TEXT,
+    data_hash TEXT,
+    new_observations INTEGER NOT NULL DEFAULT 0,
+    alerts_issued INTEGER NOT NULL DEFAULT 0,
+    revisions INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS observations (
+    front TEXT NOT NULL,
+    date TEXT NOT NULL,
+    count INTEGER NOT NULL CHECK (count >= 0),
+    run_id INTEGER NOT NULL,
+    PRIMARY KEY (front, date)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS front_state (
+    front TEXT NOT NULL,
+    date TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('{KIND_MONTH}', '{KIND_RUN}')),
+    n_obs INTEGER NOT NULL,
+    detector BLOB NOT NULL,
+    rules TEXT NOT NULL,
+    PRIMARY KEY (front, date)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY,
+    front TEXT NOT NULL,
+    date TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    direction TEXT NOT NULL CHECK (direction IN ('up', 'down')),
+    probability REAL NOT NULL,
+    as_of TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('{STATUS_ISSUED}', '{STATUS_HISTORY}', '{STATUS_WITHDRAWN}')),
+    run_id INTEGER NOT NULL,
+    withdrawn_run_id INTEGER
+);
+CREATE INDEX IF NOT EXISTS alerts_by_front_date ON alerts (front, date);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id TEXT NOT NULL REFERENCES alerts (id),
+    destination TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    delivered_at TEXT,
+    delivered_run_id INTEGER,
+    UNIQUE (alert_id, destination)
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (destination, delivered_at, id);
+CREATE TABLE IF NOT EXISTS revisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL,
+    front TEXT NOT NULL,
+    first_changed TEXT NOT NULL,
+    rows_changed INTEGER NOT NULL,
+    alerts_withdrawn INTEGER NOT NULL,
+    alerts_added INTEGER NOT NULL,
+    detail TEXT NOT NULL
+);
+"""
+
+
+class StateLockedError(ForecastError):
+    """Another run held the state file for longer than the lock timeout."""
+
+
+@dataclass(frozen=True)
+class SavedFrontState:
+    """One row of ``front_state``."""
+
+    front: str
+    date: str
+    kind: str
+    n_obs: int
+    detector: bytes
+    rules: str
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """An undelivered notification."""
+
+    id: int
+    alert_id: str
+    destination: str
+    attempts: int
+    payload: dict[str, Any]
+
+
+class AlertStore:
+    """The SQLite state file of ``forecast alert``.
+
+    Parameters
+    ----------
+    path : path-like
+        The file; created (with its folder) when missing.
+    lock_timeout : float
+        Seconds to wait for another run's transaction before :class:`StateLockedError`.
+    """
+
+    def __init__(self, path: str | Path, *, lock_timeout: float = 60.0):
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.connection = sqlite3.connect(str(self.path), timeout=lock_timeout, isolation_level=None)
+        self.connection.execute("PRAGMA foreign_keys = ON")
+        self.connection.execute("PRAGMA synchronous = FULL")
+        self._in_transaction = False
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> AlertStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------------------------------
+    # Transactions
+
+    @contextmanager
+    def transaction(self) -> Iterator[AlertStore]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any exception).
+
+        Raises
+        ------
+        StateLockedError
+            When another run holds the lock for more than ``lock_timeout`` seconds.
+        """
+        if self._in_transaction:
+            raise RuntimeError("transactions do not nest")
+        try:
+            self.connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if "locked" in str(error) or "busy" in str(error):
+                raise StateLockedError(
+                    f"the alert state {self.path} is locked by another run (waited {self.lock_timeout:g} s)"
+                ) from error
+            raise
+        self._in_transaction = True
+        try:
+            self._ensure_schema()
+            yield self
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        else:
+            self.commit()
+        finally:
+            self._in_transaction = False
+
+    def commit(self) -> None:
+        """Commit the open transaction (a separate method so that tests can stop a run here)."""
+        self.connection.execute("COMMIT")
+
+    def _ensure_schema(self) -> None:
+        version = self.connection.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version not in (0, SCHEMA_VERSION):
+            raise ForecastError(
+                f"{self.path}: alert state schema {version} is not supported (expected {SCHEMA_VERSION})"
+            )
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                self.connection.execute(statement)
+        self.connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _execute(self, sql: str, parameters: Sequence[object] = ()) -> sqlite3.Cursor:
+        if not self._in_transaction:
+            raise RuntimeError("the alert state is changed and read only inside a transaction")
+        return self.connection.execute(sql, parameters)
+
+    # ---------------------------------------------------------------------------------------
+    # Meta and runs
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def start_run(self, as_of: str, mode: str, data_hash: str | None) -> int:
+        cursor = self._execute("INSERT INTO runs (as_of, mode, data_hash) VALUES (?, ?, ?)", (as_of, mode, data_hash))
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run_id: int, *, new_observations: int, alerts_issued: int, revisions: int) -> None:
+        self._execute(
+            f"UPDATE runs SET finished_at = {NOW}, new_observations = ?, alerts_issued = ?, revisions = ? WHERE id = ?",
+            (new_observations, alerts_issued, revisions, run_id),
+        )
+
+    # ---------------------------------------------------------------------------------------
+    # Observations and front state
+
+    def observations(self, front: str) -> dict[str, int]:
+        rows = self._execute("SELECT date, count FROM observations WHERE front = ?", (front,))
+        return {str(date): int(count) for date, count in rows}
+
+    def replace_observations_after(
+        self, front: str, after: str | None, rows: Sequence[tuple[str, int]], run_id: int
+    ) -> None:
+        """Drop the stored observations of ``front`` after ``after`` (all when None) and store ``rows``."""
+        if after is None:
+            self._execute("DELETE FROM observations WHERE front = ?", (front,))
+        else:
+            self._execute("DELETE FROM observations WHERE front = ? AND date > ?", (front, after))
+        self.connection.executemany(
+            "INSERT INTO observations (front, date, count, run_id) VALUES (?, ?, ?, ?)",
+            [(front, date, int(count), run_id) for date, count in rows],
+        )
+
+    def fronts_with_state(self) -> list[str]:
+        return [str(row[0]) for row in self._execute("SELECT DISTINCT front FROM front_state ORDER BY front")]
+
+    def latest_state(self, front: str) -> SavedFrontState | None:
+        row = self._execute(
+            "SELECT front, date, kind, n_obs, detector, rules FROM front_state WHERE front = ? "
+            "ORDER BY date DESC LIMIT 1",
+            (front,),
+        ).fetchone()
+        return None if row is None else SavedFrontState(*row)
+
+    def state_before(self, front: str, date: str) -> SavedFrontState | None:
+        """The newest saved state of ``front`` dated before ``date``."""
+        row = self._execute(
+            "SELECT front, date, kind, n_obs, detector, rules FROM front_state WHERE front = ? AND date < ? "
+            "ORDER BY date DESC LIMIT 1",
+            (front, date),
+        ).fetchone()
+        return None if row is None else SavedFrontState(*row)
+
+    def delete_states_from(self, front: str, date: str | None) -> None:
+        """Forget the states of ``front`` dated on or after ``date`` (all when None)."""
+        if date is None:
+            self._execute("DELETE FROM front_state WHERE front = ?", (front,))
+        else:
+            self._execute("DELETE FROM front_state WHERE front = ? AND date >= ?", (front, date))
+
+    def delete_all_states(self) -> None:
+        self._execute("DELETE FROM front_state")
+
+    def save_state(self, state: SavedFrontState) -> None:
+        self._execute(
+            "INSERT INTO front_state (front, date, kind, n_obs, detector, rules) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (front, date) DO UPDATE SET kind = CASE WHEN front_state.kind = 'month' THEN 'month' "
+            "ELSE excluded.kind END, n_obs = excluded.n_obs, detector = excluded.detector, rules = excluded.rules",
+            (state.front, state.date, state.kind, state.n_obs, sqlite3.Binary(state.detector), state.rules),
+        )
+
+    def prune_states(self, front: str, keep: int = KEEP_RUN_STATES) -> None:
+        """Keep the month-end checkpoints and the newest ``keep`` end-of-run states."""
+        self._execute(
+            f"DELETE FROM front_state WHERE front = ? AND kind = '{KIND_RUN}' AND date NOT IN "
+            f"(SELECT date FROM front_state WHERE front = ? ORDER BY date DESC LIMIT ?)",
+            (front, front, keep),
+        )
+
+    # ---------------------------------------------------------------------------------------
+    # Alerts and the outbox
+
+    def alerts_of(self, front: str, from_date: str | None = None) -> dict[str, str]:
+        """Id -> status of the alerts of ``front`` dated on or after ``from_date``."""
+        if from_date is None:
+            rows = self._execute("SELECT id, status FROM alerts WHERE front = ?", (front,))
+        else:
+            rows = self._execute("SELECT id, status FROM alerts WHERE front = ? AND date >= ?", (front, from_date))
+        return {str(i): str(s) for i, s in rows}
+
+    def insert_alert(self, payload: dict[str, Any], status: str, run_id: int) -> None:
+        self._execute(
+            "INSERT INTO alerts (id, front, date, rule, direction, probability, as_of, payload, status, run_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                payload["id"],
+                payload["front"],
+                payload["date"],
+                payload["rule"],
+                payload["direction"],
+                payload["probability"],
+                payload["as_of"],
+                json.dumps(payload, separators=(", ", ": ")),
+                status,
+                run_id,
+            ),
+        )
+
+    def reinstate_alert(self, alert_id: str) -> None:
+        self._execute(
+            f"UPDATE alerts SET status = '{STATUS_ISSUED}', withdrawn_run_id = NULL WHERE id = ?", (alert_id,)
+        )
+
+    def withdraw_alerts(self, ids: Sequence[str], run_id: int) -> None:
+        self.connection.executemany(
+            f"UPDATE alerts SET status = '{STATUS_WITHDRAWN}', withdrawn_run_id = ? WHERE id = ?",
+            [(run_id, alert_id) for alert_id in ids],
+        )
+
+    def alert_payload(self, alert_id: str) -> dict[str, Any]:
+        row = self._execute("SELECT payload FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        return dict(json.loads(row[0]))
+
+    def enqueue(self, alert_id: str, destination: str, run_id: int) -> None:
+        self._execute(
+            "INSERT OR IGNORE INTO outbox (alert_id, destination, run_id) VALUES (?, ?, ?)",
+            (alert_id, destination, run_id),
+        )
+
+    def next_pending(self, destination: str, after_id: int = 0) -> OutboxRow | None:
+        row = self._execute(
+            "SELECT outbox.id, alert_id, destination, attempts, alerts.payload FROM outbox "
+            "JOIN alerts ON alerts.id = outbox.alert_id "
+            "WHERE destination = ? AND delivered_at IS NULL AND outbox.id > ? ORDER BY outbox.id LIMIT 1",
+            (destination, after_id),
+        ).fetchone()
+        if row is None:
+            return None
+        return OutboxRow(
+            id=int(row[0]),
+            alert_id=str(row[1]),
+            destination=str(row[2]),
+            attempts=int(row[3]),
+            payload=dict(json.loads(row[4])),
+        )
+
+    def mark_delivered(self, outbox_id: int, run_id: int) -> None:
+        self._execute(
+            f"UPDATE outbox SET delivered_at = {NOW}, delivered_run_id = ?, attempts = attempts + 1, last_error = NULL "
+            "WHERE id = ?",
+            (run_id, outbox_id),
+        )
+
+    def mark_failed(self, outbox_id: int, error: str) -> None:
+        self._execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?", (error[:500], outbox_id)
+        )
+
+    def pending_counts(self) -> dict[str, int]:
+        rows = self._execute("SELECT destination, COUNT(*) FROM outbox WHERE delivered_at IS NULL GROUP BY destination")
+        return {str(d): int(c) for d, c in rows}
+
+    def record_revision(
+        self,
+        run_id: int,
+        front: str,
+        first_changed: str,
+        rows_changed: int,
+        withdrawn: int,
+        added: int,
+        detail: dict[str, Any],
+    ) -> None:
+        self._execute(
+            "INSERT INTO revisions (run_id, front, first_changed, rows_changed, alerts_withdrawn, alerts_added, "
+            "detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, front, first_changed, rows_changed, withdrawn, added, json.dumps(detail)),
+        )

@@ -1,0 +1,306 @@
+"""The changepoint detector of the alerting path: exactness, detection, state and speed."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forecast.alerts.bocpd import (
+    DETECTOR_KEYS,
+    DetectorConfig,
+    DetectorState,
+    detector_config_from_dict,
+    load_detector_config,
+    update,
+)
+from forecast.alerts.surprise import PredictiveDraws, tail_probabilities
+from forecast.errors import PriorConfigError
+
+DETECTOR_FILE = Path(__file__).resolve().parents[1] / "priors" / "alerts" / "detector.yaml"
+
+
+def brute_force_run_length_posterior(counts, *, likelihood, hazard, alpha, beta, dispersion=2):
+    """Unpruned, untruncated BOCPD with growing lists and full log predictives.
+
+    Returns the run-length posterior after each count: ``post[t][r]`` for ``r = 0 .. t + 1``.
+    """
+
+    def log_predictive(n_obs, total, y):
+        if likelihood == "poisson":
+            a, b = alpha + total, beta + n_obs
+            return (
+                math.lgamma(a + y)
+                - math.lgamma(a)
+                - math.lgamma(y + 1)
+                + a * math.log(b / (b + 1))
+                - y * math.log(b + 1)
+            )
+        a, b = alpha + dispersion * n_obs, beta + total
+
+        def log_beta(x, z):
+            return math.lgamma(x) + math.lgamma(z) - math.lgamma(x + z)
+
+        return (
+            math.lgamma(y + dispersion)
+            - math.lgamma(dispersion)
+            - math.lgamma(y + 1)
+            + log_beta(a + dispersion, b + y)
+            - log_beta(a, b)
+        )
+
+    posterior = [1.0]
+    stats = [(0, 0)]
+    history = []
+    for y in counts:
+        predictive = [math.exp(log_predictive(n_obs, total, y)) for n_obs, total in stats]
+        grown = [(1 - hazard) * p * q for p, q in zip(posterior, predictive, strict=True)]
+        new = [0.0, grown[0] + hazard * predictive[0]] + grown[1:]
+        total_mass = sum(new)
+        posterior = [value / total_mass for value in new]
+        stats = [(0, 0)] + [(n_obs + 1, total + y) for n_obs, total in stats]
+        history.append(posterior)
+    return history
+
+
+@pytest.mark.parametrize("likelihood", ["poisson", "negative_binomial"])
+def test_equals_brute_force_when_nothing_is_truncated(likelihood):
+    rng = np.random.default_rng(3)
+    counts = np.r_[rng.poisson(3, 25), rng.poisson(11, 20), rng.poisson(1, 15)]
+    config = DetectorConfig(
+        likelihood=likelihood,
+        expected_run_length=40.0,
+        rate_alpha=1.5,
+        rate_beta=0.2,
+        p_alpha=2.0,
+        p_beta=1.5,
+        dispersion=3,
+        max_run_length=80,
+        prune_below=0.0,
+    )
+    state = DetectorState.initial(1, config)
+    out = update(config, state, counts[None, :].astype(float), within_last=5)
+    reference = brute_force_run_length_posterior(
+        counts.tolist(),
+        likelihood=likelihood,
+        hazard=config.hazard,
+        alpha=1.5 if likelihood == "poisson" else 2.0,
+        beta=0.2 if likelihood == "poisson" else 1.5,
+        dispersion=3,
+    )
+    final = np.zeros(81)
+    final[: len(reference[-1])] = reference[-1]
+    np.testing.assert_allclose(state.probs[0], final, rtol=0, atol=1e-12)
+    expected_cp = [sum(post[1:6]) for post in reference]
+    np.testing.assert_allclose(out.changepoint_prob[0], expected_cp, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_detects_a_doubling_of_the_rate_within_a_few_steps(seed):
+    # Poisson counts and the Poisson detector: a doubling from 6 to 12 a day.
+    rng = np.random.default_rng(seed)
+    change = 200
+    counts = np.r_[rng.poisson(6, change), rng.poisson(12, 60)].astype(float)
+    config = DetectorConfig(likelihood="poisson")
+    out = update(config, DetectorState.initial(1, config), counts[None, :], within_last=7, report_above=0.5)
+    before = out.changepoint_prob[0, 30:change]
+    after = out.changepoint_prob[0, change : change + 8]
+    assert np.mean(before >= 0.5) < 0.05, "few false alarms before the change"
+    first = int(np.flatnonzero(after >= 0.5)[0])
+    assert first <= 5
+    step = change + first
+    assert out.rate_after[0, step] > out.rate_before[0, step]
+    assert 1 <= out.run_length[0, step] <= first + 2
+
+
+def test_the_negative_binomial_detector_finds_a_large_jump_in_bursty_counts():
+    rng = np.random.default_rng(4)
+    change = 150
+    mean_before, mean_after, phi = 4.0, 24.0, 2
+    counts = np.r_[
+        rng.negative_binomial(phi, phi / (phi + mean_before), change),
+        rng.negative_binomial(phi, phi / (phi + mean_after), 30),
+    ].astype(float)
+    config = DetectorConfig()  # negative binomial, dispersion 2
+    out = update(config, DetectorState.initial(1, config), counts[None, :], within_last=7, report_above=0.5)
+    assert np.mean(out.changepoint_prob[0, 30:change] >= 0.5) < 0.05
+    first = int(np.flatnonzero(out.changepoint_prob[0, change:] >= 0.5)[0])
+    assert first <= 5
+    assert out.rate_after[0, change + first] > out.rate_before[0, change + first]
+
+
+def test_batches_of_any_size_give_the_same_numbers_and_state():
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(4, (3, 120)).astype(float)
+    counts[1, [0, 7, 8, 50]] = np.nan  # a front not observed on some days
+    config = DetectorConfig(max_run_length=30)
+    whole = DetectorState.initial(3, config)
+    out_whole = update(config, whole, counts, report_above=0.0)
+    pieces = DetectorState.initial(3, config)
+    outs = [update(config, pieces, counts[:, lo : lo + 17], report_above=0.0) for lo in range(0, 120, 17)]
+    np.testing.assert_array_equal(whole.probs, pieces.probs)
+    np.testing.assert_array_equal(whole.sums, pieces.sums)
+    np.testing.assert_array_equal(whole.n_obs, pieces.n_obs)
+    for name in ("changepoint_prob", "run_length", "rate_after", "rate_before", "n_obs"):
+        joined = np.concatenate([getattr(o, name) for o in outs], axis=1)
+        np.testing.assert_array_equal(getattr(out_whole, name), joined)
+
+
+def test_a_front_alone_gives_the_same_numbers_as_in_a_group():
+    # A revision recomputes one front alone: it must match the front's run within the group.
+    counts = np.random.default_rng(9).poisson(6, (4, 90)).astype(float)
+    config = DetectorConfig(max_run_length=60)
+    group = DetectorState.initial(4, config)
+    out_group = update(config, group, counts, report_above=0.0)
+    alone = DetectorState.initial(1, config)
+    out_alone = update(config, alone, counts[2:3], report_above=0.0)
+    np.testing.assert_array_equal(group.probs[2], alone.probs[0])
+    np.testing.assert_array_equal(out_group.changepoint_prob[2], out_alone.changepoint_prob[0])
+    np.testing.assert_array_equal(out_group.rate_before[2], out_alone.rate_before[0])
+
+
+def test_a_missing_day_leaves_the_front_as_it_was():
+    rng = np.random.default_rng(8)
+    counts = rng.poisson(4, 40).astype(float)
+    with_gaps = counts.copy()
+    with_gaps[[5, 6, 30]] = np.nan
+    config = DetectorConfig(max_run_length=50)
+    gapped = DetectorState.initial(1, config)
+    update(config, gapped, with_gaps[None, :])
+    compact = DetectorState.initial(1, config)
+    update(config, compact, with_gaps[~np.isnan(with_gaps)][None, :])
+    np.testing.assert_array_equal(gapped.probs, compact.probs)
+    assert gapped.n_obs[0] == 37
+
+
+def test_state_round_trips_through_bytes_exactly():
+    rng = np.random.default_rng(2)
+    config = DetectorConfig(max_run_length=40)
+    state = DetectorState.initial(2, config)
+    update(config, state, rng.poisson(5, (2, 60)).astype(float))
+    blobs = [state.front_bytes(0), state.front_bytes(1)]
+    again = DetectorState.from_front_bytes(blobs, config)
+    np.testing.assert_array_equal(again.probs, state.probs)
+    np.testing.assert_array_equal(again.sums, state.sums)
+    np.testing.assert_array_equal(again.n_obs, state.n_obs)
+    follow = rng.poisson(5, (2, 10)).astype(float)
+    update(config, state, follow)
+    update(config, again, follow)
+    np.testing.assert_array_equal(again.probs, state.probs)
+    with pytest.raises(ValueError, match="max_run_length"):
+        DetectorState.from_front_bytes(blobs, DetectorConfig(max_run_length=41))
+
+
+def test_truncation_keeps_the_state_size_fixed_and_the_posterior_normalised():
+    config = DetectorConfig(max_run_length=20)
+    state = DetectorState.initial(1, config)
+    update(config, state, np.random.default_rng(1).poisson(3, (1, 500)).astype(float))
+    assert state.probs.shape == (1, 21)
+    assert state.probs[0, 0] == 0.0
+    assert math.isclose(state.probs.sum(), 1.0, rel_tol=1e-9)
+    assert state.probs[0, -1] > 0.5  # a long stable regime sits in the last slot ("20 or more")
+
+
+def test_refuses_negative_or_fractional_counts():
+    config = DetectorConfig()
+    with pytest.raises(ValueError, match="whole numbers"):
+        update(config, DetectorState.initial(1, config), np.array([[1.0, -1.0]]))
+    with pytest.raises(ValueError, match="whole numbers"):
+        update(config, DetectorState.initial(1, config), np.array([[1.5]]))
+
+
+def test_throughput_is_in_the_expected_range():
+    # A sanity check only (the machine may be busy): the benchmark measures the real figure.
+    config = DetectorConfig()
+    counts = np.random.default_rng(0).poisson(5, (20, 1000)).astype(float)
+    update(config, DetectorState.initial(20, config), counts[:, :50])  # build the tables
+    start = time.perf_counter()
+    update(config, DetectorState.initial(20, config), counts, report_above=0.5)
+    rate = counts.size / (time.perf_counter() - start)
+    assert rate > 20_000, f"{rate:.0f} observations per second"
+
+
+# --------------------------------------------------------------------------------------------
+# Surprise
+
+
+def test_tail_probabilities_count_ties_on_both_sides():
+    draws = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    p_up, p_down = tail_probabilities(draws, 7)
+    assert p_up == pytest.approx(0.3) and p_down == pytest.approx(0.8)
+    p_up, p_down = tail_probabilities(draws[:, None], np.array([12]))
+    assert p_up[0] == 0.0 and p_down[0] == 1.0
+
+
+def test_predictive_draws_look_up_front_and_date():
+    draws = np.zeros((100, 2, 3), dtype=np.int64)
+    draws[:, 1, 2] = np.arange(100)
+    predictive = PredictiveDraws(
+        fronts=("a", "b"), dates=("2024-01-01", "2024-01-02", "2024-01-03"), draws=draws, as_of="2023-12-31"
+    )
+    assert predictive.tails("b", "2024-01-03", 95) == pytest.approx((0.05, 0.96))
+    assert predictive.tails("b", "2024-01-04", 95) is None
+    assert predictive.tails("c", "2024-01-03", 95) is None
+    with pytest.raises(ValueError, match="shape"):
+        PredictiveDraws(fronts=("a",), dates=("2024-01-01",), draws=draws, as_of="2023-12-31")
+
+
+# --------------------------------------------------------------------------------------------
+# The detector file
+
+
+def test_detector_file_equals_code_defaults():
+    assert load_detector_config(DETECTOR_FILE) == DetectorConfig()
+    assert load_detector_config(DETECTOR_FILE).hash() == DetectorConfig().hash()
+    assert load_detector_config(None) == DetectorConfig()
+
+
+def _valid() -> dict:
+    return DetectorConfig().to_dict()
+
+
+def test_detector_file_refuses_unknown_and_missing_keys(tmp_path):
+    data = _valid()
+    data["hazard_rate"] = 0.1
+    del data["dispersion"]
+    with pytest.raises(PriorConfigError) as error:
+        detector_config_from_dict(data, source="my.yaml")
+    message = str(error.value)
+    assert "my.yaml" in message and "hazard_rate" in message and "dispersion" in message
+    for key in DETECTOR_KEYS:
+        assert key in message
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        (lambda d: d.update(likelihood="zip"), "likelihood"),
+        (lambda d: d["rate"].update(dist="Normal"), "Gamma"),
+        (lambda d: d["success_probability"]["kwargs"].update(alpha=-1.0), "success_probability.kwargs.alpha"),
+        (lambda d: d.update(dispersion=1.5), "dispersion"),
+        (lambda d: d.update(expected_run_length="1e3"), "write 1.0e-3"),
+        (lambda d: d.update(max_run_length=1), "max_run_length"),
+        (lambda d: d["rate"]["kwargs"].update(shape=2.0), "unknown keys ['shape']"),
+    ],
+)
+def test_detector_file_refuses_bad_values(change, needle):
+    data = _valid()
+    change(data)
+    with pytest.raises(PriorConfigError, match="detector") as error:
+        detector_config_from_dict(data, source="d.yaml")
+    assert needle in str(error.value)
+
+
+def test_detector_file_is_plain_yaml_only(tmp_path):
+    path = tmp_path / "detector.yaml"
+    path.write_text("likelihood: !!python/object/apply:os.system ['echo hi']\n", encoding="utf-8")
+    with pytest.raises(PriorConfigError, match="plain YAML"):
+        load_detector_config(path)
+    path.write_text("likelihood: poisson\nlikelihood: poisson\n", encoding="utf-8")
+    with pytest.raises(PriorConfigError, match="twice"):
+        load_detector_config(path)
+    with pytest.raises(FileNotFoundError):
+        load_detector_config(tmp_path / "missing.yaml")

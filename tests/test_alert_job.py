@@ -1,0 +1,505 @@
+"""``forecast alert``: idempotent scheduled runs, revisions, replay, exit codes, crashes, locks."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import closing
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forecast.jobs.alert import (
+    DRAWS_FILE,
+    EXIT_ALERT,
+    EXIT_ERROR,
+    EXIT_NOT_DELIVERED,
+    EXIT_OK,
+    AlertRequest,
+    add_alert_parser,
+    load_known_changes,
+    replay_alerts,
+    run_alert_command,
+    run_alert_job,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+START = date(2024, 1, 1)
+DAYS = 100
+
+
+def day(offset: int) -> date:
+    return START + timedelta(days=offset)
+
+
+def write_events(path: Path, *, changes: dict[tuple[str, int], int] | None = None) -> Path:
+    """Two daily fronts with known shifts and one front observed through window totals only.
+
+    ``north``: about 4 a day, 20 a day from day 60.  ``south``: about 6 a day, a lull (zeros)
+    from day 80.  ``east``: window totals.  ``changes`` overrides (front, day) counts.
+    """
+    rng = np.random.default_rng(7)
+    north = np.r_[rng.poisson(4, 60), rng.poisson(20, DAYS - 60)]
+    south = np.r_[rng.poisson(6, 80), np.zeros(DAYS - 80, dtype=int)]
+    lines = ["date,end_date,front,count"]
+    for t in range(DAYS):
+        counts = {"north": int(north[t]), "south": int(south[t])}
+        for (front, when), value in (changes or {}).items():
+            if when == t:
+                counts[front] = value
+        for front, count in counts.items():
+            lines.append(f"{day(t).isoformat()},,{front},{count}")
+    for t in range(0, DAYS - 9, 10):
+        lines.append(f"{day(t).isoformat()},{day(t + 9).isoformat()},east,{int(rng.poisson(30))}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def events(tmp_path: Path) -> Path:
+    return write_events(tmp_path / "events.csv")
+
+
+def request(tmp_path: Path, events: Path, **changes) -> AlertRequest:
+    base = {"state": tmp_path / "state.sqlite", "events": (events,), "notify": ("stdout",), "lock_timeout": 20.0}
+    base.update(changes)
+    return AlertRequest(**base)
+
+
+def run_job(tmp_path: Path, events: Path, **changes) -> tuple[object, list[dict]]:
+    out = io.StringIO()
+    result = run_alert_job(request(tmp_path, events, **changes), stdout=out)
+    return result, [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def cli(*argv: str) -> tuple[int, str]:
+    parser = argparse.ArgumentParser(prog="forecast")
+    add_alert_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["alert", *argv])
+    out = io.StringIO()
+    code = run_alert_command(args, stdout=out)
+    return code, out.getvalue()
+
+
+def table(path: Path, sql: str) -> list[tuple]:
+    with closing(sqlite3.connect(path)) as connection:
+        return connection.execute(sql).fetchall()
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def test_importing_the_alert_job_keeps_pymc_out():
+    code = (
+        "import sys, forecast.jobs.alert, forecast.data.readers, forecast.data.panel; "
+        "heavy = [m for m in ('pymc', 'arviz', 'pytensor') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_first_run_notifies_only_from_since_and_records_history(tmp_path, events):
+    result, lines = run_job(tmp_path, events, as_of=day(85))
+    assert set(result.skipped_fronts) == {"east"}
+    statuses = dict(
+        table(tmp_path / "state.sqlite", "SELECT front || ' ' || date || ' ' || direction, status FROM alerts")
+    )
+    assert any(k.startswith("north 2024-03-0") and k.endswith("up") for k in statuses), statuses
+    assert set(statuses.values()) == {"history"}  # all found alerts lie before the last day (since)
+    assert lines == []
+    # With --since, the north shift (day 60 = 2024-03-01) is notified.
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    result, lines = run_job(fresh, events, as_of=day(85), since=day(55))
+    shift = [a for a in lines if a["front"] == "north"]
+    assert shift and shift[0]["direction"] == "up" and day(60).isoformat() <= shift[0]["date"] <= day(64).isoformat()
+    assert {"id", "front", "date", "direction", "rule", "probability", "as_of"} <= set(shift[0])
+    assert all(a["as_of"] == day(85).isoformat() for a in lines)
+    assert result.new_observations == 2 * 86
+
+
+def test_rerunning_on_the_same_data_issues_nothing_twice(tmp_path, events):
+    first, lines = run_job(tmp_path, events, as_of=day(99), since=day(50))
+    assert lines and len(lines) == len(first.issued)
+    before = table(tmp_path / "state.sqlite", "SELECT id, status, as_of FROM alerts ORDER BY id")
+    again, lines_again = run_job(tmp_path, events, as_of=day(99), since=day(50))
+    assert lines_again == [] and again.issued == [] and again.new_observations == 0
+    later, lines_later = run_job(tmp_path, events, as_of=day(110))  # a later date, no new data
+    assert lines_later == [] and later.new_observations == 0
+    assert table(tmp_path / "state.sqlite", "SELECT id, status, as_of FROM alerts ORDER BY id") == before
+    outbox = table(tmp_path / "state.sqlite", "SELECT COUNT(*), COUNT(delivered_at) FROM outbox")
+    assert outbox == [(len(lines), len(lines))]
+
+
+def test_a_run_for_an_earlier_date_leaves_the_state_alone(tmp_path, events, caplog):
+    run_job(tmp_path, events, as_of=day(90), since=day(50))
+    before = table(tmp_path / "state.sqlite", "SELECT id, status FROM alerts ORDER BY id")
+    caplog.set_level(logging.WARNING, logger="forecast")
+    result, lines = run_job(tmp_path, events, as_of=day(70))
+    assert result.revisions == [] and result.withdrawn == [] and lines == []
+    assert "never goes back in time" in caplog.text
+    assert table(tmp_path / "state.sqlite", "SELECT id, status FROM alerts ORDER BY id") == before
+    assert table(tmp_path / "state.sqlite", "SELECT MAX(date) FROM observations") == [(day(90).isoformat(),)]
+
+
+def test_scheduled_daily_runs_print_exactly_the_replay_lines(tmp_path, events):
+    first_day, last_day = day(55), day(92)
+    scheduled: list[str] = []
+    current = first_day
+    while current <= last_day:
+        code, out = cli("--events", str(events), "--state", str(tmp_path / "s.sqlite"), "--as-of", current.isoformat())
+        assert code == EXIT_OK
+        scheduled += out.splitlines()
+        current += timedelta(days=1)
+    code, replayed = cli("--events", str(events), "--replay", first_day.isoformat(), last_day.isoformat())
+    assert code == EXIT_OK
+    assert replayed.splitlines() == scheduled
+    fronts = {json.loads(line)["front"] for line in scheduled}
+    assert fronts == {"north", "south"}
+
+
+def test_a_revision_is_recomputed_from_the_first_changed_day_and_reported(tmp_path, events, caplog):
+    run_job(tmp_path, events, as_of=day(99), since=day(50))
+    south_lull = table(
+        tmp_path / "state.sqlite",
+        "SELECT id FROM alerts WHERE front = 'south' AND direction = 'down' AND status = 'issued'",
+    )
+    assert south_lull
+    # Corrected counts: south had no lull after all (days 80..99 revised upwards).
+    revised = write_events(tmp_path / "revised.csv", changes={("south", t): 6 for t in range(80, DAYS)})
+    caplog.set_level(logging.WARNING, logger="forecast")
+    result, lines = run_job(tmp_path, revised, as_of=day(99))
+    assert [r["front"] for r in result.revisions] == ["south"]
+    assert result.revisions[0]["first_changed"] == day(80).isoformat()
+    assert result.revisions[0]["rows_changed"] == 20
+    assert set(result.withdrawn) >= {row[0] for row in south_lull}
+    assert "data revision on front 'south'" in caplog.text and "withdrawn" in caplog.text
+    rows = table(tmp_path / "state.sqlite", "SELECT front, first_changed, rows_changed FROM revisions")
+    assert rows == [("south", day(80).isoformat(), 20)]
+    statuses = dict(table(tmp_path / "state.sqlite", "SELECT id, status FROM alerts"))
+    assert all(statuses[row[0]] == "withdrawn" for row in south_lull)
+    # The stored data are the revised ones; a second run sees nothing new.
+    stored = table(
+        tmp_path / "state.sqlite",
+        f"SELECT count FROM observations WHERE front = 'south' AND date = '{day(90).isoformat()}'",
+    )
+    assert stored == [(6,)]
+    again, lines = run_job(tmp_path, revised, as_of=day(99))
+    assert again.revisions == [] and lines == []
+
+
+def test_a_revision_that_adds_a_shift_issues_the_new_alert(tmp_path, events):
+    run_job(tmp_path, events, as_of=day(50))
+    spike = {("south", t): 40 for t in range(40, 48)}
+    result, lines = run_job(tmp_path, write_events(tmp_path / "spiked.csv", changes=spike), as_of=day(50))
+    assert result.revisions and result.revisions[0]["first_changed"] == day(40).isoformat()
+    assert any(a["front"] == "south" and a["direction"] == "up" for a in lines)
+
+
+def test_exit_codes(tmp_path, events):
+    state = str(tmp_path / "s.sqlite")
+    code, out = cli(
+        "--events",
+        str(events),
+        "--state",
+        state,
+        "--as-of",
+        day(70).isoformat(),
+        "--since",
+        day(50).isoformat(),
+        "--fail-on-alert",
+    )
+    assert code == EXIT_ALERT and out
+    code, out = cli("--events", str(events), "--state", state, "--as-of", day(70).isoformat(), "--fail-on-alert")
+    assert code == EXIT_OK and out == ""
+    code, _ = cli("--events", str(tmp_path / "missing.csv"), "--state", state)
+    assert code == EXIT_ERROR
+    bad_rules = tmp_path / "rules.yaml"
+    bad_rules.write_text("treshold: 0.5\n", encoding="utf-8")
+    code, _ = cli("--events", str(events), "--state", state, "--rules", str(bad_rules))
+    assert code == EXIT_ERROR
+    code, _ = cli("--events", str(events), "--state", state, "--notify", "pigeon:coop")
+    assert code == EXIT_ERROR
+    with pytest.raises(SystemExit) as usage:
+        cli("--as-of", "yesterday")
+    assert usage.value.code == 2
+    code, out = cli("--events", str(events), "--replay", day(55).isoformat(), day(70).isoformat(), "--fail-on-alert")
+    assert code == EXIT_ALERT and out
+
+
+def test_an_undeliverable_notification_gives_exit_4_and_stays_queued(tmp_path, events):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where a folder is expected", encoding="utf-8")
+    state = str(tmp_path / "s.sqlite")
+    target = f"file:{blocked / 'alerts.jsonl'}"
+    code, _ = cli(
+        "--events",
+        str(events),
+        "--state",
+        state,
+        "--as-of",
+        day(70).isoformat(),
+        "--since",
+        day(50).isoformat(),
+        "--notify",
+        target,
+    )
+    assert code == EXIT_NOT_DELIVERED
+    pending = table(tmp_path / "s.sqlite", "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL")[0][0]
+    assert pending > 0
+    blocked.unlink()
+    code, _ = cli("--events", str(events), "--state", state, "--as-of", day(70).isoformat(), "--notify", target)
+    assert code == EXIT_OK
+    written = (blocked / "alerts.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(written) == pending == len({json.loads(line)["id"] for line in written})
+
+
+def test_fronts_with_window_totals_only_are_skipped_with_a_note(tmp_path, events, caplog):
+    caplog.set_level(logging.INFO, logger="forecast")
+    result, _ = run_job(tmp_path, events, as_of=day(30))
+    assert result.skipped_fronts == ("east",)
+    assert "window totals" in caplog.text and "east" in caplog.text
+    assert table(tmp_path / "state.sqlite", "SELECT DISTINCT front FROM observations ORDER BY front") == [
+        ("north",),
+        ("south",),
+    ]
+
+
+def test_changing_the_rules_recomputes_and_says_so(tmp_path, events, caplog):
+    run_job(tmp_path, events, as_of=day(70), since=day(50))
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("changepoint: {threshold: 0.3}\n", encoding="utf-8")
+    caplog.set_level(logging.WARNING, logger="forecast")
+    result, lines = run_job(tmp_path, events, as_of=day(70), rules=rules)
+    assert "recomputing every front" in caplog.text
+    assert lines == [] and result.issued == []  # what the new rules find in processed days is history
+    assert table(tmp_path / "state.sqlite", "SELECT value FROM meta WHERE key = 'config_hash'")
+
+
+def test_the_surprise_rule_uses_the_fit_draws(tmp_path, events, caplog):
+    fit = tmp_path / "fit"
+    fit.mkdir()
+    dates = [day(t).isoformat() for t in range(70, 75)]
+    draws = np.random.default_rng(0).poisson(4, size=(400, 2, len(dates))).astype(np.int64)  # north ~4/day: too low
+    np.savez(
+        fit / DRAWS_FILE,
+        fronts=np.array(["north", "south"]),
+        dates=np.array(dates),
+        draws=draws,
+        as_of=np.array(day(69).isoformat()),
+    )
+    caplog.set_level(logging.INFO, logger="forecast")
+    result, lines = run_job(tmp_path, events, as_of=day(80), since=day(70), fit=fit)
+    surprise = [a for a in lines if a["rule"] == "surprise"]
+    assert surprise and all(a["front"] == "north" and a["direction"] == "up" for a in surprise)
+    assert all(dates[0] <= a["date"] <= dates[-1] for a in surprise)
+    assert surprise[0]["fit_as_of"] == day(69).isoformat() and surprise[0]["probability"] <= 0.01
+    assert "outside the fit's horizon" in caplog.text
+
+
+def test_replay_with_known_changes_reports_delays(tmp_path, events, capsys):
+    known = tmp_path / "known.csv"
+    known.write_text(
+        "date,front,label,source,direction\n"
+        f"{day(60).isoformat()},north,surge,test,up\n"
+        f"{day(80).isoformat()},south,lull,test,down\n"
+        f"{day(70).isoformat()},east,window front,test,\n",
+        encoding="utf-8",
+    )
+    report = tmp_path / "report.json"
+    code, out = cli(
+        "--events",
+        str(events),
+        "--replay",
+        day(40).isoformat(),
+        day(99).isoformat(),
+        "--known-changes",
+        str(known),
+        "--report",
+        str(report),
+    )
+    assert code == EXIT_OK
+    err = capsys.readouterr().err
+    assert "detected" in err and "false alarms" in err and "not evaluable" in err
+    evaluation = json.loads(report.read_text(encoding="utf-8"))["evaluation"]
+    delays = {d["front"]: d["delay_days"] for d in evaluation["detections"]}
+    assert 0 <= delays["north"] <= 5 and 0 <= delays["south"] <= 7
+    assert [d["front"] for d in evaluation["not_evaluable"]] == ["east"]
+
+
+def test_replay_over_the_shipped_data_finds_the_truce_and_the_lull():
+    known = load_known_changes(REPO / "data" / "known_changes.csv")
+    result = replay_alerts(AlertRequest(), date(2023, 10, 7), date(2024, 5, 16), known_changes=known)
+    assert result.evaluation is not None
+    detected = {(d["front"], d["date"]): d for d in result.evaluation.detections}
+    truce_start = detected[("gaza", "2023-11-24")]
+    assert truce_start["detected"] and truce_start["delay_days"] <= 3
+    assert detected[("lebanon_rockets", "2023-11-24")]["delay_days"] <= 4
+    truce_end = detected[("gaza", "2023-12-01")]
+    assert truce_end["detected"] and truce_end["delay_days"] <= 1
+    # The February 2024 lull of attacks on US forces is on iraq_syria, observed through window
+    # totals only: it cannot be evaluated.  The daily fronts show a lull on the Gaza front then.
+    assert {d["front"] for d in result.evaluation.not_evaluable} >= {"iraq_syria"}
+    feb = [a for a in result.alerts if "2024-01-28" <= a["date"] <= "2024-02-10" and a["direction"] == "down"]
+    assert feb, "a lull on a daily front around the start of February 2024"
+    assert result.evaluation.false_alarms_per_90_days["all"] < 5
+
+
+# --------------------------------------------------------------------------------------------
+# Crashes and concurrent runs (real processes)
+
+PATCHED_RUN = """
+import os, sys, time
+import forecast.jobs.alert_state as state
+stage = os.environ["PAUSE_AT"]
+marker = os.environ["PAUSE_MARKER"]
+pause = float(os.environ.get("PAUSE_SECONDS", "60"))
+
+def pause_here():
+    if os.path.exists(marker):  # pause once
+        return
+    open(marker, "w").close()
+    time.sleep(pause)
+
+if stage == "before_commit":
+    original = state.AlertStore.commit
+    def commit(self):
+        if self.connection.execute("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL").fetchone()[0]:
+            pause_here()
+        original(self)
+    state.AlertStore.commit = commit
+elif stage == "before_delivery":
+    import forecast.jobs.alert as job
+    original = job._deliver
+    def deliver(*args, **kwargs):
+        pause_here()
+        original(*args, **kwargs)
+    job._deliver = deliver
+elif stage == "after_send":
+    original = state.AlertStore.mark_delivered
+    def mark_delivered(self, *args):
+        pause_here()
+        original(self, *args)
+    state.AlertStore.mark_delivered = mark_delivered
+from forecast.jobs.alert import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+def start_run(tmp_path: Path, args: list[str], *, stage: str = "none", pause: float = 60.0) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "PAUSE_AT": stage,
+        "PAUSE_MARKER": str(tmp_path / f"paused-{stage}"),
+        "PAUSE_SECONDS": str(pause),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", PATCHED_RUN, "-q", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 60.0) -> tuple[int, str, str]:
+    """Wait for a run; its exit code, standard output and standard error."""
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"the run ended early: {finish(process)}")
+        if time.monotonic() > deadline:
+            process.kill()
+            finish(process)
+            raise AssertionError("the run never reached the pause")
+        time.sleep(0.02)
+
+
+def job_args(tmp_path: Path, events: Path, as_of: date) -> list[str]:
+    return [
+        "--events",
+        str(events),
+        "--state",
+        str(tmp_path / "s.sqlite"),
+        "--as-of",
+        as_of.isoformat(),
+        "--since",
+        day(50).isoformat(),
+        "--notify",
+        f"file:{tmp_path / 'alerts.jsonl'}",
+        "--lock-timeout",
+        "30",
+    ]
+
+
+def delivered_lines(tmp_path: Path) -> list[dict]:
+    path = tmp_path / "alerts.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+
+
+@pytest.mark.parametrize("stage", ["before_commit", "before_delivery", "after_send"])
+def test_a_run_killed_midway_loses_and_duplicates_nothing(tmp_path, events, stage):
+    args = job_args(tmp_path, events, day(75))
+    victim = start_run(tmp_path, args, stage=stage)
+    wait_for(tmp_path / f"paused-{stage}", victim)
+    victim.send_signal(signal.SIGKILL)
+    assert finish(victim, 10)[0] == -signal.SIGKILL
+    if stage == "before_commit":  # the transaction never committed: the state is as before (empty)
+        tables = table(tmp_path / "s.sqlite", "SELECT name FROM sqlite_master WHERE name = 'runs'")
+        assert tables == [] or table(tmp_path / "s.sqlite", "SELECT COUNT(*) FROM runs") == [(0,)]
+        assert delivered_lines(tmp_path) == []
+    code, _, err = finish(start_run(tmp_path, args))
+    assert code == 0, err
+    lines = delivered_lines(tmp_path)
+    ids = [line["id"] for line in lines]
+    assert ids and len(ids) == len(set(ids))
+    issued = {row[0] for row in table(tmp_path / "s.sqlite", "SELECT id FROM alerts WHERE status = 'issued'")}
+    assert set(ids) == issued
+    assert table(tmp_path / "s.sqlite", "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL") == [(0,)]
+    assert table(tmp_path / "s.sqlite", "PRAGMA integrity_check") == [("ok",)]
+    # and one more run changes nothing
+    assert finish(start_run(tmp_path, args))[0] == 0
+    assert [line["id"] for line in delivered_lines(tmp_path)] == ids
+
+
+def test_two_runs_at_once_are_serialised(tmp_path, events):
+    args = job_args(tmp_path, events, day(75))
+    first = start_run(tmp_path, args, stage="before_commit", pause=3)
+    wait_for(tmp_path / "paused-before_commit", first)
+    second = start_run(tmp_path, args)  # waits for the first run's lock
+    code, _, err = finish(first)
+    assert code == 0, err
+    code, _, err = finish(second)
+    assert code == 0, err
+    ids = [line["id"] for line in delivered_lines(tmp_path)]
+    assert ids and len(ids) == len(set(ids))
+    runs = table(tmp_path / "s.sqlite", "SELECT new_observations, alerts_issued FROM runs ORDER BY id")
+    assert len(runs) == 2 and runs[1] == (0, 0)
+    assert table(tmp_path / "s.sqlite", "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_a_run_that_cannot_get_the_lock_fails_cleanly(tmp_path, events):
+    args = job_args(tmp_path, events, day(75))
+    holder = start_run(tmp_path, args, stage="before_commit", pause=2.5)
+    wait_for(tmp_path / "paused-before_commit", holder)
+    impatient = start_run(tmp_path, [*args[:-2], "--lock-timeout", "0.2"])
+    code, _, err = finish(impatient, 30)
+    assert code == EXIT_ERROR
+    assert "locked by another run" in err
+    assert finish(holder)[0] == 0
