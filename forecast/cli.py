@@ -144,7 +144,7 @@ def _fit_options(parser: argparse.ArgumentParser) -> None:
     sampling.add_argument("--draws", type=int, default=1000)
     sampling.add_argument("--tune", type=int, default=1000)
     sampling.add_argument("--chains", type=int, default=2)
-    sampling.add_argument("--target-accept", type=float, default=0.9)
+    sampling.add_argument("--target-accept", type=float, default=0.95)
     sampling.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
 
 

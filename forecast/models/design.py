@@ -24,7 +24,7 @@ PARAMETERIZATIONS = ("auto", "centered", "non_centered")
 #: ``auto`` centres the hierarchies when fronts have at least this many observations on
 #: average: data-rich fronts pin their own baselines down and mix far better centred, while
 #: sparse ones need the non-centred form (measured in benchmarks/bench_models.py).
-AUTO_CENTERED_MIN_OBS_PER_FRONT = 50
+AUTO_CENTERED_MIN_OBS_PER_FRONT = 100
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ class SamplerSettings:
     draws: int = 1000
     tune: int = 1000
     chains: int = 2
-    target_accept: float = 0.9
+    target_accept: float = 0.95
     random_seed: int = 1
     progressbar: bool = True
 
