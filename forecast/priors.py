@@ -37,6 +37,7 @@ import pymc as pm
 import yaml
 from pymc_extras.prior import Prior
 
+from forecast.data.yamlio import read_yaml_file
 from forecast.errors import PriorConfigError
 from forecast.names import CHANGEPOINT, FRONT
 
@@ -386,30 +387,6 @@ class PriorSet:
 # --------------------------------------------------------------------------------------------
 
 
-class _StrictSafeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also refuses duplicate keys in a mapping."""
-
-
-def _construct_mapping_without_duplicates(loader: _StrictSafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            duplicate = key in seen
-        except TypeError:
-            continue  # unhashable key: let construct_mapping report it
-        if duplicate:
-            raise yaml.constructor.ConstructorError(
-                "while reading a mapping", node.start_mark, f"found the key {key!r} twice", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=True)
-
-
-_StrictSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_without_duplicates)
-
-
 def load_priors(path: str | Path | None = None) -> PriorSet:
     """Read a prior file, or return the code defaults.
 
@@ -433,16 +410,8 @@ def load_priors(path: str | Path | None = None) -> PriorSet:
     """
     if path is None:
         return PriorSet(priors=copy.deepcopy(DEFAULT_PRIORS), source=DEFAULTS_SOURCE)
-    file = Path(path)
     source = str(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"prior file not found: {source}")
-    try:
-        raw = yaml.load(file.read_text(encoding="utf-8"), Loader=_StrictSafeLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as error:
-        raise PriorConfigError(
-            f"{source}: not a valid prior file (plain YAML only; tags such as !!python/object are refused): {error}"
-        ) from error
+    raw = read_yaml_file(path, "prior file", PriorConfigError)
     return priors_from_dict(raw, source=source)
 
 

@@ -67,7 +67,8 @@ from pathlib import Path
 
 import numpy as np
 
-from forecast.alerts.yamlfile import Problems, check_keys, integer, number, read_yaml_file
+from forecast.alerts.yamlfile import Problems, check_keys, integer, number
+from forecast.data.yamlio import read_yaml_file
 from forecast.errors import PriorConfigError
 
 __all__ = [

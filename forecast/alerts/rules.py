@@ -39,7 +39,8 @@ from datetime import date as Date
 from pathlib import Path
 from typing import Any
 
-from forecast.alerts.yamlfile import Problems, check_keys, integer, number, read_yaml_file
+from forecast.alerts.yamlfile import Problems, check_keys, integer, number
+from forecast.data.yamlio import read_yaml_file
 from forecast.errors import ForecastError
 
 __all__ = [
