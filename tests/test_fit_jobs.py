@@ -122,3 +122,17 @@ def test_forecast_draws_are_saved_for_the_alert_job(fake_fit_dir):
     assert saved["draws"].shape == (80, len(saved["fronts"]), 28)
     assert str(saved["as_of"]) == "2024-05-16"
     assert (saved["draws"] >= 0).all()
+
+
+def test_two_close_interventions_count_as_separable_only_when_each_effect_is_decisive():
+    import numpy as np
+
+    from forecast.models.summary import _separable
+
+    rng = np.random.default_rng(0)
+    clear_a, clear_b = rng.normal(-1.0, 0.2, 4000), rng.normal(0.8, 0.2, 4000)
+    vague_a, vague_b = rng.normal(-0.3, 1.0, 4000), rng.normal(0.0, 1.0, 4000)
+    assert _separable(float(np.corrcoef(clear_a, clear_b)[0, 1]), clear_a, clear_b)
+    assert not _separable(float(np.corrcoef(vague_a, vague_b)[0, 1]), vague_a, vague_b)
+    traded = rng.normal(-0.8, 0.3, 4000)
+    assert not _separable(-0.9, traded, -traded - 1.6)

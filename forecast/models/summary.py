@@ -129,10 +129,24 @@ def close_intervention_pairs(model: EscalationModel, posterior: xr.Dataset, prob
                         "p_only_first_below_1": float(np.mean((ea < 0) & (eb >= 0))),
                         "p_only_second_below_1": float(np.mean((ea >= 0) & (eb < 0))),
                         "p_combined_below_1": float(np.mean(ea + eb < 0)),
-                        "separable": bool(abs(correlation) < 0.3),
+                        "separable": _separable(correlation, ea, eb),
                     }
                 )
     return out
+
+
+def _separable(correlation: float, first: np.ndarray, second: np.ndarray) -> bool:
+    """Whether the data tell the two effects apart.
+
+    Both effects must be decisive on their own (P(effect < 1) below 0.1 or above 0.9) and
+    only weakly correlated (|r| < 0.3); otherwise neither can be credited with a change.
+    """
+
+    def decisive(effect: np.ndarray) -> bool:
+        below = float(np.mean(effect < 0))
+        return below < 0.1 or below > 0.9
+
+    return bool(abs(correlation) < 0.3 and decisive(first) and decisive(second))
 
 
 def summarise(model: EscalationModel, posterior: xr.Dataset, *, prob: float = 0.9) -> dict[str, object]:
