@@ -151,7 +151,7 @@ def changepoint_date_check(name: str, truth: pd.Timestamp, interval_dates: list[
 
 
 def fit_simulated(
-    panel, truth: SimulationTruth, tmp_path: Path, *, random_seed: int
+    panel, truth: SimulationTruth, tmp_path: Path, *, random_seed: int, parameterization: str = "auto"
 ) -> tuple[EscalationModel, object, dict]:
     """Fit the escalation model (K = 1) to a simulated panel, passing its interventions through a CSV."""
     interventions = None
@@ -159,7 +159,8 @@ def fit_simulated(
         path = tmp_path / f"interventions_{random_seed}.csv"
         interventions_frame(truth).to_csv(path, index=False)
         interventions = read_interventions_csv(path)
-    model = EscalationModel(panel, interventions, options=ModelOptions(changepoints=1, min_regime_days=7))
+    options = ModelOptions(changepoints=1, min_regime_days=7, parameterization=parameterization)
+    model = EscalationModel(panel, interventions, options=options)
     fit = model.fit(
         SamplerSettings(**RECOVERY_SAMPLER, random_seed=random_seed, progressbar=False)  # type: ignore[arg-type]
     )
@@ -252,7 +253,10 @@ def test_recovers_baselines_and_changepoint_dates_of_fronts_reported_as_weekly_t
     for front in WINDOW_FRONTS:
         kinds = set(observations.loc[observations["front"] == front, "obs_kind"])
         assert "window" in kinds, f"{front} should be observed through window totals, got {kinds}"
-    model, fit, summary = fit_simulated(panel, truth, tmp_path, random_seed=seed)
+    # 69 observations per front: "auto" chooses the non-centred form below 100 per front, which
+    # gave 1 divergent transition in 6,000 draws here (2026-11-22); the test is about window
+    # totals, so it fixes the form that samples this panel well.
+    model, fit, summary = fit_simulated(panel, truth, tmp_path, random_seed=seed, parameterization="centered")
     diagnostics = check_convergence(fit.idata)
     checks: list[Check] = []
     for f, front_summary in enumerate(summary["fronts"]):
