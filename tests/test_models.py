@@ -134,29 +134,25 @@ def _window_panel(precision: str):
     return build_panel(EventTable(frame=frame, files=("<test>",)))
 
 
-def test_window_total_likelihood_is_that_of_the_summed_daily_rate():
-    panel = _window_panel("exact")
-    design = build_design(panel, None, ModelOptions(changepoints=0, parameterization="centered"))
+def _regime_loglik_at(precision: str, baseline: float, dispersion: float) -> np.ndarray:
+    """Log-likelihood of the two windows of :func:`_window_panel` at a fixed parameter point."""
+    design = build_design(_window_panel(precision), None, ModelOptions(changepoints=0, parameterization="centered"))
     model = build_escalation_model(design, load_priors().priors)
-    point = {"baseline": np.array([np.log(1.3)]), "dispersion": np.array([4.0])}
-    loglik = pm.compute_deterministics(_dataset(point), var_names=["regime_loglik"], model=model, progressbar=False)[
-        "regime_loglik"
-    ].to_numpy()[0, 0, 0]
+    point = {"baseline": np.array([np.log(baseline)]), "dispersion": np.array([dispersion])}
+    derived = pm.compute_deterministics(_dataset(point), var_names=["regime_loglik"], model=model, progressbar=False)
+    return derived["regime_loglik"].to_numpy()[0, 0, 0]
+
+
+def test_window_total_likelihood_is_that_of_the_summed_daily_rate():
     mu = 1.3 * np.array([10, 14])
     expected = stats.nbinom.logpmf([12, 7], 4.0, 4.0 / (4.0 + mu))
-    np.testing.assert_allclose(loglik, expected, rtol=1e-10)
+    np.testing.assert_allclose(_regime_loglik_at("exact", 1.3, 4.0), expected, rtol=1e-10)
 
 
 def test_at_least_totals_are_censored_from_below():
-    panel = _window_panel("at_least")
-    design = build_design(panel, None, ModelOptions(changepoints=0, parameterization="centered"))
-    model = build_escalation_model(design, load_priors().priors)
-    point = {"baseline": np.array([np.log(0.5)]), "dispersion": np.array([2.0])}
-    loglik = pm.compute_deterministics(_dataset(point), var_names=["regime_loglik"], model=model, progressbar=False)[
-        "regime_loglik"
-    ].to_numpy()[0, 0, 0]
     mu = 0.5 * 14
-    np.testing.assert_allclose(loglik[1], np.log(stats.nbinom.sf(6, 2.0, 2.0 / (2.0 + mu))), rtol=1e-8)
+    expected = np.log(stats.nbinom.sf(6, 2.0, 2.0 / (2.0 + mu)))
+    np.testing.assert_allclose(_regime_loglik_at("at_least", 0.5, 2.0)[1], expected, rtol=1e-8)
 
 
 def _dataset(point: dict[str, np.ndarray]):

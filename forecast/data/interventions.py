@@ -89,10 +89,6 @@ class InterventionTable:
         return InterventionTable(self.frame[self.frame[n.DATE] <= as_of].reset_index(drop=True), self.files)
 
 
-def empty_interventions() -> InterventionTable:
-    return InterventionTable(pd.DataFrame({c: pd.Series(dtype=object) for c in INTERVENTION_COLUMNS}))
-
-
 def read_interventions_csv(path: str | Path) -> InterventionTable:
     """Read and validate an interventions CSV (see the module docstring for the columns).
 

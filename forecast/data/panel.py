@@ -23,7 +23,7 @@ excluded and reported as warnings; they are never used.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -281,7 +281,7 @@ def build_panel(
         warnings=(),
     )
     warnings += _outlier_warnings(panel)
-    return Panel(**{**panel.__dict__, "warnings": tuple(warnings)})
+    return replace(panel, warnings=tuple(warnings))
 
 
 def _exclusion_warnings(rows: pd.DataFrame, why: str) -> list[Issue]:

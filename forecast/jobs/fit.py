@@ -24,7 +24,7 @@ from forecast.models.escalation import OBS
 from forecast.models.model import EscalationModel, FitResult, SamplerSettings
 from forecast.models.posterior import draw_level, replicate_counts
 from forecast.models.summary import summarise
-from forecast.priors import PriorSet, load_priors
+from forecast.priors import load_priors
 
 log = logging.getLogger(__name__)
 
@@ -89,16 +89,6 @@ def data_provenance(request: DataRequest, loaded: LoadedData) -> dict[str, objec
         "freq": request.freq,
         "start": loaded.panel.start.date().isoformat(),
         "end": loaded.panel.end.date().isoformat(),
-    }
-
-
-def expected_provenance(model: EscalationModel, priors: PriorSet, request: FitRequest) -> dict[str, object]:
-    """Provenance fields a saved fit must match to be used with this data, priors and options."""
-    return {
-        "model_name": model.name,
-        "model_options": request.options.to_dict(),
-        "priors_hash": priors.hash(),
-        "data_hash": model.panel.data_hash(),
     }
 
 

@@ -16,7 +16,7 @@ from scipy.special import gammaln
 
 from forecast import names as n
 from forecast.data.interventions import InterventionTable
-from forecast.data.panel import Panel
+from forecast.data.panel import Panel, period_start
 from forecast.errors import ForecastError
 
 LIKELIHOODS = ("negative_binomial", "poisson")
@@ -190,7 +190,7 @@ def build_design(panel: Panel, interventions: InterventionTable | None, options:
     days = pd.date_range(panel.start, panel.end, freq="D")
     day_to_period = None
     if panel.freq != n.FREQ_DAY:
-        period_of_day = panel.periods.get_indexer(_period_starts(days, panel))
+        period_of_day = panel.periods.get_indexer(period_start(days, panel.freq))
         day_to_period = np.zeros((panel.n_periods, len(days)))
         day_to_period[period_of_day, np.arange(len(days))] = 1.0
         day_to_period /= day_to_period.sum(axis=1, keepdims=True)
@@ -228,12 +228,6 @@ def build_design(panel: Panel, interventions: InterventionTable | None, options:
     )
 
 
-def _period_starts(days: pd.DatetimeIndex, panel: Panel) -> pd.DatetimeIndex:
-    from forecast.data.panel import period_start
-
-    return period_start(days, panel.freq)
-
-
 def _interventions_in_span(interventions: InterventionTable | None, panel: Panel) -> pd.DataFrame | None:
     if interventions is None or len(interventions) == 0:
         return None
@@ -241,7 +235,6 @@ def _interventions_in_span(interventions: InterventionTable | None, panel: Panel
     frame = interventions.before(panel.end).frame
     if frame.empty:
         return None
-    # Interventions touching only fronts absent from this panel carry no information either.
     return frame.reset_index(drop=True)
 
 
