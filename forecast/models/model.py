@@ -22,6 +22,7 @@ from forecast.data.panel import Panel
 from forecast.errors import ForecastError
 from forecast.models.design import Design, ModelOptions, build_design
 from forecast.models.escalation import MODEL_NAME, POST_HOC_VARIABLES, build_escalation_model
+from forecast.models.numba_digamma import register_cacheable_digamma
 from forecast.priors import PriorSet, load_priors
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,9 @@ class EscalationModel:
         settings = settings or SamplerSettings()
         if settings.sampler == "numpyro":
             _require_numpyro()
+        if settings.sampler == "nutpie":
+            # Lets Numba reuse the compiled log density from disk (see forecast.models.numba_digamma).
+            register_cacheable_digamma()
         timings: dict[str, float] = {}
         start = time.perf_counter()
         model = self.model
