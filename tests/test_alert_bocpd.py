@@ -13,9 +13,13 @@ from forecast.alerts.bocpd import (
     DETECTOR_KEYS,
     DetectorConfig,
     DetectorState,
+    WindowState,
     detector_config_from_dict,
     load_detector_config,
     update,
+    update_windows,
+    window_hazard,
+    window_log_predictive,
 )
 from forecast.alerts.surprise import PredictiveDraws, tail_probabilities
 from forecast.errors import PriorConfigError
@@ -304,3 +308,127 @@ def test_detector_file_is_plain_yaml_only(tmp_path):
         load_detector_config(path)
     with pytest.raises(FileNotFoundError):
         load_detector_config(tmp_path / "missing.yaml")
+
+
+# --------------------------------------------------------------------------------------------
+# Window totals (observations with an exposure)
+
+
+@pytest.mark.parametrize("likelihood", ["poisson", "negative_binomial"])
+def test_window_predictive_equals_the_closed_form(likelihood):
+    from scipy import stats
+
+    config = DetectorConfig(likelihood=likelihood, rate_alpha=1.5, rate_beta=0.3, p_alpha=2.0, p_beta=1.5, dispersion=3)
+    totals, days = np.array([0, 4, 17, 40]), np.array([0, 2, 9, 30])
+    for y, w in [(0, 1), (3, 5), (12, 16), (0, 30)]:
+        got = window_log_predictive(config, totals, days, y, w)
+        if likelihood == "poisson":
+            a, b = 1.5 + totals, 0.3 + days
+            expected = stats.nbinom.logpmf(y, a, b / (b + w))
+        else:  # NB(w phi, p) with p ~ Beta(a0 + phi days, b0 + totals): beta-negative-binomial
+            expected = stats.betanbinom.logpmf(y, 3 * w, 2.0 + 3 * days, 1.5 + totals)
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("likelihood", ["poisson", "negative_binomial"])
+def test_a_window_updates_the_posterior_like_its_days_in_total(likelihood):
+    # Sufficiency: p(d_1..d_w) = p(window total) * p(d | total), and p(d | total) is free of the
+    # rate (multinomial for Poisson-Gamma, a product of binomial coefficients for NB-Beta).
+    config = DetectorConfig(likelihood=likelihood, rate_alpha=2.0, rate_beta=0.5, p_alpha=1.5, p_beta=2.5, dispersion=2)
+    daily = [3, 0, 5, 2, 7, 1]
+    total, w, phi = sum(daily), len(daily), 2
+    sequential, seen = 0.0, 0
+    for i, d in enumerate(daily):
+        sequential += float(window_log_predictive(config, np.array([seen]), np.array([i]), d, 1)[0])
+        seen += d
+    if likelihood == "poisson":
+        given_total = math.lgamma(total + 1) - sum(math.lgamma(d + 1) for d in daily) - total * math.log(w)
+    else:
+
+        def log_choose(top, k):
+            return math.lgamma(top + 1) - math.lgamma(k + 1) - math.lgamma(top - k + 1)
+
+        given_total = sum(log_choose(d + phi - 1, d) for d in daily) - log_choose(total + w * phi - 1, total)
+    window = float(window_log_predictive(config, np.array([0]), np.array([0]), total, w)[0])
+    assert sequential == pytest.approx(window + given_total, abs=1e-12)
+    # ... and the regime's statistics after the window are those after its days.
+    state = WindowState.initial(config)
+    update_windows(config, state, [total], [w])
+    days_state = DetectorState.initial(1, config)
+    update(config, days_state, np.array([daily], dtype=float))
+    assert state.sums[1] == days_state.sums[0, w] == total and state.days[1] == w
+    after_window = window_log_predictive(config, state.sums[1:2], state.days[1:2], 4, 3)
+    after_days = window_log_predictive(config, days_state.sums[0, w : w + 1], np.array([w]), 4, 3)
+    np.testing.assert_array_equal(after_window, after_days)
+
+
+@pytest.mark.parametrize("likelihood", ["poisson", "negative_binomial"])
+def test_windows_of_one_day_give_the_daily_detector(likelihood):
+    rng = np.random.default_rng(21)
+    counts = np.r_[rng.poisson(4, 70), rng.poisson(13, 50)]
+    config = DetectorConfig(likelihood=likelihood, max_run_length=60)
+    daily = DetectorState.initial(1, config)
+    out = update(config, daily, counts[None, :].astype(float), within_last=7, report_above=0.3)
+    windows = WindowState.initial(config)
+    out_w = update_windows(config, windows, counts, np.ones_like(counts), within_last=7, report_above=0.3)
+    np.testing.assert_allclose(windows.probs, daily.probs[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(out_w.changepoint_prob, out.changepoint_prob, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(out_w.run_length, out.run_length)
+    np.testing.assert_allclose(out_w.rate_before, out.rate_before, rtol=1e-12, equal_nan=True)
+    assert window_hazard(config, 1) == pytest.approx(config.hazard, rel=1e-15)
+    assert window_hazard(config, 16) == pytest.approx(1 - (1 - config.hazard) ** 16, rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_rate_drop_in_window_totals_is_detected(seed):
+    # Windows of 3 to 10 days, 3 a day then 0.3 a day from window 25 on (default detector).
+    rng = np.random.default_rng(seed)
+    days = rng.integers(3, 11, 40)
+    rate = np.where(np.arange(40) < 25, 3.0, 0.3)
+    counts = rng.poisson(rate * days)
+    config = DetectorConfig()
+    state = WindowState.initial(config)
+    out = update_windows(config, state, counts, days, within_last=7, report_above=0.5)
+    assert np.all(out.changepoint_prob[0, 5:25] < 0.5), "no alarm before the drop"
+    first = int(np.flatnonzero(out.changepoint_prob[0, 25:] >= 0.5)[0])
+    assert first <= 2
+    step = 25 + first
+    assert out.rate_after[0, step] < out.rate_before[0, step]
+    assert out.n_obs[0, -1] == days.sum() == state.n_days
+    again = WindowState.from_bytes(state.to_bytes(), config)
+    np.testing.assert_array_equal(again.probs, state.probs)
+    assert (again.n_obs, again.n_days) == (state.n_obs, state.n_days)
+
+
+# --------------------------------------------------------------------------------------------
+# The compiled inner loop (numba) against the numpy reference
+
+
+def test_compiled_pairwise_sum_is_numpys():
+    from forecast.alerts.bocpd_kernel import pairwise_sum
+
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 8, 100, 128, 129, 366, 1000, 5003):
+        values = rng.random(n) * 10.0 ** rng.integers(-20, 5, n)
+        assert pairwise_sum(values) == np.add.reduce(values)
+
+
+@pytest.mark.parametrize("likelihood", ["poisson", "negative_binomial"])
+def test_compiled_single_series_path_equals_the_numpy_path(monkeypatch, likelihood):
+    from forecast.alerts import bocpd
+
+    rng = np.random.default_rng(17)
+    counts = np.r_[rng.negative_binomial(2, 2 / 7, 1500), rng.negative_binomial(2, 2 / 22, 700)].astype(float)
+    counts[[0, 1, 400, 401, 402, 1999]] = np.nan
+    config = DetectorConfig(likelihood=likelihood, max_run_length=200)
+    results = []
+    for minimum in (10**9, 0):  # numpy only, then the compiled steps
+        monkeypatch.setattr(bocpd, "KERNEL_MIN_STEPS", minimum)
+        state = DetectorState.initial(1, config)
+        out = update(config, state, counts[None, :], report_above=0.5)
+        results.append((state, out))
+    (ref_state, ref), (state, out) = results
+    np.testing.assert_array_equal(state.probs, ref_state.probs)
+    np.testing.assert_array_equal(state.sums, ref_state.sums)
+    for name in ("changepoint_prob", "run_length", "rate_after", "rate_before", "n_obs"):
+        np.testing.assert_array_equal(getattr(out, name), getattr(ref, name))

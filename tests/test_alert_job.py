@@ -110,7 +110,7 @@ def test_importing_the_alert_job_keeps_pymc_out():
 
 def test_first_run_notifies_only_from_since_and_records_history(tmp_path, events):
     result, lines = run_job(tmp_path, events, as_of=day(85))
-    assert set(result.skipped_fronts) == {"east"}
+    assert result.skipped_fronts == ()  # east (window totals) runs through the window detector
     statuses = dict(
         table(tmp_path / "state.sqlite", "SELECT front || ' ' || date || ' ' || direction, status FROM alerts")
     )
@@ -125,7 +125,7 @@ def test_first_run_notifies_only_from_since_and_records_history(tmp_path, events
     assert shift and shift[0]["direction"] == "up" and day(60).isoformat() <= shift[0]["date"] <= day(64).isoformat()
     assert {"id", "front", "date", "direction", "rule", "probability", "as_of"} <= set(shift[0])
     assert all(a["as_of"] == day(85).isoformat() for a in lines)
-    assert result.new_observations == 2 * 86
+    assert result.new_observations == 2 * 86 + 8  # and east's 8 windows ending by day 85
 
 
 def test_rerunning_on_the_same_data_issues_nothing_twice(tmp_path, events):
@@ -264,15 +264,47 @@ def test_an_undeliverable_notification_gives_exit_4_and_stays_queued(tmp_path, e
     assert len(written) == pending == len({json.loads(line)["id"] for line in written})
 
 
-def test_fronts_with_window_totals_only_are_skipped_with_a_note(tmp_path, events, caplog):
+def test_fronts_with_window_totals_only_run_through_the_window_detector(tmp_path, events, caplog):
     caplog.set_level(logging.INFO, logger="forecast")
     result, _ = run_job(tmp_path, events, as_of=day(30))
-    assert result.skipped_fronts == ("east",)
+    assert result.skipped_fronts == ()
     assert "window totals" in caplog.text and "east" in caplog.text
     assert table(tmp_path / "state.sqlite", "SELECT DISTINCT front FROM observations ORDER BY front") == [
+        ("east",),
         ("north",),
         ("south",),
     ]
+    # east's windows are stored by end date; a re-run finds nothing new.
+    assert table(tmp_path / "state.sqlite", "SELECT date FROM observations WHERE front = 'east' ORDER BY date") == [
+        (day(9).isoformat(),),
+        (day(19).isoformat(),),
+        (day(29).isoformat(),),
+    ]
+    again, lines = run_job(tmp_path, events, as_of=day(30))
+    assert again.new_observations == 0 and lines == []
+
+
+def test_a_lull_in_window_totals_alerts_on_the_window_end_in_runs_and_replay(tmp_path):
+    # east: ~3 a day in windows of 10 days, then nothing from day 60 on.
+    lines = ["date,end_date,front,count"]
+    for t in range(0, DAYS - 9, 10):
+        total = int(np.random.default_rng(t).poisson(30)) if t < 60 else 0
+        lines.append(f"{day(t).isoformat()},{day(t + 9).isoformat()},east,{total}")
+    for t in range(DAYS):
+        lines.append(f"{day(t).isoformat()},,north,4")
+    path = tmp_path / "windows.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    scheduled = []
+    for t in range(55, 92):
+        code, out = cli("--events", str(path), "--state", str(tmp_path / "s.sqlite"), "--as-of", day(t).isoformat())
+        assert code == EXIT_OK
+        scheduled += out.splitlines()
+    code, replayed = cli("--events", str(path), "--replay", day(55).isoformat(), day(91).isoformat())
+    assert replayed.splitlines() == scheduled
+    east = [json.loads(line) for line in scheduled if json.loads(line)["front"] == "east"]
+    assert east and east[0]["direction"] == "down"
+    assert east[0]["date"] in (day(69).isoformat(), day(79).isoformat())
+    assert date.fromisoformat(east[0]["date"]) - date.fromisoformat(east[0]["window_start"]) == timedelta(days=9)
 
 
 def test_changing_the_rules_recomputes_and_says_so(tmp_path, events, caplog):
@@ -313,7 +345,8 @@ def test_replay_with_known_changes_reports_delays(tmp_path, events, capsys):
         "date,front,label,source,direction\n"
         f"{day(60).isoformat()},north,surge,test,up\n"
         f"{day(80).isoformat()},south,lull,test,down\n"
-        f"{day(70).isoformat()},east,window front,test,\n",
+        f"{day(70).isoformat()},east,window front,test,\n"
+        f"{day(70).isoformat()},west,no such front,test,\n",
         encoding="utf-8",
     )
     report = tmp_path / "report.json"
@@ -334,7 +367,8 @@ def test_replay_with_known_changes_reports_delays(tmp_path, events, capsys):
     evaluation = json.loads(report.read_text(encoding="utf-8"))["evaluation"]
     delays = {d["front"]: d["delay_days"] for d in evaluation["detections"]}
     assert 0 <= delays["north"] <= 5 and 0 <= delays["south"] <= 7
-    assert [d["front"] for d in evaluation["not_evaluable"]] == ["east"]
+    assert [d["front"] for d in evaluation["not_evaluable"]] == ["west"]
+    assert "east" in evaluation["false_alarms"]  # window fronts are evaluated too
 
 
 def test_replay_over_the_shipped_data_finds_the_truce_and_the_lull():
@@ -348,8 +382,11 @@ def test_replay_over_the_shipped_data_finds_the_truce_and_the_lull():
     truce_end = detected[("gaza", "2023-12-01")]
     assert truce_end["detected"] and truce_end["delay_days"] <= 1
     # The February 2024 lull of attacks on US forces is on iraq_syria, observed through window
-    # totals only: it cannot be evaluated.  The daily fronts show a lull on the Gaza front then.
-    assert {d["front"] for d in result.evaluation.not_evaluable} >= {"iraq_syria"}
+    # totals only: the window 2024-02-05..2024-02-20 (no attack) raises it, known on its last day.
+    lull = detected[("iraq_syria", "2024-02-05")]
+    assert lull["detected"] and lull["alert_date"] == "2024-02-20" and lull["delay_days"] == 15
+    assert result.evaluation.not_evaluable == ()
+    # The daily fronts show a lull on the Gaza front then.
     feb = [a for a in result.alerts if "2024-01-28" <= a["date"] <= "2024-02-10" and a["direction"] == "down"]
     assert feb, "a lull on a daily front around the start of February 2024"
     assert result.evaluation.false_alarms_per_90_days["all"] < 5

@@ -5,8 +5,14 @@ alert on that front, in that direction when one is given, dated from the change 
 ``match_days`` days after it; the **delay** is the number of days between the two.  An alert
 that detects no known change (and lies within ``match_days`` after none of the known changes
 of its front and direction) is a **false alarm**.  False alarms are counted over the fronts
-that can be evaluated (observed day by day in the replay) and reported per 90 days of replay,
-per front and in all.
+that can be evaluated (those the detector ran on) and reported per 90 days of replay, per
+front and in all.
+
+An alert on a **window total** (its object has ``window_start``; ``date`` is the window's last
+day) detects a change when its window reaches a day from the change date to ``match_days``
+after it: ``window_start <= change + match_days`` and ``date >= change``.  Its delay is still
+counted to ``date``, the first day the window's total was known, so a long window shows as a
+long delay.  For a daily alert (``window_start = date``) the two rules are the same.
 """
 
 from __future__ import annotations
@@ -94,6 +100,12 @@ def _days(first: str, second: str) -> int:
     return (Date.fromisoformat(second) - Date.fromisoformat(first)).days
 
 
+def _covers(alert: Mapping[str, Any], change_date: str, match_days: int) -> bool:
+    """The alert's day, or window ``window_start..date``, reaches ``change .. change + match_days``."""
+    first = alert.get("window_start") or alert["date"]
+    return _days(change_date, alert["date"]) >= 0 and _days(change_date, first) <= match_days
+
+
 def evaluate_replay(
     alerts: Iterable[Mapping[str, Any]],
     known: Sequence[KnownChange],
@@ -113,7 +125,7 @@ def evaluate_replay(
         Known changes; those outside ``start..end`` or on fronts not in ``evaluable_fronts``
         are listed as not evaluable.
     evaluable_fronts : iterable of str
-        Fronts the detector ran on.
+        Fronts the detector ran on (day by day or through window totals).
     start, end : str
         The replay span (ISO dates, inclusive).
     match_days : int
@@ -127,7 +139,7 @@ def evaluate_replay(
     for change in sorted(known, key=lambda c: (c.date, c.front)):
         base = {"date": change.date, "front": change.front, "direction": change.direction, "label": change.label}
         if change.front not in fronts:
-            not_evaluable.append({**base, "why": "front not observed day by day"})
+            not_evaluable.append({**base, "why": "front not run through the detector"})
             continue
         if not (start <= change.date <= end):
             not_evaluable.append({**base, "why": "outside the replay span"})
@@ -138,8 +150,7 @@ def evaluate_replay(
                 continue
             if change.direction and alert["direction"] != change.direction:
                 continue
-            delay = _days(change.date, alert["date"])
-            if 0 <= delay <= match_days:
+            if _covers(alert, change.date, match_days):
                 match = index
                 break
         if match is None:
@@ -163,7 +174,7 @@ def evaluate_replay(
         near_known = any(
             change.front == alert["front"]
             and (not change.direction or change.direction == alert["direction"])
-            and 0 <= _days(change.date, alert["date"]) <= match_days
+            and _covers(alert, change.date, match_days)
             for change in known
         )
         if not near_known:

@@ -296,7 +296,9 @@ class Signal:
 
     ``regime_start`` is the date of the first observation of the most probable new regime
     (None when the changepoint probability was not high enough to look).  ``p_up`` and
-    ``p_down`` are None when no draws cover the date.
+    ``p_down`` are None when no draws cover the date.  For a window total, ``date`` is the
+    window's last day, ``window_start`` its first, ``n_obs`` counts the days covered so far
+    and the rates are per day.
     """
 
     date: str
@@ -310,6 +312,7 @@ class Signal:
     p_down: float | None = None
     predictive_median: float | None = None
     fit_as_of: str | None = None
+    window_start: str | None = None
 
 
 @dataclass(frozen=True)
@@ -401,17 +404,17 @@ def evaluate_front(front: str, rules: FrontRules, state: FrontRuleState, signals
         holding: dict[str, tuple[float, dict[str, Any]]] = {}
         cp_direction = _changepoint_direction(rules.changepoint, signal)
         if cp_direction is not None:
-            holding[f"{RULE_CHANGEPOINT}:{cp_direction}"] = (
-                signal.changepoint_prob,
-                {
-                    "count": signal.count,
-                    "threshold": rules.changepoint.threshold,
-                    "within_last": rules.changepoint.within_last,
-                    "regime_start": signal.regime_start,
-                    "rate_before": _rounded(signal.rate_before, 3),
-                    "rate_after": _rounded(signal.rate_after, 3),
-                },
-            )
+            details: dict[str, Any] = {
+                "count": signal.count,
+                "threshold": rules.changepoint.threshold,
+                "within_last": rules.changepoint.within_last,
+                "regime_start": signal.regime_start,
+                "rate_before": _rounded(signal.rate_before, 3),
+                "rate_after": _rounded(signal.rate_after, 3),
+            }
+            if signal.window_start is not None:  # a window total: `count` is over window_start..date
+                details["window_start"] = signal.window_start
+            holding[f"{RULE_CHANGEPOINT}:{cp_direction}"] = (signal.changepoint_prob, details)
         if rules.surprise.enabled and signal.p_up is not None and signal.p_down is not None:
             for direction, tail in ((UP, signal.p_up), (DOWN, signal.p_down)):
                 if tail <= rules.surprise.threshold:

@@ -16,10 +16,16 @@ After the commit, the outbox is delivered (:mod:`forecast.jobs.notify`); what fa
 there for the next run.  ``--replay START END`` runs the same steps in memory as if scheduled
 on every day from START to END and prints the alert lines the scheduled runs would print.
 
-Fronts observed only through window totals (no daily counts) are skipped with a note: the
-detector needs regular observations.  The first run on a front processes its whole history
-but notifies only alerts dated on or after ``--since`` (default: the last day of the data);
-earlier ones are recorded with status ``history``.
+Fronts observed only through window totals (no daily counts, such as ``iraq_syria``) are run
+through the window form of the detector (:func:`forecast.alerts.bocpd.update_windows`: each
+window total is scored with its exposure in days), in the order of the windows' end dates;
+an alert on a window is dated on its end date, the first day the total is known.  Window
+series are short (a few dozen totals), so each run recomputes them from their first window
+and records what is new; the observations it stores are keyed by end date.
+
+The first run on a front processes its whole history but notifies only alerts dated on or
+after ``--since`` (default: the last day of the data); earlier ones are recorded with status
+``history``.
 
 Exit codes (:func:`run_alert_command`): 0 the run completed, with or without alerts; 1 an
 error (bad input, locked state...; nothing was changed); 3 with ``--fail-on-alert``, when an
@@ -45,7 +51,14 @@ from typing import Any, TextIO
 import numpy as np
 
 from forecast import names as n
-from forecast.alerts.bocpd import DetectorConfig, DetectorState, load_detector_config, update
+from forecast.alerts.bocpd import (
+    DetectorConfig,
+    DetectorState,
+    WindowState,
+    load_detector_config,
+    update,
+    update_windows,
+)
 from forecast.alerts.evaluation import KnownChange, ReplayEvaluation, evaluate_replay
 from forecast.alerts.rules import Alert, AlertRules, FrontRuleState, Signal, evaluate_front, load_rules
 from forecast.alerts.surprise import PredictiveDraws
@@ -72,6 +85,7 @@ __all__ = [
     "AlertRequest",
     "AlertRunResult",
     "DailySeries",
+    "WindowSeries",
     "ReplayResult",
     "add_alert_parser",
     "load_daily_series",
@@ -150,6 +164,30 @@ class AlertRequest:
 
 
 @dataclass(frozen=True)
+class WindowSeries:
+    """Window totals of a front observed only through windows, ordered by end date.
+
+    Attributes
+    ----------
+    front : str
+    starts, ends : tuple of str
+        First and last day of each window (ISO, inclusive).
+    counts, days : numpy.ndarray of int64
+        Each window's total and its length in days.
+    """
+
+    front: str
+    starts: tuple[str, ...]
+    ends: tuple[str, ...]
+    counts: np.ndarray
+    days: np.ndarray
+
+    def observed(self) -> dict[str, int]:
+        """``{end date: total}``: what the state file records as processed."""
+        return {end: int(count) for end, count in zip(self.ends, self.counts.tolist(), strict=True)}
+
+
+@dataclass(frozen=True)
 class DailySeries:
     """Daily counts of the fronts observed day by day.
 
@@ -161,9 +199,12 @@ class DailySeries:
     counts : numpy.ndarray, shape (front, day)
         NaN where the front was not observed that day (a window total covers it).
     skipped : tuple of str
-        Fronts observed only through window totals.
+        Fronts with neither daily counts nor window totals up to the end.
     data_hash : str
         :meth:`forecast.data.panel.Panel.data_hash` of the panel.
+    windows : tuple of WindowSeries
+        The fronts observed only through window totals (window totals of fronts that also
+        have daily counts are not used by the detector).
     """
 
     fronts: tuple[str, ...]
@@ -171,6 +212,11 @@ class DailySeries:
     counts: np.ndarray
     skipped: tuple[str, ...]
     data_hash: str
+    windows: tuple[WindowSeries, ...] = ()
+
+    @property
+    def window_fronts(self) -> tuple[str, ...]:
+        return tuple(w.front for w in self.windows)
 
     @property
     def end(self) -> str:
@@ -204,13 +250,32 @@ def load_daily_series(files: Sequence[Path], *, format: str = n.FORMAT_AUTO, as_
         log.debug("%s", issue)
     counts, _ = panel.counts_matrix()
     daily = [i for i in range(len(panel.fronts)) if not np.all(np.isnan(counts[i]))]
-    skipped = tuple(front for i, front in enumerate(panel.fronts) if i not in daily)
+    windows = []
+    skipped = []
+    table = panel.window_obs
+    for i, front in enumerate(panel.fronts):
+        if i in daily:
+            continue
+        rows = table[table[n.FRONT] == front].sort_values([n.END_DATE, n.DATE], kind="stable")
+        if rows.empty:
+            skipped.append(front)
+            continue
+        windows.append(
+            WindowSeries(
+                front=front,
+                starts=tuple(day.date().isoformat() for day in rows[n.DATE]),
+                ends=tuple(day.date().isoformat() for day in rows[n.END_DATE]),
+                counts=rows[n.COUNT].to_numpy(dtype=np.int64),
+                days=rows[n.EXPOSURE_DAYS].to_numpy(dtype=np.int64),
+            )
+        )
     return DailySeries(
         fronts=tuple(panel.fronts[i] for i in daily),
         dates=tuple(day.date().isoformat() for day in panel.periods),
         counts=counts[daily],
-        skipped=skipped,
+        skipped=tuple(skipped),
         data_hash=panel.data_hash(),
+        windows=tuple(windows),
     )
 
 
@@ -387,6 +452,44 @@ class _Engine:
             alerts.append(evaluate_front(front, per_front[i], rule_states[i], signals))
         return alerts
 
+    def window_alerts(self, windows: WindowSeries) -> tuple[list[Alert], WindowState, FrontRuleState]:
+        """Run the window detector and the rules over a window series from its first window.
+
+        Returns the alerts (dated on window end dates, in order), the detector state and the
+        rule state after the last window.  The surprise rule does not apply (the fit's draws
+        are daily).
+        """
+        rules = self.rules.for_front(windows.front)
+        state = WindowState.initial(self.config)
+        output = update_windows(
+            self.config,
+            state,
+            windows.counts,
+            windows.days,
+            within_last=rules.changepoint.within_last,
+            baseline=rules.changepoint.baseline,
+            report_above=rules.changepoint.threshold if rules.changepoint.enabled else np.inf,
+        )
+        signals = []
+        for j, end in enumerate(windows.ends):
+            run = int(output.run_length[0, j])
+            rate_before = float(output.rate_before[0, j])
+            signals.append(
+                Signal(
+                    date=end,
+                    count=int(windows.counts[j]),
+                    n_obs=int(output.n_obs[0, j]),
+                    changepoint_prob=float(output.changepoint_prob[0, j]),
+                    regime_start=windows.starts[j - run + 1] if run > 0 else None,
+                    rate_after=float(output.rate_after[0, j]) if run > 0 else None,
+                    rate_before=rate_before if run > 0 and np.isfinite(rate_before) else None,
+                    window_start=windows.starts[j],
+                )
+            )
+        rule_state = FrontRuleState()
+        alerts = evaluate_front(windows.front, rules, rule_state, signals)
+        return alerts, state, rule_state
+
     def log_horizon(self) -> None:
         if self.draws is not None and self.outside_horizon:
             log.info(
@@ -472,11 +575,7 @@ def run_alert_job(request: AlertRequest, *, stdout: TextIO | None = None) -> Ale
     series = load_daily_series(request.event_files(), format=request.format, as_of=request.as_of)
     draws = load_predictive_draws(request.fit)
     as_of = (request.as_of or Date.fromisoformat(series.end)).isoformat()
-    if series.skipped:
-        log.info(
-            "front(s) observed only through window totals, skipped by the detector (it needs daily counts): %s",
-            ", ".join(series.skipped),
-        )
+    _log_fronts(series)
     with AlertStore(request.state, lock_timeout=request.lock_timeout) as store:
         with store.transaction():
             result = _update_state(store, request, config, rules, series, draws, as_of, notifiers)
@@ -493,6 +592,17 @@ def run_alert_job(request: AlertRequest, *, stdout: TextIO | None = None) -> Ale
         f", undelivered: {result.pending}" if result.pending else "",
     )
     return result
+
+
+def _log_fronts(series: DailySeries) -> None:
+    if series.windows:
+        log.info(
+            "front(s) observed only through window totals, run through the window detector (alerts dated on "
+            "window end dates): %s",
+            ", ".join(series.window_fronts),
+        )
+    if series.skipped:
+        log.info("front(s) without observations up to the end of the data, skipped: %s", ", ".join(series.skipped))
 
 
 def _notifiers(specs: Sequence[str], stdout: TextIO | None, timeout: float) -> list[Notifier]:
@@ -527,22 +637,26 @@ def _update_state(
     store.set_meta("config_hash", config_hash)
     since = request.since.isoformat() if request.since else series.end
 
-    in_data = set(series.fronts)
+    in_data = set(series.fronts) | set(series.window_fronts)
     for front in store.fronts_with_state():
         if front not in in_data:
-            log.warning("front %r has saved state but no daily counts in this input: left as it is", front)
+            log.warning("front %r has saved state but no observations in this input: left as it is", front)
 
     plans: list[_FrontPlan] = []
     observed_now: list[dict[str, int]] = []
     behind: list[str] = []
-    for f, front in enumerate(series.fronts):
+    n_daily = len(series.fronts)
+    for f, front in enumerate((*series.fronts, *series.window_fronts)):
         latest = store.latest_state(front)
         last_done = latest.date if latest is not None else None
         if last_done is not None and last_done > series.end and not reset:
             behind.append(f"{front} (state at {last_done})")
             continue
-        row = series.counts[f]
-        observed = {series.dates[t]: int(row[t]) for t in np.flatnonzero(~np.isnan(row))}
+        if f < n_daily:
+            row = series.counts[f]
+            observed = {series.dates[t]: int(row[t]) for t in np.flatnonzero(~np.isnan(row))}
+        else:
+            observed = series.windows[f - n_daily].observed()
         observed_now.append(observed)
         stored = store.observations(front)
         changed: list[str] = []
@@ -577,7 +691,8 @@ def _update_state(
     engine = _Engine(config, rules, series, draws)
     dates = series.dates
     first = [0 if p.resume_date is None else _first_day_after(dates, p.resume_date) for p in plans]
-    active = [i for i, p in enumerate(plans) if first[i] < len(dates)]
+    window_plans = [i for i, p in enumerate(plans) if p.index >= n_daily]
+    active = [i for i, p in enumerate(plans) if first[i] < len(dates) and p.index < n_daily]
     alerts_by_front: dict[int, list[Alert]] = {i: [] for i in active}
     if active:
         fronts = [plans[i].index for i in active]
@@ -605,6 +720,25 @@ def _update_state(
                     )
             start = cut
         engine.log_horizon()
+    for i in window_plans:
+        # Window series are recomputed from their first window; what lies after the resume date is new.
+        plan = plans[i]
+        windows = series.windows[plan.index - n_daily]
+        found, window_state, rule_state = engine.window_alerts(windows)
+        resume = plan.resume_date
+        if not plan.changed and resume is not None and windows.ends[-1] <= resume:
+            continue  # nothing new
+        alerts_by_front[i] = [a for a in found if resume is None or a.date > resume]
+        store.save_state(
+            SavedFrontState(
+                front=plan.front,
+                date=windows.ends[-1],
+                kind=KIND_RUN,
+                n_obs=window_state.n_obs,
+                detector=window_state.to_bytes(),
+                rules=rule_state.to_json(),
+            )
+        )
 
     for i, plan in enumerate(plans):
         if i not in alerts_by_front:
@@ -821,11 +955,7 @@ def replay_alerts(
     rules = load_rules(request.rules)
     series = load_daily_series(request.event_files(), format=request.format, as_of=end)
     draws = load_predictive_draws(request.fit)
-    if series.skipped:
-        log.info(
-            "front(s) observed only through window totals, skipped by the detector (it needs daily counts): %s",
-            ", ".join(series.skipped),
-        )
+    _log_fronts(series)
     first_day = _first_day_after(series.dates, Date.fromordinal(start.toordinal() - 1).isoformat())
     if first_day >= len(series.dates):
         raise ForecastError(f"--replay: the data end on {series.end}, before START {start.isoformat()}")
@@ -834,13 +964,21 @@ def replay_alerts(
     detector = DetectorState.initial(len(fronts), config)
     rule_states = [FrontRuleState() for _ in fronts]
     first = [0] * len(fronts)
+    # Window series: an alert on a window depends only on the windows ending on or before it, so
+    # running each series once gives the alerts of the daily schedule; they are printed on the
+    # day of their window's end, after the daily fronts' alerts (as a scheduled run prints them).
+    from_windows: dict[str, list[dict[str, Any]]] = {}
+    for windows in series.windows:
+        for alert in engine.window_alerts(windows)[0]:
+            from_windows.setdefault(alert.date, []).append(alert.to_json(alert.date))
     alerts: list[dict[str, Any]] = []
-    if fronts:
-        if first_day > 0:
-            engine.advance(fronts, detector, rule_states, 0, first_day, first)
-        for day in range(first_day, len(series.dates)):
+    if fronts and first_day > 0:
+        engine.advance(fronts, detector, rule_states, 0, first_day, first)
+    for day in range(first_day, len(series.dates)):
+        if fronts:
             for found in engine.advance(fronts, detector, rule_states, day, day + 1, first):
                 alerts.extend(alert.to_json(series.dates[day]) for alert in found)
+        alerts.extend(from_windows.get(series.dates[day], []))
     engine.log_horizon()
     last = min(end.isoformat(), series.end)
     evaluation = None
@@ -848,7 +986,7 @@ def replay_alerts(
         evaluation = evaluate_replay(
             alerts,
             known_changes,
-            evaluable_fronts=series.fronts,
+            evaluable_fronts=(*series.fronts, *series.window_fronts),
             start=series.dates[first_day],
             end=last,
             match_days=match_days,
@@ -857,7 +995,7 @@ def replay_alerts(
         start=series.dates[first_day],
         end=last,
         alerts=alerts,
-        fronts=series.fronts,
+        fronts=(*series.fronts, *series.window_fronts),
         skipped_fronts=series.skipped,
         evaluation=evaluation,
     )
