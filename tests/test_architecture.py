@@ -23,6 +23,7 @@ FLOORS: dict[str, int] = {
     "forecast.models": 3,
     "forecast.checks": 4,
     "forecast.forecasting": 4,
+    "forecast.evaluation": 4,
     "forecast.indicators": 5,
     "forecast.report": 5,
     "forecast.alerts": 5,

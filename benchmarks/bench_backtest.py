@@ -1,0 +1,86 @@
+"""Time the rolling-origin backtest on the shipped data: NUTS against fast inference.
+
+Runs ``forecast backtest`` twice on the same origins (NUTS, then ``--inference fast``) with
+local processes and writes a JSON and a Markdown table: wall time, mean fit time per origin,
+CRPS, log score, coverage and one-week skill of each, and what fast inference costs.
+
+    python benchmarks/bench_backtest.py --origins 20 --workers 2 --out benchmarks/results/backtest
+    python benchmarks/bench_backtest.py --origins 2 --draws 100 --tune 100 --fast-draws 200   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def run(label: str, args: list[str], out: Path) -> dict[str, object]:
+    command = [sys.executable, "-m", "forecast", "-q", "backtest", *args, "--out", str(out / label)]
+    print("$", " ".join(command), flush=True)
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    wall = time.perf_counter() - start
+    summary = json.loads((out / label / "summary.json").read_text())
+    fits = [o.get("fit_s", 0.0) for o in summary["origins"]]
+    week = summary.get("first_week") or {}
+    return {
+        "label": label,
+        "wall_s": round(wall, 1),
+        "mean_fit_s": round(sum(fits) / max(1, len(fits)), 1),
+        "origins": len(fits),
+        "model": summary["model"],
+        "crps_skill_vs_no_change": summary["skill"].get("no_change", {}).get("crps"),
+        "first_week": week,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--origins", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--sampler", default="nutpie")
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--tune", type=int, default=1000)
+    parser.add_argument("--fast-draws", type=int, default=1000)
+    parser.add_argument("--skip-nuts", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/backtest"))
+    args = parser.parse_args()
+    common = ["--origins", str(args.origins), "--workers", str(args.workers)]
+    results = []
+    if not args.skip_nuts:
+        nuts = ["--inference", "nuts", "--sampler", args.sampler, "--draws", str(args.draws), "--tune", str(args.tune)]
+        results.append(run("nuts", common + nuts, args.out))
+    results.append(run("fast", common + ["--inference", "fast", "--fast-draws", str(args.fast_draws)], args.out))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench_backtest.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    lines = [
+        "| inference | origins | wall s | mean fit s | CRPS | log score | cov 50 | cov 90 "
+        "| 1-week CRPS skill vs no-change |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        m = r["model"] or {}
+        skill = (r["first_week"] or {}).get("crps_skill_vs_no_change", {})
+        lines.append(
+            f"| {r['label']} | {r['origins']} | {r['wall_s']} | {r['mean_fit_s']} | {m.get('crps')} | "
+            f"{m.get('log_score')} | {m.get('coverage_50')} | {m.get('coverage_90')} | {skill.get('value')} "
+            f"{skill.get('interval')} |"
+        )
+    if len(results) == 2:
+        nuts_r, fast_r = results
+        lines.append("")
+        lines.append(
+            f"fast inference: {nuts_r['wall_s'] / max(fast_r['wall_s'], 1e-9):.2f}x faster in wall time; CRPS "
+            f"{fast_r['model']['crps']} vs {nuts_r['model']['crps']} with NUTS on the same origins"
+        )
+    (args.out / "bench_backtest.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

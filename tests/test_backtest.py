@@ -1,0 +1,182 @@
+"""Rolling-origin backtest: origins, targets, no leakage, executors and outputs (no MCMC)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from forecast import names as n
+from forecast.jobs import backtest as bt
+from forecast.jobs.data import DataRequest
+from forecast.jobs.executors import LocalProcessExecutor, SerialExecutor
+from forecast.models.design import ModelOptions
+
+START = pd.Timestamp("2024-01-01")
+DAYS = 91
+
+
+def write_events(path, *, bump_after: pd.Timestamp | None = None, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    days = pd.date_range(START, periods=DAYS, freq="D")
+    rows = []
+    for front, rate in (("alpha", 5.0), ("beta", 2.0)):
+        counts = rng.poisson(rate, size=DAYS)
+        for day, count in zip(days, counts, strict=True):
+            if bump_after is not None and day > bump_after:
+                count += 40
+            rows.append({"date": day.date().isoformat(), "end_date": "", "front": front, "count": int(count)})
+    for first in pd.date_range(START, periods=9, freq="10D"):
+        rows.append(
+            {
+                "date": first.date().isoformat(),
+                "end_date": (first + pd.Timedelta(days=9)).date().isoformat(),
+                "front": "gamma",
+                "count": int(rng.poisson(30)),
+            }
+        )
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def fake_fit(model, task):
+    """A deterministic 'posterior' computed from the training panel only."""
+    counts, exposure = model.panel.counts_matrix()
+    windows = model.panel.window_obs
+    rates = []
+    for f, front in enumerate(model.panel.fronts):
+        if exposure[f].sum() > 0:
+            rates.append(np.nansum(counts[f, -14:]) / exposure[f, -14:].sum())
+        else:
+            mine = windows[windows[n.FRONT] == front]
+            rates.append(mine[n.COUNT].sum() / mine[n.EXPOSURE_DAYS].sum())
+    draws = 200
+    rng = np.random.default_rng(0)
+    baseline = np.log(np.array(rates))[None, None, :] + 0.05 * rng.standard_normal((1, draws, len(rates)))
+    posterior = xr.Dataset(
+        {
+            "baseline": (("chain", "draw", n.FRONT), baseline),
+            "dispersion": (("chain", "draw", n.FRONT), np.full((1, draws, len(rates)), 8.0)),
+        },
+        coords={"chain": [0], "draw": np.arange(draws), n.FRONT: list(model.panel.fronts)},
+    )
+    return posterior, {"inference": {"name": "fake"}, "diagnostics": "fake"}
+
+
+def request_for(events, **kwargs) -> bt.BacktestRequest:
+    defaults = {
+        "data": DataRequest(events=(events,)),
+        "options": ModelOptions(changepoints=0, interventions=False),
+        "horizon": 14,
+        "origins": 2,
+        "min_train": 28,
+    }
+    defaults.update(kwargs)
+    return bt.BacktestRequest(**defaults)
+
+
+@pytest.fixture
+def fake_model(monkeypatch):
+    monkeypatch.setitem(bt.FITTERS, "nuts", fake_fit)
+
+
+def test_origins_are_weekly_and_leave_a_full_horizon(tmp_path):
+    events = write_events(tmp_path / "e.csv")
+    request = request_for(events, origins=None)
+    _, truth = bt.load_truth(request)
+    origins = bt.choose_origins(request, truth)
+    assert origins[-1] == truth.end - pd.Timedelta(days=14)
+    assert all(np.diff(origins) == pd.Timedelta(days=7))
+    assert origins[0] >= START + pd.Timedelta(days=27)
+    with pytest.raises(bt.ForecastError, match="at most"):
+        bt.choose_origins(request_for(events, origins=50), truth)
+    dated = request_for(events, origins=None, origin_dates=(pd.Timestamp("2024-02-20"),))
+    assert bt.choose_origins(dated, truth) == [pd.Timestamp("2024-02-20")]
+
+
+def test_targets_and_notes(tmp_path):
+    events = write_events(tmp_path / "e.csv")
+    request = request_for(events, inference="none")
+    tasks = bt.plan_backtest(request)
+    result = bt.score_origin(tasks[0])
+    scores = result.scores
+    periods = scores[(scores["kind"] == "period") & (scores["method"] == "no_change")]
+    assert sorted(periods["horizon"].unique()) == list(range(1, 15))
+    assert set(periods["front"]) == {"alpha", "beta"}
+    # windows of gamma straddling the origin or the horizon end are noted, never silently dropped
+    reasons = {note["reason"] for note in result.not_scored}
+    assert "window_outside_horizon" in reasons
+    windows = scores[scores["kind"] == "window"]
+    for row in windows.itertuples():
+        assert row.target_start > row.origin
+        assert row.target_end <= row.origin + pd.Timedelta(days=14)
+
+
+def test_a_forecast_does_not_change_when_data_after_the_origin_change(tmp_path, fake_model):
+    request_a = request_for(write_events(tmp_path / "a.csv"), inference="nuts")
+    task = bt.plan_backtest(request_a)[0]
+    bumped = write_events(tmp_path / "b.csv", bump_after=task.origin)
+    request_b = request_for(bumped, inference="nuts")
+    task_b = bt.plan_backtest(request_b)[0]
+    assert task_b.origin == task.origin and task_b.seed == task.seed
+    a = bt.score_origin(task).scores
+    b = bt.score_origin(task_b).scores
+    forecast_columns = ["origin", "front", "kind", "horizon", "method", "mean", "q05", "q25", "q75", "q95"]
+    pd.testing.assert_frame_equal(a[forecast_columns], b[forecast_columns])
+    assert set(a["method"]) >= {"model", "no_change", "moving_average", "seasonal_naive", "constant_rate"}
+    # ...while the observations (and so the scores) did change
+    assert (b["observed"].to_numpy() >= a["observed"].to_numpy()).all()
+    assert not np.allclose(a["crps"], b["crps"])
+
+
+def test_interventions_after_the_origin_are_unknown():
+    frame = pd.DataFrame(
+        {
+            n.DATE: pd.to_datetime(["2024-01-10", "2024-02-10", "2024-01-12"]),
+            n.END_DATE: pd.NaT,
+            n.KIND: "strike",
+            n.SHAPE: "pulse",
+            n.FRONT: [("alpha",), (), ("later",)],
+            n.LABEL: ["a", "b", "c"],
+            n.SOURCE: "",
+            n.ORIGIN_FILE: "x",
+            n.ORIGIN_LINE: [2, 3, 4],
+        }
+    )
+    table = bt.InterventionTable(frame)
+    known = bt.interventions_known_at(table, pd.Timestamp("2024-01-31"), ("alpha", "beta"))
+    assert known.labels == ["a"]
+
+
+def test_serial_and_local_processes_give_identical_scores(tmp_path):
+    request = request_for(write_events(tmp_path / "e.csv"), inference="none")
+    serial = bt.run_backtest(request, SerialExecutor())
+    local = bt.run_backtest(request, LocalProcessExecutor(max_workers=2))
+    pd.testing.assert_frame_equal(serial.scores, local.scores)
+    pd.testing.assert_frame_equal(serial.exceedance, local.exceedance)
+
+
+def test_outputs(tmp_path, fake_model):
+    request = request_for(write_events(tmp_path / "e.csv"), inference="nuts")
+    outcome = bt.run_backtest(request, SerialExecutor())
+    paths = bt.write_backtest(outcome, tmp_path / "out")
+    scores = pd.read_csv(paths["scores"])
+    assert list(scores.columns) == bt.SCORE_COLUMNS
+    assert not scores.duplicated(["front", "origin", "horizon", "method", "kind", "target_start"]).any()
+    summary = json.loads(paths["summary"].read_text())
+    for key in ("crps", "log_score", "coverage_50", "coverage_90", "brier"):
+        assert key in summary["model"]
+        assert key in summary["baselines"]["no_change"]
+    assert set(summary["skill"]) == {"no_change", "moving_average", "seasonal_naive", "constant_rate"}
+    assert summary["skill"]["no_change"]["crps"]["interval"][0] <= summary["skill"]["no_change"]["crps"]["value"]
+    assert summary["not_scored"]["window_outside_horizon"] >= 1
+    assert "crps_skill_vs_no_change" in summary["first_week"]
+    exceedance = pd.read_csv(paths["exceedance"])
+    assert set(exceedance["method"]) >= {"model", "no_change"}
+    page = paths["page"].read_text()
+    assert "data:image/png;base64," in page and "Rolling-origin backtest" in page
+    for name in ("pit_histograms.png", "reliability.png", "crps_by_horizon.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0

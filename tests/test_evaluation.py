@@ -1,0 +1,142 @@
+"""Scores, baselines and reliability tables on small cases with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scoringrules as sr
+from scipy import stats
+
+from forecast.evaluation.baselines import fit_dispersion, period_baselines, window_baselines
+from forecast.evaluation.reliability import brier_score, reliability_table
+from forecast.evaluation.scores import (
+    count_distribution,
+    count_interval,
+    crps_count,
+    crps_draws,
+    log_score_count,
+    mixture_log_score,
+    randomized_pit_count,
+    skill,
+)
+
+
+def test_crps_of_a_point_mass_is_the_absolute_error():
+    y = np.array([0.0, 3.0, 10.0])
+    draws = np.full((50, 3), 4.0)
+    np.testing.assert_allclose(crps_draws(y, draws), [4.0, 1.0, 6.0])
+
+
+def test_crps_of_a_poisson_matches_its_closed_form():
+    y = np.array([0, 2, 5, 11])
+    mu = np.array([0.3, 2.5, 4.0, 6.0])
+    np.testing.assert_allclose(crps_count(y, mu), sr.crps_poisson(y.astype(float), mu), rtol=1e-9)
+
+
+def test_crps_of_a_negative_binomial_matches_scoringrules_where_it_is_stable():
+    y = np.array([0, 3, 10, 50])
+    mu = np.array([2.0, 5.0, 8.0, 40.0])
+    alpha = np.array([1.5, 3.0, 2.0, 20.0])
+    np.testing.assert_allclose(crps_count(y, mu, alpha), sr.crps_negbinom(y, alpha, mu=mu), rtol=1e-7)
+
+
+def test_sample_crps_approaches_the_exact_crps():
+    rng = np.random.default_rng(1)
+    draws = stats.nbinom(2.0, 2.0 / (2.0 + 6.0)).rvs(size=(20000, 1), random_state=rng)
+    assert crps_draws(np.array([9.0]), draws)[0] == pytest.approx(crps_count([9], [6.0], [2.0])[0], rel=0.03)
+
+
+def test_negative_binomial_parametrisation_is_mean_and_dispersion():
+    dist = count_distribution(np.array([8.0]), np.array([2.0]))
+    assert dist.mean()[0] == pytest.approx(8.0)
+    assert dist.var()[0] == pytest.approx(8.0 + 8.0**2 / 2.0)
+    # scoringrules' (n, prob) is scipy's: n = alpha, prob = alpha / (alpha + mu)
+    assert sr.crps_negbinom(3, 2.0, 2.0 / 10.0) == pytest.approx(crps_count([3], [8.0], [2.0])[0], rel=1e-7)
+
+
+def test_log_scores_are_minus_log_pmfs_and_the_mixture_averages_densities():
+    y = np.array([4.0])
+    assert log_score_count(y, [3.0])[0] == pytest.approx(-stats.poisson.logpmf(4, 3.0))
+    assert log_score_count(y, [3.0], [0.5])[0] == pytest.approx(-stats.nbinom.logpmf(4, 0.5, 0.5 / 3.5))
+    mu = np.array([[2.0], [6.0]])
+    alpha = np.array([1.0, 4.0])
+    expected = -np.log(0.5 * (stats.nbinom.pmf(4, 1.0, 1 / 3.0) + stats.nbinom.pmf(4, 4.0, 0.4)))
+    assert mixture_log_score(y, mu, alpha)[0] == pytest.approx(expected)
+    assert mixture_log_score(y, mu, None)[0] == pytest.approx(
+        -np.log(0.5 * (stats.poisson.pmf(4, 2.0) + stats.poisson.pmf(4, 6.0)))
+    )
+
+
+def test_randomised_pit_is_uniform_for_a_correctly_specified_forecast():
+    rng = np.random.default_rng(7)
+    mu = rng.uniform(0.5, 20.0, size=4000)
+    alpha = 1.5
+    y = rng.poisson(rng.gamma(alpha, mu / alpha))
+    pit = randomized_pit_count(y, mu, alpha, rng)
+    assert stats.kstest(pit, "uniform").pvalue > 0.01
+    wrong = randomized_pit_count(y, mu, None, rng)  # Poisson: too narrow, PIT piles up at the ends
+    assert stats.kstest(wrong, "uniform").pvalue < 1e-6
+
+
+def test_intervals_of_a_count_forecast():
+    lower, upper = count_interval(np.array([10.0]), None, 0.9)
+    assert (lower[0], upper[0]) == (stats.poisson.ppf(0.05, 10), stats.poisson.ppf(0.95, 10))
+
+
+def test_skill_and_its_interval():
+    origins = np.repeat(np.arange(5), 3)
+    reference = np.ones(15)
+    estimate = skill(0.5 * reference, reference, origins)
+    assert estimate.value == pytest.approx(0.5)
+    assert estimate.lower == pytest.approx(0.5) and estimate.upper == pytest.approx(0.5)
+    assert skill(reference, reference, origins).value == pytest.approx(0.0)
+    noisy = skill(np.array([0.2, 0.8, 0.5, 0.4]), np.ones(4), np.arange(4))
+    assert noisy.lower < noisy.value < noisy.upper
+
+
+def test_brier_score_and_reliability_table():
+    p = np.array([0.05, 0.05, 0.95, 0.95, 0.5])
+    o = np.array([0, 0, 1, 0, 1])
+    assert brier_score(p, o) == pytest.approx((0.0025 * 3 + 0.9025 + 0.25) / 5)
+    table = reliability_table(p, o, bins=10)
+    assert table["n"].sum() == 5
+    first = table.iloc[0]
+    assert first["n"] == 2 and first["observed_frequency"] == 0.0
+    last = table.iloc[-1]
+    assert last["n"] == 2 and last["observed_frequency"] == 0.5 and last["mean_forecast"] == pytest.approx(0.95)
+    assert np.isnan(table.iloc[3]["observed_frequency"])
+
+
+def test_period_baselines_on_hand_computable_data():
+    counts = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0])
+    exposure = np.ones_like(counts)
+    out = period_baselines(counts, exposure, steps=np.array([1, 2, 7]), target_days=np.ones(3), window=3, season=7)
+    np.testing.assert_allclose(out["no_change"].mean, [14.0, 14.0, 14.0])
+    np.testing.assert_allclose(out["moving_average"].mean, [13.0, 13.0, 13.0])
+    np.testing.assert_allclose(out["constant_rate"].mean, [7.5, 7.5, 7.5])
+    # the next period is index 14 = 0 mod 7: the latest same-season value is index 7 (8.0)
+    np.testing.assert_allclose(out["seasonal_naive"].mean, [8.0, 9.0, 14.0])
+    # unobserved periods are skipped, partial exposure turns counts into rates
+    counts2 = np.array([4.0, np.nan, 6.0])
+    out2 = period_baselines(
+        counts2, np.array([2, 0, 3]), steps=np.array([1]), target_days=np.array([7]), window=2, season=None
+    )
+    np.testing.assert_allclose(out2["no_change"].mean, [14.0])
+    np.testing.assert_allclose(out2["moving_average"].mean, [14.0])
+    np.testing.assert_allclose(out2["constant_rate"].mean, [10.0 / 5 * 7])
+    assert "seasonal_naive" not in out2
+
+
+def test_window_baselines_use_rates_of_the_windows():
+    out = window_baselines(np.array([10, 20, 30]), np.array([10, 10, 5]), target_days=np.array([7]), window=2)
+    np.testing.assert_allclose(out["no_change"].mean, [42.0])
+    np.testing.assert_allclose(out["moving_average"].mean, [50.0 / 15 * 7])
+    np.testing.assert_allclose(out["constant_rate"].mean, [60.0 / 25 * 7])
+
+
+def test_dispersion_is_recovered_by_maximum_likelihood():
+    rng = np.random.default_rng(3)
+    mu = np.full(5000, 6.0)
+    y = rng.poisson(rng.gamma(2.0, mu / 2.0))
+    assert fit_dispersion(y, mu) == pytest.approx(2.0, rel=0.15)
+    assert fit_dispersion(rng.poisson(mu), mu) > 50  # Poisson data: no overdispersion
