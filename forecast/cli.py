@@ -102,6 +102,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
+    report = commands.add_parser(
+        "report",
+        help="fit, forecast and write the weekly report (HTML, Markdown, indicators.json, fit.nc)",
+        description="Fit the model to the data, forecast the horizon and write report.html, report.md "
+        "(with figures/), indicators.json and fit.nc into DIR. --as-of defaults to the last date in the "
+        "data (not today): the report describes the data it was given.",
+    )
+    _fit_options(report)
+    report.add_argument(
+        "--out", type=Path, help="output folder (default: reports/<as_of>; earlier reports are looked up beside it)"
+    )
+    report.add_argument(
+        "--horizon",
+        type=int,
+        metavar="N",
+        help="forecast steps of the grid: days, or 7-day blocks for --freq week (default: 28 days = 4 weeks)",
+    )
+    report.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="a hypothetical intervention forecast beside the baseline: KIND@DATE (pulse), KIND@START..END "
+        "(window), optionally :FRONT1,FRONT2 (e.g. strike@2024-05-20, truce@2024-05-20..2024-05-27:gaza); "
+        "repeatable, all together form one scenario; KIND must be a kind estimated in the fit",
+    )
+    report.add_argument(
+        "--previous",
+        type=Path,
+        metavar="PATH",
+        help="the previous report to compare with (its folder or indicators.json; default: the latest earlier "
+        "YYYY-MM-DD folder beside the output folder)",
+    )
+
+    backtest = commands.add_parser(
+        "backtest",
+        help="rolling-origin backtest of the model against baselines (CRPS, log score, PIT, coverage, Brier)",
+    )
+    _fit_options(backtest)
+    _backtest_options(backtest)
+
     from forecast.jobs.alert import add_alert_parser  # light: the alert path imports no PyMC
 
     add_alert_parser(commands)
@@ -233,6 +274,73 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _report(args: argparse.Namespace) -> int:
+    from forecast.jobs.report import ReportRequest, parse_scenario, run_report
+
+    request = ReportRequest(
+        fit=_fit_request(args),
+        out=args.out,
+        horizon=args.horizon,
+        scenarios=tuple(parse_scenario(text) for text in args.scenario),
+        previous=args.previous,
+    )
+    outcome = run_report(request)
+    print(outcome.headline[0])
+    print(f"report written to {outcome.paths['html']}")
+    print(f"  also {outcome.paths['markdown']} (figures in {outcome.out / 'figures'}), {outcome.paths['indicators']}")
+    print(f"  and the fit: {outcome.paths['fit']}")
+    return EXIT_OK
+
+
+def _backtest_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("backtest")
+    group.add_argument("--horizon", type=int, help="periods forecast from each origin (default 28 days / 4 weeks)")
+    origins = group.add_mutually_exclusive_group()
+    origins.add_argument("--origins", type=int, help="number of weekly origins (default: as many as fit, up to 20)")
+    origins.add_argument(
+        "--origin-dates", type=lambda text: [_date(d) for d in _list(text)], help="origins D1,D2,... (period ends)"
+    )
+    group.add_argument("--min-train", type=int, help="training periods before the first origin (default 8 weeks)")
+    group.add_argument(
+        "--inference",
+        choices=["nuts", "fast", "none"],
+        default="nuts",
+        help="nuts (the --sampler options), fast (ADVI, see forecast/models/fast.py) or none (baselines only)",
+    )
+    group.add_argument("--fast-method", choices=["advi", "pathfinder"], default="advi", help="with --inference fast")
+    group.add_argument("--fast-draws", type=int, default=1000, help="draws kept with --inference fast")
+    group.add_argument("--scheduler", metavar="ADDRESS", help="run origins on the Dask cluster at ADDRESS")
+    group.add_argument("--workers", type=int, help="local worker processes (default 2)")
+    group.add_argument("--out", type=Path, required=True, help="folder for scores.csv, summary.json, backtest.html")
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from forecast.jobs.backtest import BacktestRequest, run_backtest, write_backtest
+    from forecast.jobs.executors import make_executor
+
+    fit = _fit_request(args)
+    request = BacktestRequest(
+        data=fit.data,
+        priors=fit.priors,
+        options=fit.options,
+        settings=fit.settings,
+        inference=args.inference,
+        fast_method=args.fast_method,
+        fast_draws=args.fast_draws,
+        horizon=args.horizon,
+        origins=args.origins,
+        origin_dates=tuple(args.origin_dates or ()),
+        min_train=args.min_train,
+    )
+    outcome = run_backtest(request, make_executor(args.scheduler, max_workers=args.workers))
+    paths = write_backtest(outcome, args.out)
+    from forecast.jobs.backtest_page import headline
+
+    print(headline(outcome.summary)[0])
+    print(f"wrote {paths['scores']}, {paths['summary']} and {paths['page']}")
+    return EXIT_OK
+
+
 def _alert(args: argparse.Namespace) -> int:
     from forecast.jobs.alert import run_alert_command
 
@@ -252,6 +360,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("fit", None): _fit,
         ("check", None): _check,
         ("alert", None): _alert,
+        ("report", None): _report,
+        ("backtest", None): _backtest,
     }
     handler = handlers.get((args.command, getattr(args, "data_command", None)))
     if handler is None:

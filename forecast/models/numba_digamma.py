@@ -48,10 +48,10 @@ def digamma(x: float) -> float:
         x += 1.0
     f = 1.0 / (x * x)
     # Bernoulli terms B_2k / (2k): 1/12, -1/120, 1/252, -1/240, 1/132, -691/32760, 1/12.
-    series = f * (
-        1.0 / 12.0
-        - f * (1.0 / 120.0 - f * (1.0 / 252.0 - f * (1.0 / 240.0 - f * (1.0 / 132.0 - f * (691.0 / 32760.0 - f / 12.0)))))
-    )
+    series = 691.0 / 32760.0 - f / 12.0
+    for coefficient in (1.0 / 132.0, 1.0 / 240.0, 1.0 / 252.0, 1.0 / 120.0):
+        series = coefficient - f * series
+    series = f * (1.0 / 12.0 - f * series)
     return result + math.log(x) - 0.5 / x - series
 
 

@@ -1,0 +1,217 @@
+"""``forecast report`` end to end on the shipped data with a fake fit (prior draws, no MCMC).
+
+The sampling step is injected (``run_report(..., sample=...)``); everything else is the real
+job: data, checks, forecasts, indicators, figures, rendering and files.  The real-MCMC run on
+the shipped data is marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import arviz as az
+import pandas as pd
+import pytest
+
+from forecast.cli import main
+from forecast.errors import ForecastError
+from forecast.indicators import validate_indicators
+from forecast.jobs.fit import FitRequest
+from forecast.jobs.report import (
+    ReportRequest,
+    find_previous,
+    horizon_days,
+    parse_scenario,
+    run_report,
+)
+from forecast.models.model import FitResult, SamplerSettings
+from forecast.report import SECTIONS
+from tests.conftest import FIXTURES
+from tests.test_models import prior_as_posterior
+
+FAKE_SETTINGS = SamplerSettings(draws=40, tune=1, chains=2, progressbar=False)
+
+
+def fake_sample(model, settings):
+    """Prior draws shaped like a posterior: the job runs end to end without MCMC."""
+    return FitResult(
+        idata=az.InferenceData(posterior=prior_as_posterior(model)),
+        design=model.design,
+        model=model.model,
+        settings=settings,
+    )
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    """A report as of 2024-05-16 with a scenario, in an output root that holds an earlier report."""
+    root = tmp_path_factory.mktemp("reports")
+    for name in ("2024-05-09", "2024-05-02"):  # the earlier report, from the renderer's fixture
+        (root / name).mkdir()
+        previous = json.loads((FIXTURES / "report" / "previous_indicators.json").read_text())
+        previous["as_of"] = name
+        (root / name / "indicators.json").write_text(json.dumps(previous))
+    latest = run_report(
+        ReportRequest(
+            fit=FitRequest(settings=FAKE_SETTINGS),
+            root=root,
+            scenarios=(parse_scenario("strike@2024-05-20"), parse_scenario("truce@2024-05-22..2024-05-29:gaza")),
+        ),
+        sample=fake_sample,
+    )
+    return root, latest
+
+
+def test_every_file_is_written_into_the_as_of_folder(reports):
+    root, latest = reports
+    assert latest.out == root / "2024-05-16"
+    for name in ("report.html", "report.md", "indicators.json", "fit.nc", "summary.json"):
+        assert (latest.out / name).is_file(), name
+    figures = sorted(p.name for p in (latest.out / "figures").iterdir())
+    assert "changepoints.png" in figures and "fan_gaza.png" in figures and "pit_histogram.png" in figures
+    markdown = (latest.out / "report.md").read_text()
+    for name in figures:
+        assert f"](figures/{name})" in markdown
+
+
+def test_indicators_json_validates_against_the_schema(reports):
+    _, latest = reports
+    document = json.loads((latest.out / "indicators.json").read_text())
+    validate_indicators(document)
+    assert document["as_of"] == "2024-05-16"
+    assert document["horizon"]["days"] == 28
+
+
+def test_html_holds_every_section_and_embeds_every_figure(reports):
+    _, latest = reports
+    html = (latest.out / "report.html").read_text()
+    for key, title in SECTIONS:
+        assert f'id="{key}"' in html, key
+        assert title in html
+    figures = list((latest.out / "figures").iterdir())
+    assert html.count("data:image/png;base64,") == len(figures)
+    for text in ("data hash", "priors hash", "package version", "sampler"):
+        assert text in html
+
+
+def test_a_failed_fit_heads_the_report_and_marks_the_level_unreliable(reports):
+    _, latest = reports
+    assert latest.headline[0].startswith("FIT FAILED ITS CHECKS"), "prior draws never pass the diagnostics"
+    assert "UNRELIABLE" in latest.headline[1]
+    markdown = (latest.out / "report.md").read_text()
+    assert markdown.split("## Headline\n\n")[1].startswith("**FIT FAILED ITS CHECKS")
+
+
+def test_the_report_compares_with_the_latest_earlier_report(reports):
+    _, latest = reports
+    assert any("previous report as of 2024-05-09" in line for line in latest.headline)
+    markdown = (latest.out / "report.md").read_text()
+    table = markdown.split("## Indicators")[1].split("## Forecasts")[0]
+    assert "first report" not in table and "new front" in table and "rate ratio 1.05 →" in table
+
+
+def test_without_an_earlier_report_it_says_first_report(tmp_path):
+    from forecast.report.content import headline_lines
+
+    document = json.loads((FIXTURES / "report" / "indicators.json").read_text())
+    assert find_previous(tmp_path / "2024-05-16", "2024-05-16") is None
+    assert any(line.startswith("First report") for line in headline_lines(document, {}, None))
+
+
+def test_the_scenario_is_reported_beside_the_baseline(reports):
+    _, latest = reports
+    markdown = (latest.out / "report.md").read_text()
+    assert "## Scenarios" in markdown
+    assert "strike on 2024-05-20 (pulse, every front) + truce from 2024-05-22 to 2024-05-29" in markdown
+
+
+def test_find_previous_takes_the_latest_earlier_dated_folder(tmp_path):
+    for name, as_of in (("2024-05-02", "2024-05-02"), ("2024-05-09", "2024-05-09"), ("2024-05-23", "2024-05-23")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "indicators.json").write_text(json.dumps({"as_of": as_of}))
+    (tmp_path / "notes").mkdir()
+    out = tmp_path / "2024-05-16"
+    assert find_previous(out, "2024-05-16") == tmp_path / "2024-05-09" / "indicators.json"
+    assert find_previous(tmp_path / "2024-05-01", "2024-05-01") is None
+
+
+def test_scenario_syntax():
+    pulse = parse_scenario("strike@2024-05-20")
+    assert (pulse.kind, pulse.shape, pulse.end, pulse.fronts) == ("strike", "pulse", None, ())
+    window = parse_scenario("truce@2024-05-20..2024-05-27:gaza,lebanon_rockets")
+    assert window.shape == "window" and window.end == pd.Timestamp("2024-05-27")
+    assert window.fronts == ("gaza", "lebanon_rockets")
+    for bad in ("strike", "strike@20-05-2024", "truce@2024-05-27..2024-05-20", "strike@2024-02-30"):
+        with pytest.raises(ForecastError):
+            parse_scenario(bad)
+
+
+def test_an_unknown_scenario_kind_is_refused_before_sampling_listing_the_estimated_kinds(tmp_path):
+    def never(model, settings):
+        raise AssertionError("must fail before sampling")
+
+    request = ReportRequest(
+        fit=FitRequest(settings=FAKE_SETTINGS), root=tmp_path, scenarios=(parse_scenario("us_strike@2024-05-20"),)
+    )
+    with pytest.raises(ForecastError, match=r"estimated kinds: .*strike.*truce"):
+        run_report(request, sample=never)
+    late = ReportRequest(
+        fit=FitRequest(settings=FAKE_SETTINGS), root=tmp_path, scenarios=(parse_scenario("strike@2024-08-01"),)
+    )
+    with pytest.raises(ForecastError, match="inside the forecast horizon"):
+        run_report(late, sample=never)
+
+
+def test_horizon_in_steps_of_the_grid():
+    assert horizon_days("day", None) == 28 and horizon_days("week", None) == 28
+    assert horizon_days("week", 6) == 42 and horizon_days("day", 10) == 10
+    with pytest.raises(ForecastError):
+        horizon_days("day", 3)
+
+
+def test_report_command_line_offers_the_documented_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    out = capsys.readouterr().out
+    for option in (
+        "--events",
+        "--interventions",
+        "--as-of",
+        "--out",
+        "--freq",
+        "--horizon",
+        "--priors",
+        "--draws",
+        "--scenario",
+        "--previous",
+    ):
+        assert option in out
+    assert "last date in the" in out
+
+
+def test_report_command_reports_a_bad_scenario_as_an_error(capsys):
+    assert main(["-q", "report", "--scenario", "strike@tomorrow", "--out", "unused"]) == 1
+    assert "--scenario 'strike@tomorrow'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_make_report_on_the_shipped_data_with_real_mcmc(tmp_path, capsys):
+    assert main(["report", "--out", str(tmp_path / "2024-05-16")]) == 0
+    out = capsys.readouterr().out
+    assert f"report written to {tmp_path / '2024-05-16' / 'report.html'}" in out
+    document = json.loads((tmp_path / "2024-05-16" / "indicators.json").read_text())
+    validate_indicators(document)
+    assert document["diagnostics"]["ok"], "the shipped fit passes its diagnostics with the default settings"
+    assert Path(tmp_path / "2024-05-16" / "fit.nc").is_file()
+
+
+def test_a_figure_that_fails_fails_the_report_naming_it(monkeypatch, tmp_path):
+    from forecast.jobs import report as report_job
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no ink")
+
+    monkeypatch.setattr(report_job, "plot_pit_histogram", broken)
+    with pytest.raises(ForecastError, match="'pit_histogram' could not be drawn: RuntimeError: no ink"):
+        report_job._figure("pit_histogram", "checks", "PIT", "caption", lambda: report_job.plot_pit_histogram([]))
