@@ -260,6 +260,9 @@ def run_worker(args: argparse.Namespace) -> dict[str, object]:
     if sampler == "nutpie":
         import nutpie
 
+        from forecast.models.numba_digamma import register_cacheable_digamma
+
+        register_cacheable_digamma()  # as EscalationModel.fit does before nutpie compiles
         start = time.perf_counter()
         compiled = nutpie.compile_pymc_model(model, var_names=stored)
         compile_s = time.perf_counter() - start

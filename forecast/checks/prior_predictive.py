@@ -26,6 +26,7 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
+from forecast.models.design import Design
 from forecast.models.model import EscalationModel
 from forecast.models.posterior import draw_level, replicate_counts
 
@@ -79,6 +80,27 @@ def prior_predictive_counts(model: EscalationModel, *, draws: int, random_seed: 
     return replicate_counts(levels, random_seed=int(seeds[2]))
 
 
+def period_daily_counts(design: Design, replicated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Daily counts (count / observed days) of the period observations: replicated and observed.
+
+    Parameters
+    ----------
+    design : Design
+    replicated : array (..., obs)
+        Predictive counts in the order of ``design.y``.
+
+    Returns
+    -------
+    simulated : array (sample, period observation)
+    observed : array (period observation,)
+    """
+    replicated = np.asarray(replicated)
+    if replicated.shape[-1] != design.n_obs:
+        raise ValueError(f"replicated has {replicated.shape[-1]} observations, the design has {design.n_obs}")
+    simulated = replicated.reshape(-1, design.n_obs)[:, design.period_obs] / design.period_exposure
+    return simulated, design.y[design.period_obs] / design.period_exposure
+
+
 def prior_predictive_summary(model: EscalationModel, replicated: np.ndarray, *, over: float = 1e5) -> pd.DataFrame:
     """Per front, observed against prior-predictive daily counts of the period observations.
 
@@ -97,11 +119,7 @@ def prior_predictive_summary(model: EscalationModel, replicated: np.ndarray, *, 
         ``count / observed days`` (fronts observed only through window totals are left out).
     """
     design = model.design
-    replicated = np.asarray(replicated)
-    if replicated.shape[-1] != design.n_obs:
-        raise ValueError(f"replicated has {replicated.shape[-1]} observations, the model has {design.n_obs}")
-    simulated = replicated.reshape(-1, design.n_obs)[:, design.period_obs] / design.period_exposure
-    observed = design.y[design.period_obs] / design.period_exposure
+    simulated, observed = period_daily_counts(design, replicated)
     fronts = design.obs_front[design.period_obs]
     rows = []
     for f, front in enumerate(design.fronts):

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from forecast import names as n
 from forecast.checks.predictive import randomized_pit
+from forecast.checks.prior_predictive import period_daily_counts
 from forecast.data.interventions import InterventionTable
 from forecast.data.panel import Panel
 from forecast.models.design import Design
@@ -132,11 +133,7 @@ def plot_prior_predictive(design: Design, replicated: np.ndarray, *, prob: float
         One axes per front with period observations; symmetric-log y axis (the prior spans
         orders of magnitude), counts per day.
     """
-    replicated = np.asarray(replicated)
-    if replicated.shape[-1] != design.n_obs:
-        raise ValueError(f"replicated has {replicated.shape[-1]} observations, the design has {design.n_obs}")
-    flat = replicated.reshape(-1, design.n_obs)[:, design.period_obs] / design.period_exposure
-    observed = design.y[design.period_obs] / design.period_exposure
+    flat, observed = period_daily_counts(design, replicated)
     dates = design.obs_date[design.period_obs]
     fronts = design.obs_front[design.period_obs]
     present = [f for f in range(len(design.fronts)) if np.any(fronts == f)]
