@@ -28,6 +28,7 @@ from forecast.jobs.alert import (
     AlertRequest,
     add_alert_parser,
     load_known_changes,
+    load_predictive_draws,
     replay_alerts,
     run_alert_command,
     run_alert_job,
@@ -337,6 +338,33 @@ def test_the_surprise_rule_uses_the_fit_draws(tmp_path, events, caplog):
     assert all(dates[0] <= a["date"] <= dates[-1] for a in surprise)
     assert surprise[0]["fit_as_of"] == day(69).isoformat() and surprise[0]["probability"] <= 0.01
     assert "outside the fit's horizon" in caplog.text
+
+
+def test_the_alert_job_reads_the_draws_that_forecast_fit_writes(tmp_path):
+    # forecast.jobs.alert cannot import forecast.jobs.fit (PyMC); this keeps the two in step.
+    from types import SimpleNamespace
+
+    import pandas as pd
+    import xarray as xr
+
+    from forecast.jobs.fit import FORECAST_DRAWS_FILE, write_forecast_draws
+
+    assert DRAWS_FILE == FORECAST_DRAWS_FILE
+    counts = np.arange(2 * 3 * 2 * 4).reshape(2, 3, 2, 4)  # chain, draw, front, date
+    dates = pd.date_range("2024-05-17", periods=4)
+    outcome = SimpleNamespace(
+        forecast=xr.Dataset({"counts": (("chain", "draw", "front", "date"), counts)}, coords={"date": dates}),
+        model=SimpleNamespace(
+            design=SimpleNamespace(fronts=["north", "south"]), panel=SimpleNamespace(end=pd.Timestamp("2024-05-16"))
+        ),
+    )
+    write_forecast_draws(outcome, tmp_path / DRAWS_FILE)
+    draws = load_predictive_draws(tmp_path)
+    assert draws is not None
+    assert draws.fronts == ("north", "south") and draws.as_of == "2024-05-16"
+    assert draws.dates == tuple(d.date().isoformat() for d in dates)
+    assert draws.draws.shape == (6, 2, 4)
+    assert draws.median("south", "2024-05-20") == float(np.median(counts[:, :, 1, 3]))
 
 
 def test_replay_with_known_changes_reports_delays(tmp_path, events, capsys):

@@ -63,7 +63,7 @@ import logging
 import math
 import struct
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -394,14 +394,6 @@ class DetectorState:
             n_obs[i] = count
         return cls(probs=probs, sums=sums, n_obs=n_obs)
 
-    def take(self, indices: Sequence[int]) -> DetectorState:
-        """A copy holding the fronts at ``indices``."""
-        idx = np.asarray(indices, dtype=np.int64)
-        return DetectorState(probs=self.probs[idx].copy(), sums=self.sums[idx].copy(), n_obs=self.n_obs[idx].copy())
-
-    def copy(self) -> DetectorState:
-        return DetectorState(probs=self.probs.copy(), sums=self.sums.copy(), n_obs=self.n_obs.copy())
-
 
 @dataclass(frozen=True)
 class DetectorOutput:
@@ -430,9 +422,6 @@ class DetectorOutput:
     rate_after: np.ndarray
     rate_before: np.ndarray
     n_obs: np.ndarray
-
-    def as_dict(self) -> dict[str, np.ndarray]:
-        return asdict(self)
 
 
 # --------------------------------------------------------------------------------------------

@@ -372,9 +372,6 @@ class FrontRuleState:
         data = json.loads(text)
         return cls(streaks=dict(data.get("streaks", {})), last_alert=dict(data.get("last_alert", {})))
 
-    def copy(self) -> FrontRuleState:
-        return FrontRuleState(streaks=dict(self.streaks), last_alert=dict(self.last_alert))
-
 
 def _changepoint_direction(rule: ChangepointRule, signal: Signal) -> str | None:
     if not rule.enabled or signal.n_obs <= rule.warmup:

@@ -1,8 +1,9 @@
-"""Strict reading of the small YAML files of the alerting path (detector prior, rules).
+"""Checking the values of the small YAML files of the alerting path (detector prior, rules).
 
-The rules mirror :mod:`forecast.priors` (which cannot be imported here: it imports PyMC, and
-the alerting path must start fast): plain YAML only (``yaml.SafeLoader``, so tags such as
-``!!python/object`` are refused), duplicate keys refused, every message names the file.
+The files are parsed by :func:`forecast.data.yamlio.read_yaml_file` (plain YAML, duplicate keys
+refused); the helpers here check keys, numbers and whole numbers and collect every problem, so
+that one error names the file and lists them all.  :mod:`forecast.priors` cannot be imported on
+this path (it imports PyMC, and the alerting path must start fast).
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ The alert path imports the data layer, numpy, pandas, PyYAML and the standard li
 from __future__ import annotations
 
 import argparse
+import bisect
 import calendar
 import hashlib
 import logging
@@ -724,10 +725,10 @@ def _update_state(
         # Window series are recomputed from their first window; what lies after the resume date is new.
         plan = plans[i]
         windows = series.windows[plan.index - n_daily]
-        found, window_state, rule_state = engine.window_alerts(windows)
         resume = plan.resume_date
         if not plan.changed and resume is not None and windows.ends[-1] <= resume:
             continue  # nothing new
+        found, window_state, rule_state = engine.window_alerts(windows)
         alerts_by_front[i] = [a for a in found if resume is None or a.date > resume]
         store.save_state(
             SavedFrontState(
@@ -756,9 +757,7 @@ def _update_state(
 
 def _first_day_after(dates: Sequence[str], day: str) -> int:
     """Index of the first date after ``day`` (dates are ISO strings in order)."""
-    import bisect
-
-    return bisect.bisect_right(list(dates), day)
+    return bisect.bisect_right(dates, day)
 
 
 def _stack_states(config: DetectorConfig, saved: Sequence[SavedFrontState | None]) -> DetectorState:

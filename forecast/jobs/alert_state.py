@@ -248,9 +248,16 @@ class AlertStore:
         self.connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _execute(self, sql: str, parameters: Sequence[object] = ()) -> sqlite3.Cursor:
+        self._check_in_transaction()
+        return self.connection.execute(sql, parameters)
+
+    def _execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        self._check_in_transaction()
+        self.connection.executemany(sql, rows)
+
+    def _check_in_transaction(self) -> None:
         if not self._in_transaction:
             raise RuntimeError("the alert state is changed and read only inside a transaction")
-        return self.connection.execute(sql, parameters)
 
     # ---------------------------------------------------------------------------------------
     # Meta and runs
@@ -290,7 +297,7 @@ class AlertStore:
             self._execute("DELETE FROM observations WHERE front = ?", (front,))
         else:
             self._execute("DELETE FROM observations WHERE front = ? AND date > ?", (front, after))
-        self.connection.executemany(
+        self._execute_many(
             "INSERT INTO observations (front, date, count, run_id) VALUES (?, ?, ?, ?)",
             [(front, date, int(count), run_id) for date, count in rows],
         )
@@ -321,9 +328,6 @@ class AlertStore:
             self._execute("DELETE FROM front_state WHERE front = ?", (front,))
         else:
             self._execute("DELETE FROM front_state WHERE front = ? AND date >= ?", (front, date))
-
-    def delete_all_states(self) -> None:
-        self._execute("DELETE FROM front_state")
 
     def save_state(self, state: SavedFrontState) -> None:
         self._execute(
@@ -376,7 +380,7 @@ class AlertStore:
         )
 
     def withdraw_alerts(self, ids: Sequence[str], run_id: int) -> None:
-        self.connection.executemany(
+        self._execute_many(
             f"UPDATE alerts SET status = '{STATUS_WITHDRAWN}', withdrawn_run_id = ? WHERE id = ?",
             [(run_id, alert_id) for alert_id in ids],
         )
@@ -391,12 +395,13 @@ class AlertStore:
             (alert_id, destination, run_id),
         )
 
-    def next_pending(self, destination: str, after_id: int = 0) -> OutboxRow | None:
+    def next_pending(self, destination: str) -> OutboxRow | None:
+        """The oldest undelivered notification for ``destination``."""
         row = self._execute(
             "SELECT outbox.id, alert_id, destination, attempts, alerts.payload FROM outbox "
             "JOIN alerts ON alerts.id = outbox.alert_id "
-            "WHERE destination = ? AND delivered_at IS NULL AND outbox.id > ? ORDER BY outbox.id LIMIT 1",
-            (destination, after_id),
+            "WHERE destination = ? AND delivered_at IS NULL ORDER BY outbox.id LIMIT 1",
+            (destination,),
         ).fetchone()
         if row is None:
             return None
