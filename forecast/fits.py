@@ -32,15 +32,18 @@ from forecast.errors import FitMismatchError
 __all__ = [
     "ATTRIBUTE_PREFIX",
     "FitProvenance",
+    "check_provenance",
     "extend",
     "group_names",
     "has_group",
     "load_fit",
+    "log_likelihood",
     "observed_data",
     "posterior",
     "posterior_predictive",
     "sample_stats",
     "save_fit",
+    "with_observations",
 ]
 
 ATTRIBUTE_PREFIX = "forecast_"
@@ -317,11 +320,27 @@ def load_fit(path: str | Path, *, expect: Mapping[str, object] | None = None) ->
     attrs.update({key: value for key, value in idata.attrs.items() if key.startswith(prefixed)})
     provenance = FitProvenance.from_attrs(attrs, source=str(source))
     if expect:
-        differences = _differences(provenance, expect)
-        if differences:
-            listed = "\n".join(f"  - {difference}" for difference in differences)
-            raise FitMismatchError(f"{source} does not match what it is used with:\n{listed}")
+        check_provenance(provenance, expect, source=str(source))
     return idata, provenance
+
+
+def check_provenance(provenance: FitProvenance, expect: Mapping[str, object], *, source: str) -> None:
+    """Refuse a fit whose provenance differs from ``expect`` (as ``load_fit(..., expect=...)`` does).
+
+    For a caller that needs the loaded provenance to know what to expect, so that the file is
+    read once.
+
+    Raises
+    ------
+    FitMismatchError
+        Listing every differing field with its saved and expected value; ``source`` names the fit.
+    ValueError
+        When ``expect`` names a field that provenance does not have.
+    """
+    differences = _differences(provenance, expect)
+    if differences:
+        listed = "\n".join(f"  - {difference}" for difference in differences)
+        raise FitMismatchError(f"{source} does not match what it is used with:\n{listed}")
 
 
 # --------------------------------------------------------------------------------------------

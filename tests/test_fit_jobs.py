@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import arviz as az
 import pytest
@@ -56,8 +57,10 @@ def test_check_reloads_the_fit_and_writes_plots(fake_fit_dir):
     folder, outcome = fake_fit_dir
     report = check_saved_fit(folder)
     assert report["headline"] == outcome.diagnostics.headline()
-    for path in report["plots"].values():
-        assert (folder / "checks").exists() and path.endswith(".png")
+    assert set(report["plots"]) == {"predictive_bands", "pit_histogram", "rootogram"}
+    for path in map(Path, report["plots"].values()):
+        assert path.parent == folder / "checks" and path.suffix == ".png"
+        assert path.read_bytes().startswith(b"\x89PNG"), f"{path} is not a PNG image"
     text = format_check_report(report)
     assert "Posterior predictive checks" in text
 

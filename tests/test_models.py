@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pymc as pm
 import pytest
+import xarray as xr
 from scipy import stats
 
 from forecast import names as n
+from forecast.checks.prior_predictive import sample_prior
 from forecast.data.events import EventTable, make_event_frame
 from forecast.data.panel import build_panel
 from forecast.data.shapes import pulse
@@ -40,15 +41,8 @@ def shipped_model(shipped):
 
 def prior_as_posterior(model: EscalationModel, draws: int = 40, seed: int = 3):
     """Prior draws shaped like a 2-chain posterior: a fake fit with known provenance."""
-    with warnings.catch_warnings():
-        # The likelihood is a Potential; leaving it out is exactly what a prior draw means.
-        warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)
-        prior = pm.sample_prior_predictive(draws=2 * draws, model=model.model, random_seed=seed).prior
-    stored = [name for name in model.stored_variables() if name in prior]
-    data = prior[stored].isel(chain=0)
+    data = sample_prior(model, draws=2 * draws, random_seed=seed).isel(chain=0)
     halves = [data.isel(draw=slice(0, draws)), data.isel(draw=slice(draws, 2 * draws)).assign_coords(draw=range(draws))]
-    import xarray as xr
-
     return xr.concat(halves, dim="chain").assign_coords(chain=[0, 1])
 
 
@@ -156,8 +150,6 @@ def test_at_least_totals_are_censored_from_below():
 
 
 def _dataset(point: dict[str, np.ndarray]):
-    import xarray as xr
-
     variables = {name: (("chain", "draw", n.FRONT), value[None, None, :]) for name, value in point.items()}
     variables |= {"baseline_mu": (("chain", "draw"), [[0.0]]), "baseline_sigma": (("chain", "draw"), [[1.0]])}
     return xr.Dataset(variables, coords={"chain": [0], "draw": [0], n.FRONT: ["a"]})

@@ -17,7 +17,7 @@ from forecast.checks.compare import loo_table
 from forecast.checks.diagnostics import check_convergence
 from forecast.checks.predictive import randomized_pit
 from forecast.data.options import SelectOptions
-from forecast.fits import FitProvenance, load_fit, log_likelihood, posterior_predictive
+from forecast.fits import FitProvenance, check_provenance, load_fit, log_likelihood, posterior_predictive
 from forecast.jobs.data import DataRequest, load_data
 from forecast.jobs.fit import FIT_FILE, OBSERVED_NAME, FitRequest, check_predictions, run_fit
 from forecast.models.design import Design, ModelOptions
@@ -51,12 +51,14 @@ def request_from_provenance(provenance: FitProvenance) -> FitRequest:
 def check_saved_fit(fit_dir: Path, *, compare_variants: bool = False) -> dict[str, object]:
     """Diagnostics, predictive checks (numbers and plots) and optionally a LOO comparison."""
     path = Path(fit_dir) / FIT_FILE
-    _, provenance = load_fit(path)
+    idata, provenance = load_fit(path)
     request = request_from_provenance(provenance)
     loaded = load_data(request.data)
     priors = priors_from_dict(provenance.priors, source=f"{path} (recorded priors)")
+    check_provenance(
+        provenance, {"data_hash": loaded.panel.data_hash(), "priors_hash": priors.hash()}, source=str(path)
+    )
     model = EscalationModel(loaded.panel, loaded.interventions, priors=priors, options=request.options)
-    idata, provenance = load_fit(path, expect={"data_hash": loaded.panel.data_hash(), "priors_hash": priors.hash()})
 
     diagnostics = check_convergence(idata)
     design = model.design

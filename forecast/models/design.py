@@ -23,7 +23,7 @@ LIKELIHOODS = ("negative_binomial", "poisson")
 PARAMETERIZATIONS = ("auto", "centered", "non_centered")
 #: ``auto`` centres the hierarchies when fronts have at least this many observations on
 #: average: data-rich fronts pin their own baselines down and mix far better centred, while
-#: sparse ones need the non-centred form (measured in benchmarks/bench_models.py).
+#: sparse ones need the non-centred form (benchmarks/bench_models.py records which form each run used).
 AUTO_CENTERED_MIN_OBS_PER_FRONT = 100
 
 

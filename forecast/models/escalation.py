@@ -38,6 +38,7 @@ from pymc_extras.prior import Prior
 from forecast import names as n
 from forecast.models.changepoints import LOG_ZERO, changepoint_posterior, logaddexp, logsumexp, marginal_loglik
 from forecast.models.design import Design
+from forecast.priors import KIND_DIM, SEASON_DIM  # declared once, with the priors' dims
 
 MODEL_NAME = "escalation"
 OBS = "obs"
@@ -45,8 +46,6 @@ REGIME = "regime"
 POSITION = "position"
 PAIR = "pair"
 PULSE = "pulse"
-KIND_DIM = "kind"
-SEASON_DIM = "season"
 
 # Variables that are recomputed after sampling rather than stored draw by draw.
 POST_HOC_VARIABLES = ("base_log_mean", "regime_loglik", "changepoint_probability", "changepoint_forward")

@@ -55,8 +55,6 @@ class FastSettings:
     random_seed: int = 1
     num_paths: int = 4
     advi_iterations: int = ADVI_MAX_ITERATIONS
-    chains: int = 1
-    progressbar: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in FAST_METHODS:

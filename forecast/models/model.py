@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 DEFAULT_SAMPLER = "nutpie"
 #: Per-sampler options.  nutpie's low-rank mass matrix adapts to the posterior correlation
-#: between a front's baseline and its jumps (measured: min ESS 148 -> 258 on the shipped data).
+#: between a front's baseline and its jumps (ESS with it: benchmarks/results/bench_models.md).
 SAMPLER_KWARGS: dict[str, dict[str, object]] = {"nutpie": {"low_rank_modified_mass_matrix": True}}
 #: Hierarchical priors whose parameterisation follows ``ModelOptions.parameterization``.
 HIERARCHICAL_PRIORS = ("baseline", "jump")
@@ -118,7 +118,7 @@ class EscalationModel:
     def design(self) -> Design:
         return build_design(self.panel, self.interventions, self.options)
 
-    @property
+    @cached_property
     def priors(self) -> PriorSet:
         """The priors as used: hierarchies centred or not as the options decide."""
         return self._priors.with_centered(HIERARCHICAL_PRIORS, self.design.centered)
