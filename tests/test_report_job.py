@@ -206,12 +206,13 @@ def test_make_report_on_the_shipped_data_with_real_mcmc(tmp_path, capsys):
     assert Path(tmp_path / "2024-05-16" / "fit.nc").is_file()
 
 
-def test_a_figure_that_fails_fails_the_report_naming_it(monkeypatch, tmp_path):
+def test_a_figure_that_fails_fails_the_report_naming_it(monkeypatch, reports):
     from forecast.jobs import report as report_job
 
     def broken(*args, **kwargs):
         raise RuntimeError("no ink")
 
-    monkeypatch.setattr(report_job, "plot_pit_histogram", broken)
-    with pytest.raises(ForecastError, match="'pit_histogram' could not be drawn: RuntimeError: no ink"):
-        report_job._figure("pit_histogram", "checks", "PIT", "caption", lambda: report_job.plot_pit_histogram([]))
+    _, latest = reports
+    monkeypatch.setattr(report_job, "plot_fan_chart", broken)
+    with pytest.raises(ForecastError, match=r"'fan_\w+' could not be drawn: RuntimeError: no ink"):
+        report_job.report_figures(latest.fit, latest.fit.forecast, None, None, ())

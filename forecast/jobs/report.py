@@ -277,7 +277,6 @@ def run_report(request: ReportRequest, *, sample: Sampler | None = None) -> Repo
             settings=request.indicator_settings,
             changepoint_probabilities=changepoints,
         )
-        validate_indicators(indicators)
 
     with _step(5, "drawing figures", timings, "figures_s"):
         figures = report_figures(outcome, forecast, scenario, changepoints, request.scenarios)
@@ -300,7 +299,7 @@ def run_report(request: ReportRequest, *, sample: Sampler | None = None) -> Repo
             else None,
             scenarios=scenarios,
         )
-        paths = write_report(content, outcome, indicators, out)
+        paths = write_report(content, outcome, out)
     headline = headline_lines(indicators, summary, previous, content.previous_source)
     return ReportOutcome(out=out, paths=paths, indicators=indicators, headline=headline, fit=outcome, timings=timings)
 
@@ -309,13 +308,16 @@ def _nuts(model: EscalationModel, settings: SamplerSettings) -> FitResult:
     return model.fit(settings)
 
 
-def write_report(content: ReportContent, outcome: FitOutcome, indicators: dict, out: Path) -> dict[str, Path]:
-    """Write the fit, the indicators, the figures, ``report.md`` and ``report.html`` into ``out``."""
+def write_report(content: ReportContent, outcome: FitOutcome, out: Path) -> dict[str, Path]:
+    """Write the fit, the indicators, the figures, ``report.md`` and ``report.html`` into ``out``.
+
+    ``content.indicators`` is written as it is: :func:`~forecast.indicators.compute_indicators`
+    has already validated it against the schema.
+    """
     out.mkdir(parents=True, exist_ok=True)
     paths = dict(write_fit(outcome, out))
-    validate_indicators(indicators)
     paths["indicators"] = out / INDICATORS_FILE
-    paths["indicators"].write_text(json.dumps(indicators, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    paths["indicators"].write_text(json.dumps(content.indicators, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     for relative, png in markdown_figures(content).items():
         target = out / relative
         target.parent.mkdir(parents=True, exist_ok=True)

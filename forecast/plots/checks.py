@@ -25,6 +25,8 @@ COUNT_LABEL = "count per period"
 _BAND_COLOUR = "tab:blue"
 _OBSERVED_COLOUR = "black"
 _EXPECTED_COLOUR = "tab:red"
+#: Predictive bands drawn, widest first: (interval probability, shading alpha).
+_BANDS = ((0.9, 0.2), (0.5, 0.45))
 
 
 def _draws(replicated: np.ndarray, n_obs: int) -> np.ndarray:
@@ -118,33 +120,25 @@ def plot_predictive_bands(
         axes[0].set_ylabel(COUNT_LABEL)
         return figure
 
-    if n_obs:
-        lower_90, upper_90 = central_intervals(draws, 0.9)
-        lower_50, upper_50 = central_intervals(draws, 0.5)
+    intervals = {prob: central_intervals(draws, prob) for prob, _ in _BANDS}
+    lower_90, upper_90 = intervals[0.9]
     for ax, name in zip(axes, names, strict=True):
         members = np.flatnonzero(labels == name)
         members = members[np.argsort(times[members], kind="stable")]
         period = members[~is_window[members]]
         totals = members[is_window[members]]
         if period.size:
-            ax.fill_between(
-                times[period],
-                lower_90[period],
-                upper_90[period],
-                color=_BAND_COLOUR,
-                alpha=0.2,
-                linewidth=0,
-                label="90% predictive interval",
-            )
-            ax.fill_between(
-                times[period],
-                lower_50[period],
-                upper_50[period],
-                color=_BAND_COLOUR,
-                alpha=0.45,
-                linewidth=0,
-                label="50% predictive interval",
-            )
+            for prob, alpha in _BANDS:
+                lower, upper = intervals[prob]
+                ax.fill_between(
+                    times[period],
+                    lower[period],
+                    upper[period],
+                    color=_BAND_COLOUR,
+                    alpha=alpha,
+                    linewidth=0,
+                    label=f"{prob:.0%} predictive interval",
+                )
             ax.plot(times[period], y[period], "o", color=_OBSERVED_COLOUR, markersize=3, label="observed")
         if totals.size:
             ax.vlines(

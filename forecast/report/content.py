@@ -181,7 +181,7 @@ def front_changes(current: Mapping[str, Any], previous: Mapping[str, Any] | None
         for key, probability in _exceed(front).items():
             if key in old_exceed:
                 delta = probability - old_exceed[key]
-                label = f"P(≥{fmt_threshold(key[0])} in {key[1]} d)"
+                label = exceed_label({"threshold": key[0], "horizon_days": key[1]})
                 changes.append(f"{label} {fmt_prob(old_exceed[key])} → {fmt_prob(probability)} ({fmt_delta(delta)})")
         changes.append(f"rate ratio {fmt_num(old['rate_ratio']['mean'])} → {fmt_num(front['rate_ratio']['mean'])}")
         out[name] = changes
@@ -285,23 +285,6 @@ def lull_rows(indicators: Mapping[str, Any]) -> list[dict[str, str]]:
                     "rate_ratio_now": fmt_interval(lull["rate_ratio_now"]),
                     "p_lull_holding": fmt_prob(lull["p_lull_holding"]),
                     "half_life_days": fmt_interval(lull.get("half_life_days"), 1),
-                }
-            )
-    return rows
-
-
-def forecast_rows(indicators: Mapping[str, Any]) -> list[dict[str, str]]:
-    """Per front and forecast date: mean and 90% interval, as the indicators give them."""
-    rows = []
-    for front in indicators["fronts"]:
-        for item in front.get("forecast", []):
-            rows.append(
-                {
-                    "front": front["front"],
-                    "date": item["date"],
-                    "mean": fmt_num(item["mean"], 1),
-                    "median": fmt_num(item["q50"], 1),
-                    "interval": f"[{fmt_num(item['q05'], 1)}, {fmt_num(item['q95'], 1)}]",
                 }
             )
     return rows

@@ -9,6 +9,7 @@ the PNG bytes there, see :func:`markdown_figures`).  Both are pure: nothing is r
 from __future__ import annotations
 
 import base64
+from functools import cache
 
 import jinja2
 
@@ -16,23 +17,20 @@ from forecast.report.content import ReportContent, ReportFigure, build_view, fig
 
 FIGURES_FOLDER = "figures"
 
-_ENVIRONMENT: dict[bool, jinja2.Environment] = {}
 
-
+@cache
 def _environment(html: bool) -> jinja2.Environment:
-    if html not in _ENVIRONMENT:
-        environment = jinja2.Environment(
-            loader=jinja2.PackageLoader("forecast.report", "templates"),
-            autoescape=html,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-        )
-        environment.filters["md"] = _markdown_cell
-        environment.filters["data_uri"] = _data_uri
-        _ENVIRONMENT[html] = environment
-    return _ENVIRONMENT[html]
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("forecast.report", "templates"),
+        autoescape=html,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.filters["md"] = _markdown_cell
+    environment.filters["data_uri"] = _data_uri
+    return environment
 
 
 def _markdown_cell(value: object) -> str:
