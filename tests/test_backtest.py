@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from forecast.models.design import ModelOptions
 
 START = pd.Timestamp("2024-01-01")
 DAYS = 91
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "backtest"
 
 
 def write_events(path, *, bump_after: pd.Timestamp | None = None, seed: int = 0):
@@ -159,10 +161,18 @@ def test_serial_and_local_processes_give_identical_scores(tmp_path):
     pd.testing.assert_frame_equal(serial.exceedance, local.exceedance)
 
 
-def test_outputs(tmp_path, fake_model):
-    request = request_for(write_events(tmp_path / "e.csv"), inference="nuts")
-    outcome = bt.run_backtest(request, SerialExecutor())
-    paths = bt.write_backtest(outcome, tmp_path / "out")
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """The files of a small backtest with the fake fit (run once for the tests that read them)."""
+    folder = tmp_path_factory.mktemp("backtest")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(bt.FITTERS, "nuts", fake_fit)
+        outcome = bt.run_backtest(request_for(write_events(folder / "e.csv"), inference="nuts"), SerialExecutor())
+    return bt.write_backtest(outcome, folder / "out")
+
+
+def test_outputs(written):
+    paths = written
     scores = pd.read_csv(paths["scores"])
     assert list(scores.columns) == bt.SCORE_COLUMNS
     assert not scores.duplicated(["front", "origin", "horizon", "method", "kind", "target_start"]).any()
@@ -179,4 +189,31 @@ def test_outputs(tmp_path, fake_model):
     page = paths["page"].read_text()
     assert "data:image/png;base64," in page and "Rolling-origin backtest" in page
     for name in ("pit_histograms.png", "reliability.png", "crps_by_horizon.png"):
-        assert (tmp_path / "out" / name).stat().st_size > 0
+        assert paths[name].read_bytes().startswith(b"\x89PNG")
+
+
+def shape_of(summary: dict) -> dict[str, object]:
+    """The keys of a summary.json at every level that does not depend on the data."""
+    return {
+        "top": sorted(summary),
+        "origin": sorted(summary["origins"][0]),
+        "method": sorted(summary["model"]),
+        "baselines": {name: sorted(row) for name, row in summary["baselines"].items()},
+        "skill": {name: {s: sorted(v) for s, v in row.items()} for name, row in summary["skill"].items()},
+        "first_week": sorted(summary["first_week"]),
+    }
+
+
+@pytest.mark.parametrize("label", ["nuts", "fast"])
+def test_committed_benchmark_summaries_have_what_the_job_writes(written, label):
+    """benchmarks/results/backtest/*/summary.json (quoted in the README) match the job's output and the table."""
+    written_shape = shape_of(json.loads(written["summary"].read_text()))
+    committed = json.loads((RESULTS / label / bt.SUMMARY_FILE).read_text())
+    assert shape_of(committed) == written_shape
+    assert committed["inference"] == label
+    table = {row["label"]: row for row in json.loads((RESULTS / "bench_backtest.json").read_text())}[label]
+    assert table["model"] == committed["model"]
+    assert table["first_week"] == committed["first_week"]
+    assert table["crps_skill_vs_no_change"] == committed["skill"]["no_change"]["crps"]
+    fits = [origin["fit_s"] for origin in committed["origins"]]
+    assert table["origins"] == len(fits) and table["mean_fit_s"] == round(sum(fits) / len(fits), 1)

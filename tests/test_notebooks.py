@@ -13,9 +13,8 @@ import os
 import warnings
 from pathlib import Path
 
+import nbformat
 import pytest
-
-nbformat = pytest.importorskip("nbformat")
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = ROOT / "notebooks"
@@ -140,7 +139,8 @@ def test_notebooks_use_only_public_names_that_exist(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
 def test_notebook_runs_top_to_bottom(path, monkeypatch):
     """Execute the notebook on the shipped data with few draws; any cell error fails the test."""
-    nbclient = pytest.importorskip("nbclient")
+    import nbclient
+
     monkeypatch.setenv(DRAWS_ENV, os.environ.get(DRAWS_ENV, SLOW_DRAWS))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     notebook = read(path)

@@ -56,7 +56,7 @@ from forecast.data.panel import Panel, build_panel
 from forecast.data.readers import read_events
 from forecast.errors import ForecastError
 from forecast.evaluation.baselines import BASELINES, BaselineForecast, period_baselines, window_baselines
-from forecast.evaluation.reliability import brier_score, reliability_table
+from forecast.evaluation.reliability import RELIABILITY_COLUMNS, brier_score, reliability_table
 from forecast.evaluation.scores import (
     count_distribution,
     count_interval,
@@ -97,7 +97,6 @@ DEFAULT_MAX_ORIGINS = 20
 EXCEEDANCE_DAYS = 7
 #: Draws of each baseline's predictive used for its exceedance probabilities.
 BASELINE_DRAWS = 2000
-INTERVALS = (0.5, 0.9)
 
 SCORE_COLUMNS = [
     "origin",
@@ -280,10 +279,10 @@ def forecast_targets(
     train: Panel, truth: Panel, origin: pd.Timestamp, horizon: int
 ) -> tuple[pd.DataFrame, list[dict[str, str]], pd.Timestamp]:
     """What happened after ``origin`` that can be scored, what cannot, and the horizon's last day."""
-    position = int(np.flatnonzero(truth.period_ends() == origin)[0])
-    last = min(position + horizon, truth.n_periods - 1)
-    horizon_end = min(truth.period_ends()[last], truth.end)
     ends = truth.period_ends()
+    position = int(np.flatnonzero(ends == origin)[0])
+    last = min(position + horizon, truth.n_periods - 1)
+    horizon_end = min(ends[last], truth.end)
     rows: list[dict[str, object]] = []
     notes: list[dict[str, str]] = []
     obs = truth.observations
@@ -568,18 +567,18 @@ def _exceedance(
     thresholds = default_thresholds(train)
     counts, exposure = truth.counts_matrix()
     first_days = pd.date_range(task.origin + pd.Timedelta(days=1), periods=EXCEEDANCE_DAYS, freq="D")
+    # The grid periods making up those 7 days: seven days or one week (other grids cannot).
+    period_days = {n.FREQ_DAY: 1, n.FREQ_WEEK: 7}.get(truth.freq)
+    index = np.empty(0, dtype=np.intp)
+    if period_days:
+        index = truth.periods.get_indexer(first_days if period_days == 1 else first_days[:1])
+    on_grid = bool(index.size and (index >= 0).all())
     rows = []
     for front, levels in thresholds.items():
         if not levels or front not in truth.fronts:
             continue
         f = truth.fronts.index(front)
-        index = truth.periods.get_indexer(
-            first_days if truth.freq == n.FREQ_DAY else first_days[:1] if truth.freq == n.FREQ_WEEK else []
-        )
-        complete = truth.freq in (n.FREQ_DAY, n.FREQ_WEEK) and index.size and (index >= 0).all()
-        if complete:
-            complete = bool(np.all(exposure[f, index] == (1 if truth.freq == n.FREQ_DAY else 7)))
-        if not complete:
+        if not (on_grid and np.all(exposure[f, index] == period_days)):
             notes.append({"front": front, "reason": "exceedance_not_observable", "detail": "7-day total unknown"})
             continue
         total = float(counts[f, index].sum())
@@ -751,8 +750,7 @@ def _reliability(exceedance: pd.DataFrame) -> pd.DataFrame:
         table = reliability_table(rows["p_exceed"].to_numpy(), rows["exceeded"].to_numpy())
         table.insert(0, "method", method)
         parts.append(table)
-    columns = ["method", "bin_lower", "bin_upper", "n", "mean_forecast", "observed_frequency"]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["method", *RELIABILITY_COLUMNS])
 
 
 def write_backtest(outcome: BacktestOutcome, out: Path) -> dict[str, Path]:

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import jinja2
-import matplotlib
 
-matplotlib.use("Agg")
-
-from forecast.plots.backtest import plot_crps_by_horizon, plot_pit_histograms, plot_reliability_diagram  # noqa: E402
+from forecast.jobs.backtest import MODEL, PAGE_FILE
+from forecast.plots.backtest import plot_crps_by_horizon, plot_pit_histograms, plot_reliability_diagram
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from forecast.jobs.backtest import BacktestOutcome
 
 PAGE = jinja2.Template(
@@ -60,10 +60,10 @@ th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: ta
 )
 
 
-def _png(fig) -> str:  # noqa: ANN001
+def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
 
 
 def _fmt(value: object) -> str:
@@ -88,7 +88,9 @@ def headline(summary: dict) -> tuple[str, bool]:
 def write_page(outcome: BacktestOutcome, out: Path) -> dict[str, Path]:
     """Write the three figures as PNG and ``backtest.html`` embedding them."""
     summary = outcome.summary
-    methods = [m for m in ("model", *summary["baselines"]) if (summary["model"] if m == "model" else True)]
+    rows = [(MODEL, summary["model"])] if summary["model"] else []
+    rows += list(summary["baselines"].items())
+    methods = [name for name, _ in rows]
     figures = {
         "pit_histograms.png": ("PIT histograms", plot_pit_histograms(outcome.scores, methods)),
         "reliability.png": (
@@ -100,13 +102,11 @@ def write_page(outcome: BacktestOutcome, out: Path) -> dict[str, Path]:
     paths: dict[str, Path] = {}
     encoded = []
     for name, (title, fig) in figures.items():
-        path = out / name
-        fig.savefig(path, dpi=110)
-        paths[name] = path
-        encoded.append((title, _png(fig)))
+        png = _png(fig)
+        paths[name] = out / name
+        paths[name].write_bytes(png)
+        encoded.append((title, base64.b64encode(png).decode("ascii")))
     text, met = headline(summary)
-    rows = [("model", summary["model"])] if summary["model"] else []
-    rows += list(summary["baselines"].items())
     html = PAGE.render(
         summary=summary,
         origins=[o.date().isoformat() for o in outcome.origins],
@@ -117,7 +117,7 @@ def write_page(outcome: BacktestOutcome, out: Path) -> dict[str, Path]:
         met=met,
         fmt=_fmt,
     )
-    page = out / "backtest.html"
+    page = out / PAGE_FILE
     page.write_text(html, encoding="utf-8")
     paths["page"] = page
     return paths

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from forecast import names as n
+
 __all__ = ["plot_crps_by_horizon", "plot_pit_histograms", "plot_reliability_diagram"]
 
 
@@ -50,7 +52,7 @@ def plot_crps_by_horizon(scores: pd.DataFrame, methods: list[str]) -> Figure:
     """Mean CRPS of period targets at each horizon step, one line per method."""
     fig = Figure(figsize=(6.0, 3.6), layout="constrained")
     ax = fig.subplots()
-    periods = scores[scores["kind"] == "period"]
+    periods = scores[scores["kind"] == n.OBS_PERIOD]
     for method in methods:
         by_step = periods[periods["method"] == method].groupby("horizon")["crps"].mean()
         ax.plot(by_step.index, by_step.to_numpy(), marker=".", label=method)

@@ -150,7 +150,7 @@ def plot_prior_predictive(design: Design, replicated: np.ndarray, *, prob: float
         ax.plot(dates[mask], observed[mask], ".", color=_OBSERVED_COLOUR, markersize=2.5, label="observed")
         ax.set_yscale("symlog", linthresh=1.0)
         ax.set_title(design.fronts[f], loc="left", fontsize="small")
-        ax.set_ylabel("events per day", fontsize="x-small")
+        ax.set_ylabel(DAILY_UNIT, fontsize="x-small")
         ax.legend(loc="upper right", fontsize="xx-small", frameon=False)
     axes[-1].set_xlabel("date")
     return figure
