@@ -21,7 +21,7 @@ from forecast.forecasting.counts import forecast_counts
 from forecast.jobs.data import DataRequest, LoadedData, load_data
 from forecast.models.design import Design, ModelOptions
 from forecast.models.escalation import OBS
-from forecast.models.model import EscalationModel, FitResult, SamplerSettings
+from forecast.models.model import EscalationModel, FitResult, SamplerSettings, changepoint_dates_posterior
 from forecast.models.posterior import draw_level, replicate_counts
 from forecast.models.summary import summarise
 from forecast.priors import load_priors
@@ -34,6 +34,10 @@ SUMMARY_FILE = "summary.json"
 #: Predictive draws of daily counts after as_of, read by ``forecast alert`` with numpy only.
 FORECAST_DRAWS_FILE = "forecast_draws.npz"
 FORECAST_DRAWS_DAYS = 28
+#: Offsets from the fit's seed for the draws made after sampling, so that every job that redraws
+#: the same quantity (the report's forecast at another horizon) uses the same stream.
+REPLICATE_SEED_OFFSET = 1
+FORECAST_SEED_OFFSET = 2
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class FitOutcome:
     forecast: xr.Dataset
     provenance: FitProvenance
     timings: dict[str, float]
+    #: ``changepoint_dates_posterior`` of the fit, (changepoint, front, position); None without changepoints.
+    changepoint_probabilities: np.ndarray | None = None
 
     @property
     def idata(self) -> az.InferenceData:
@@ -108,7 +114,7 @@ def complete_fit(request: FitRequest, loaded: LoadedData, model: EscalationModel
     diagnostics = check_convergence(result.idata)
     log.info("%s", diagnostics.headline())
     draws = draw_level(model, posterior(result.idata), random_seed=request.settings.random_seed)
-    replicated = replicate_counts(draws, random_seed=request.settings.random_seed + 1)
+    replicated = replicate_counts(draws, random_seed=request.settings.random_seed + REPLICATE_SEED_OFFSET)
     design = model.design
     idata = with_observations(
         result.idata,
@@ -120,9 +126,13 @@ def complete_fit(request: FitRequest, loaded: LoadedData, model: EscalationModel
     )
     result.idata = idata
     predictive = check_predictions(design, replicated)
-    summary = summarise(model, posterior(idata))
+    changepoints = changepoint_dates_posterior(model, posterior(idata)) if design.options.changepoints else None
+    summary = summarise(model, posterior(idata), changepoint_probabilities=changepoints)
     forecast = forecast_counts(
-        model, posterior(idata), horizon_days=FORECAST_DRAWS_DAYS, random_seed=request.settings.random_seed + 2
+        model,
+        posterior(idata),
+        horizon_days=FORECAST_DRAWS_DAYS,
+        random_seed=request.settings.random_seed + FORECAST_SEED_OFFSET,
     )
     timings["checks_s"] = time.perf_counter() - start
 
@@ -148,6 +158,7 @@ def complete_fit(request: FitRequest, loaded: LoadedData, model: EscalationModel
         forecast=forecast,
         provenance=provenance,
         timings=timings,
+        changepoint_probabilities=changepoints,
     )
 
 

@@ -38,6 +38,7 @@ from forecast.indicators.steps import step_days
 from forecast.jobs.data import load_data
 from forecast.jobs.fit import (
     FORECAST_DRAWS_DAYS,
+    FORECAST_SEED_OFFSET,
     OBSERVED_NAME,
     FitOutcome,
     FitRequest,
@@ -46,7 +47,7 @@ from forecast.jobs.fit import (
     write_fit,
 )
 from forecast.models.escalation import OBS
-from forecast.models.model import EscalationModel, FitResult, SamplerSettings, changepoint_dates_posterior
+from forecast.models.model import EscalationModel, FitResult, SamplerSettings
 from forecast.plots.checks import plot_pit_histogram, plot_predictive_bands, plot_rootogram
 from forecast.plots.report import (
     EffectRow,
@@ -260,7 +261,7 @@ def run_report(request: ReportRequest, *, sample: Sampler | None = None) -> Repo
     with _step(3, f"forecasting {days} days", timings, "forecast_s"):
         forecast = outcome.forecast
         if days != FORECAST_DRAWS_DAYS:
-            forecast = forecast_counts(model, draws, horizon_days=days, random_seed=seed + 2)
+            forecast = forecast_counts(model, draws, horizon_days=days, random_seed=seed + FORECAST_SEED_OFFSET)
         scenario = None
         if request.scenarios:
             scenario = forecast_counts(
@@ -268,7 +269,7 @@ def run_report(request: ReportRequest, *, sample: Sampler | None = None) -> Repo
             )
 
     with _step(4, "computing indicators", timings, "indicators_s"):
-        changepoints = changepoint_dates_posterior(model, draws) if model.design.options.changepoints else None
+        changepoints = outcome.changepoint_probabilities
         indicators = compute_indicators(
             model,
             draws,

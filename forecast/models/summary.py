@@ -33,13 +33,20 @@ def _date(value: pd.Timestamp) -> str:
     return pd.Timestamp(value).date().isoformat()
 
 
-def changepoint_summary(model: EscalationModel, posterior: xr.Dataset, prob: float) -> dict[str, list[dict]]:
-    """Per front: for each changepoint, the date posterior (mode, interval) and the jump as a rate ratio."""
+def changepoint_summary(
+    model: EscalationModel, posterior: xr.Dataset, prob: float, *, probabilities: np.ndarray | None = None
+) -> dict[str, list[dict]]:
+    """Per front: for each changepoint, the date posterior (mode, interval) and the jump as a rate ratio.
+
+    ``probabilities`` is :func:`~forecast.models.model.changepoint_dates_posterior` of the same
+    posterior when the caller already has it (it costs a pass over every draw).
+    """
     design = model.design
     k = design.options.changepoints
     if not k:
         return {front: [] for front in design.fronts}
-    probabilities = changepoint_dates_posterior(model, posterior)  # (changepoint, front, position)
+    if probabilities is None:
+        probabilities = changepoint_dates_posterior(model, posterior)  # (changepoint, front, position)
     jump = _draws(posterior, "jump")
     tail = (1.0 - prob) / 2.0
     out: dict[str, list[dict]] = {}
@@ -149,9 +156,15 @@ def _separable(correlation: float, first: np.ndarray, second: np.ndarray) -> boo
     return bool(abs(correlation) < 0.3 and decisive(first) and decisive(second))
 
 
-def summarise(model: EscalationModel, posterior: xr.Dataset, *, prob: float = 0.9) -> dict[str, object]:
+def summarise(
+    model: EscalationModel,
+    posterior: xr.Dataset,
+    *,
+    prob: float = 0.9,
+    changepoint_probabilities: np.ndarray | None = None,
+) -> dict[str, object]:
     """Per-front changepoints, intervention effects and baseline rates, plus close pairs."""
-    changepoints = changepoint_summary(model, posterior, prob)
+    changepoints = changepoint_summary(model, posterior, prob, probabilities=changepoint_probabilities)
     interventions = intervention_summary(model, posterior, prob)
     baseline = _draws(posterior, "baseline")
     fronts = [
