@@ -23,6 +23,7 @@ from forecast.errors import ForecastError
 from forecast.models.design import Design, ModelOptions, build_design
 from forecast.models.escalation import MODEL_NAME, POST_HOC_VARIABLES, build_escalation_model
 from forecast.models.numba_digamma import register_cacheable_digamma
+from forecast.models.nutpie_compile import compile_nutpie_model
 from forecast.priors import PriorSet, load_priors
 
 log = logging.getLogger(__name__)
@@ -147,9 +148,6 @@ class EscalationModel:
         settings = settings or SamplerSettings()
         if settings.sampler == "numpyro":
             _require_numpyro()
-        if settings.sampler == "nutpie":
-            # Lets Numba reuse the compiled log density from disk (see forecast.models.numba_digamma).
-            register_cacheable_digamma()
         timings: dict[str, float] = {}
         start = time.perf_counter()
         model = self.model
@@ -164,23 +162,54 @@ class EscalationModel:
             len(self.design.fronts),
             self.design.n_obs,
         )
+        if settings.sampler == "nutpie":
+            idata = self._sample_nutpie(model, settings, timings)
+        else:
+            start = time.perf_counter()
+            idata = pm.sample(
+                draws=settings.draws,
+                tune=settings.tune,
+                chains=settings.chains,
+                cores=min(settings.chains, 2),
+                target_accept=settings.target_accept,
+                random_seed=settings.random_seed,
+                nuts_sampler=settings.sampler,
+                var_names=self.stored_variables(),
+                progressbar=settings.progressbar,
+                compute_convergence_checks=False,
+                model=model,
+                nuts_sampler_kwargs=SAMPLER_KWARGS.get(settings.sampler, {}),
+            )
+            timings["sample_s"] = time.perf_counter() - start
+        return FitResult(idata=idata, design=self.design, model=model, settings=settings, timings=timings)
+
+    def _sample_nutpie(self, model: pm.Model, settings: SamplerSettings, timings: dict[str, float]) -> az.InferenceData:
+        """Compile (from the disk cache when this graph was compiled before) and sample with nutpie."""
+        import nutpie
+
+        # A cacheable digamma gives the graph a PyTensor cache key (forecast.models.numba_digamma);
+        # the key names the cached compiled sampler functions (forecast.models.nutpie_compile).
+        register_cacheable_digamma()
         start = time.perf_counter()
-        idata = pm.sample(
+        compiled = compile_nutpie_model(model, var_names=self.stored_variables())
+        timings["compile_s"] = time.perf_counter() - start
+        log.info("nutpie model compiled in %.1f s", timings["compile_s"])
+        start = time.perf_counter()
+        idata = nutpie.sample(
+            compiled,
             draws=settings.draws,
             tune=settings.tune,
             chains=settings.chains,
-            cores=min(settings.chains, 2),
             target_accept=settings.target_accept,
-            random_seed=settings.random_seed,
-            nuts_sampler=settings.sampler,
-            var_names=self.stored_variables(),
-            progressbar=settings.progressbar,
-            compute_convergence_checks=False,
-            model=model,
-            nuts_sampler_kwargs=SAMPLER_KWARGS.get(settings.sampler, {}),
+            seed=settings.random_seed,
+            progress_bar=settings.progressbar,
+            **SAMPLER_KWARGS["nutpie"],
         )
         timings["sample_s"] = time.perf_counter() - start
-        return FitResult(idata=idata, design=self.design, model=model, settings=settings, timings=timings)
+        idata.posterior.attrs.update(
+            sampling_time=timings["sample_s"], tuning_steps=settings.tune, inference_library="nutpie"
+        )
+        return idata
 
     def derived(self, posterior: xr.Dataset, var_names: list[str]) -> xr.Dataset:
         """Recompute derived variables (``regime_loglik``, ``changepoint_probability``...) per draw."""
