@@ -6,6 +6,10 @@ CRPS, log score, coverage and one-week skill of each, and what fast inference co
 
     python benchmarks/bench_backtest.py --origins 20 --workers 2 --out benchmarks/results/backtest
     python benchmarks/bench_backtest.py --origins 2 --draws 100 --tune 100 --fast-draws 200   # smoke run
+    python benchmarks/bench_backtest.py --out DIR -- --self-excitation   # model options after --
+
+The Markdown also says how many origins compiled the NUTS sampler and how many reused one
+compiled by the same worker for an earlier origin of the same structure.
 """
 
 from __future__ import annotations
@@ -27,7 +31,15 @@ def run(label: str, args: list[str], out: Path) -> dict[str, object]:
     summary = json.loads((out / label / "summary.json").read_text())
     fits = [o.get("fit_s", 0.0) for o in summary["origins"]]
     week = summary.get("first_week") or {}
+    timings = [o.get("timings_s") or {} for o in summary["origins"]]
     return {
+        "command": " ".join(command[1:]),
+        "compiled": sum(
+            1 for o in summary["origins"] if "compiled_model_reused" in o and not o["compiled_model_reused"]
+        ),
+        "reused": sum(1 for o in summary["origins"] if o.get("compiled_model_reused")),
+        "compile_s": round(sum(t.get("compile_s", 0.0) for t in timings), 1),
+        "sample_s": round(sum(t.get("sample_s", 0.0) for t in timings), 1),
         "label": label,
         "wall_s": round(wall, 1),
         "mean_fit_s": round(sum(fits) / max(1, len(fits)), 1),
@@ -48,8 +60,9 @@ def main() -> int:
     parser.add_argument("--fast-draws", type=int, default=1000)
     parser.add_argument("--skip-nuts", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/backtest"))
+    parser.add_argument("model_args", nargs="*", help="model options for forecast backtest, after --")
     args = parser.parse_args()
-    common = ["--origins", str(args.origins), "--workers", str(args.workers)]
+    common = ["--origins", str(args.origins), "--workers", str(args.workers), *args.model_args]
     results = []
     if not args.skip_nuts:
         nuts = ["--inference", "nuts", "--sampler", args.sampler, "--draws", str(args.draws), "--tune", str(args.tune)]
@@ -70,6 +83,14 @@ def main() -> int:
             f"{m.get('log_score')} | {m.get('coverage_50')} | {m.get('coverage_90')} | {skill.get('value')} "
             f"{skill.get('interval')} |"
         )
+    lines.append("")
+    for r in results:
+        if r["compiled"] or r["reused"]:
+            lines.append(
+                f"{r['label']}: the sampler was compiled for {r['compiled']} origin(s) and reused for {r['reused']} "
+                f"(compile {r['compile_s']} s and sampling {r['sample_s']} s in all, summed over workers)"
+            )
+    lines.extend(f"- `python -m forecast {r['command']}`" for r in results)
     if len(results) == 2:
         nuts_r, fast_r = results
         lines.append("")

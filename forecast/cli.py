@@ -178,6 +178,13 @@ def _fit_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--likelihood", choices=["negative_binomial", "poisson"], default="negative_binomial")
     model.add_argument("--seasonality", action="store_true", help="day-of-week (daily) or month-of-year effects")
     model.add_argument("--self-excitation", action="store_true", help="recent counts raise the rate")
+    model.add_argument(
+        "--excitation-half-life",
+        type=float,
+        default=7.0,
+        metavar="DAYS",
+        help="half-life of the self-excitation kernel in days (default 7)",
+    )
     model.add_argument("--parameterization", choices=["auto", "centered", "non_centered"], default="auto")
     model.add_argument("--min-regime-days", type=int, default=7, help="days kept before/after changepoints (default 7)")
     sampling = parser.add_argument_group("sampling")
@@ -241,6 +248,7 @@ def _fit_request(args: argparse.Namespace) -> FitRequest:
         likelihood=args.likelihood,
         seasonality=args.seasonality,
         self_excitation=args.self_excitation,
+        excitation_half_life=args.excitation_half_life,
         parameterization=args.parameterization,
         min_regime_days=args.min_regime_days,
     )

@@ -124,3 +124,42 @@ def test_scenario_draws_its_effect_from_the_kind_population(interventions):
             random_seed=2,
             scenario=(ScenarioIntervention(kind="law", start=pd.Timestamp("2024-03-02")),),
         )
+
+
+def test_placeholder_interventions_are_zero_over_the_data_and_left_out_of_forecasts(write_csv):
+    table = read_interventions_csv(
+        write_csv(
+            "date,end_date,kind,shape,front,label\n"
+            "2024-02-20,2024-03-05,truce,window,,truce\n"
+            "2024-03-03,,strike,pulse,a,later strike\n"
+            "2024-03-20,,strike,step,,too late\n"
+        )
+    )
+    until = pd.Timestamp("2024-03-10")
+    plain = EscalationModel(small_panel(), table, options=ModelOptions(changepoints=0))
+    model = EscalationModel(small_panel(), table, options=ModelOptions(changepoints=0), placeholders_until=until)
+    assert plain.design.labels == ["truce"]
+    assert model.design.labels == ["truce", "later strike"]  # the step starts after `until`
+    assert model.design.intervention_known.tolist() == [True, False]
+    assert not model.design.fixed_shapes_day[1].any()
+    coords = {n.FRONT: ["a", "b"], n.INTERVENTION: ["truce", "later strike"], "pulse": ["later strike"]}
+    posterior = fake_posterior(
+        {
+            "baseline": ((n.FRONT,), np.log([2.0, 5.0])),
+            # a placeholder's effect is a prior draw; it must not reach the forecast
+            "effect": ((n.FRONT, n.INTERVENTION), np.array([[np.log(0.5), 3.0], [np.log(0.5), 0.0]])),
+            "half_life": (("pulse",), np.array([30.0])),
+            "dispersion": ((n.FRONT,), np.array([1e6, 1e6])),
+        },
+        draws=50,
+        coords=coords,
+    )
+    rate = forecast_counts(model, posterior, horizon_days=10, random_seed=1)["rate"]
+    expected = forecast_counts(
+        plain,
+        posterior.isel({n.INTERVENTION: [0]}).drop_vars("half_life"),
+        horizon_days=10,
+        random_seed=1,
+    )["rate"]
+    np.testing.assert_allclose(rate.to_numpy(), expected.to_numpy())
+    assert expected.sel({n.FRONT: "a"}).isel(chain=0, draw=0).to_numpy()[0] == pytest.approx(1.0)

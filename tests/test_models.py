@@ -20,7 +20,7 @@ from forecast.data.shapes import pulse
 from forecast.fits import FitProvenance, load_fit, posterior, save_fit
 from forecast.jobs.data import DataRequest, load_data
 from forecast.models.design import ModelOptions, build_design
-from forecast.models.escalation import build_escalation_model, pulse_shapes
+from forecast.models.escalation import build_escalation_model, pulse_elapsed, pulse_shapes
 from forecast.models.model import EscalationModel
 from forecast.models.posterior import draw_level, sample_positions
 from forecast.models.summary import summarise
@@ -158,7 +158,7 @@ def _dataset(point: dict[str, np.ndarray]):
 def test_pulse_shapes_match_the_numpy_definition(shipped_model):
     design = shipped_model.design
     half_life = np.linspace(2.0, 20.0, len(design.pulse_index))
-    got = pulse_shapes(design, half_life).eval()
+    got = pulse_shapes(pulse_elapsed(design), half_life).eval()
     days = np.arange(len(design.days))
     for row, j in enumerate(design.pulse_index):
         np.testing.assert_allclose(got[row], pulse(days, design.intervention_start_day[j], half_life[row]))

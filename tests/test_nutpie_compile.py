@@ -9,7 +9,7 @@ import pymc as pm
 import pytest
 
 from forecast.models.numba_digamma import register_cacheable_digamma
-from forecast.models.nutpie_compile import compile_nutpie_model
+from forecast.models.nutpie_compile import CompiledModels, compile_nutpie_model
 
 nutpie = pytest.importorskip("nutpie")
 
@@ -77,3 +77,52 @@ def test_draws_are_identical_to_nutpie_for_the_same_seed():
     theirs = nutpie.sample(nutpie.compile_pymc_model(_count_model(counts), var_names=["level", "rate"]), **settings)
     for name in ("level", "rate"):
         np.testing.assert_array_equal(ours.posterior[name].to_numpy(), theirs.posterior[name].to_numpy())
+
+
+def _data_model(counts: np.ndarray, fronts: tuple[str, ...] = ("a", "b")) -> pm.Model:
+    """The count model with its counts and their fronts as shared variables (any length)."""
+    import pytensor
+
+    index = np.arange(len(counts)) % len(fronts)
+    with pm.Model(coords={"front": list(fronts)}) as model:
+        y = pytensor.shared(counts.astype(float), name="design_y")
+        rows = pytensor.shared(index, name="design_rows")
+        level = pm.Normal("level", 1.0, 1.0)
+        offset = pm.Normal("offset", 0.0, 1.0, dims="front")
+        dispersion = pm.Gamma("dispersion", 2.0, 0.5)
+        rate = pm.Deterministic("rate", pm.math.exp(level + 0.5 * offset), dims="front")
+        pm.Potential("loglik", pm.logp(pm.NegativeBinomial.dist(mu=rate[rows], alpha=dispersion), y).sum())
+    return model
+
+
+def test_a_kept_compiled_model_is_reused_for_new_data_and_samples_identically():
+    cache = CompiledModels()
+    first, reused = cache.compile(_data_model(np.array([1, 3, 0, 7, 2])), ["level", "rate"])
+    assert not reused
+    longer = np.array([4, 0, 2, 2, 5, 9, 1, 0])
+    again, reused = cache.compile(_data_model(longer), ["level", "rate"])
+    assert reused and (cache.hits, cache.misses) == (1, 1)
+    fresh = compile_nutpie_model(_data_model(longer), var_names=["level", "rate"])
+    for point in np.random.default_rng(1).normal(size=(3, 4)):
+        logp, gradient = _logp_and_gradient(again, point)
+        assert logp == _logp_and_gradient(fresh, point)[0]
+        np.testing.assert_array_equal(gradient, _logp_and_gradient(fresh, point)[1])
+        assert logp != pytest.approx(_logp_and_gradient(first, point)[0], rel=1e-6)
+    settings = {"draws": 30, "tune": 30, "chains": 2, "seed": 3, "progress_bar": False}
+    ours, theirs = nutpie.sample(again, **settings), nutpie.sample(fresh, **settings)
+    np.testing.assert_array_equal(ours.posterior["rate"].to_numpy(), theirs.posterior["rate"].to_numpy())
+
+
+def test_a_model_of_another_structure_or_labels_is_not_handed_a_kept_one():
+    cache = CompiledModels()
+    cache.compile(_data_model(np.array([1, 3, 0, 7, 2])), ["level", "rate"])
+    # three fronts: other shapes, so compiled anew
+    _, reused = cache.compile(_data_model(np.array([1, 3, 0, 7, 2]), ("a", "b", "c")), ["level", "rate"])
+    assert not reused
+    # other stored variables: compiled anew
+    _, reused = cache.compile(_data_model(np.array([1, 3, 0, 7, 2])), ["level"])
+    assert not reused
+    # same structure, other front names: reused, with the new model's labels
+    compiled, reused = cache.compile(_data_model(np.array([2, 2, 1]), ("x", "y")), ["level", "rate"])
+    assert reused and list(compiled.coords["front"]) == ["x", "y"]
+    assert len(cache) == 3

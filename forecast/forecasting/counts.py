@@ -10,7 +10,8 @@ its last regime (all :math:`K` changepoints fall inside the data), so
     \qquad y^{(s)}_{f,d} \sim \operatorname{NegBin}(\lambda^{(s)}_{f,d}, \alpha^{(s)}_f).
 
 Intervention terms are carried forward exactly: a pulse keeps decaying with its own
-half-life, a window ends on its end date, a step holds.  A *scenario* adds hypothetical
+half-life, a window ends on its end date, a step holds.  Placeholder interventions (starting
+after the data, kept only to fix a backtest model's structure) are left out.  A *scenario* adds hypothetical
 interventions whose effects are drawn per draw from the posterior population of their kind,
 :math:`e \sim N(m_{\mathrm{kind}}, \sigma_e)`, with half-lives from
 :math:`\log h \sim N(\mu_h, \sigma_h)`.  With self-excitation the forecast is simulated day by
@@ -123,6 +124,8 @@ def _known_interventions(design: Design, posterior: xr.Dataset, draws: Draws, da
     shapes = np.zeros(effect.shape[:2] + (len(design.interventions), len(day_index)))
     half_life = draws("half_life", PULSE) if len(design.pulse_index) else None
     for j, row in design.interventions.iterrows():
+        if not design.intervention_known[j]:
+            continue  # a placeholder: unknown at the end of the data, so no part of the forecast
         start_day = float(design.intervention_start_day[j])
         if row[n.SHAPE] == n.SHAPE_PULSE:
             pulse_row = int(np.flatnonzero(design.pulse_index == j)[0])

@@ -7,9 +7,12 @@ what happened.
 No leakage
     The training panel is built from the events with ``as_of = o`` (rows after the origin
     and windows ending after it are dropped) and only interventions that started on or
-    before ``o`` are given to the model; later ones are unknown at the origin.  Scenarios
-    are not used.  Thresholds of the exceedance indicator are computed from the training
-    panel too.
+    before ``o`` act in the model; later ones are unknown at the origin.  Those up to the
+    backtest's last origin are kept as placeholders whose shapes are zero over the training
+    data (their effects stay at the prior and are left out of the forecast): that gives every
+    origin with the same fronts one model structure, so each worker compiles the NUTS
+    sampler once per structure and refits it on each origin's data.  Scenarios are not
+    used.  Thresholds of the exceedance indicator are computed from the training panel too.
 
 What is scored
     * Fronts counted per grid period: each period :math:`h = 1..H` after the origin (days on
@@ -75,6 +78,7 @@ from forecast.jobs.executors import Executor, SerialExecutor
 from forecast.models.design import ModelOptions
 from forecast.models.fast import DEFAULT_FAST_METHOD, fit_fast
 from forecast.models.model import EscalationModel, SamplerSettings
+from forecast.models.nutpie_compile import CompiledModels
 from forecast.priors import load_priors
 
 log = logging.getLogger(__name__)
@@ -159,13 +163,18 @@ class BacktestRequest:
 
 @dataclass(frozen=True)
 class OriginTask:
-    """One origin of a backtest, as sent to a worker."""
+    """One origin of a backtest, as sent to a worker.
+
+    ``last_origin`` is the backtest's last origin: interventions that start after ``origin``
+    but not after it enter the model as placeholders (see :func:`_model_predictive`).
+    """
 
     request: BacktestRequest
     origin: pd.Timestamp
     index: int
     n_origins: int
     seed: int
+    last_origin: pd.Timestamp | None = None
 
 
 @dataclass
@@ -335,11 +344,22 @@ def _target(front: str, kind: str, step: int, start: pd.Timestamp, end: pd.Times
 # --------------------------------------------------------------------------------------------
 
 
+#: Compiled NUTS samplers kept by this worker process, reused across its origins.
+COMPILED_MODELS = CompiledModels(max_entries=3)
+
+
 def _fit_nuts(model: EscalationModel, task: OriginTask) -> tuple[xr.Dataset, dict[str, object]]:
     settings = replace(task.request.settings, random_seed=task.seed, progressbar=False)
     result = model.fit(settings)
     diagnostics = check_convergence(result.idata)
-    return posterior_of(result.idata), {"inference": settings.to_dict(), "diagnostics": diagnostics.headline()}
+    timings = {key: round(value, 2) for key, value in result.timings.items()}
+    reused = bool(result.idata.posterior.attrs.get("compiled_model_reused", 0))
+    return posterior_of(result.idata), {
+        "inference": settings.to_dict(),
+        "diagnostics": diagnostics.headline(),
+        "timings_s": timings,
+        "compiled_model_reused": reused,
+    }
 
 
 def _fit_fast(model: EscalationModel, task: OriginTask) -> tuple[xr.Dataset, dict[str, object]]:
@@ -378,11 +398,19 @@ def _model_predictive(
     panel = restrict_panel(train, fronts)
     path = request.data.interventions_file()
     table = read_interventions_csv(path) if path is not None else None
+    # Interventions after the origin (up to the last origin) are placeholders: zero over the
+    # training data, so their effects stay at the prior, and left out of the forecast.  They
+    # give every origin with the same fronts one model structure, so a worker compiles the
+    # NUTS sampler once per structure and refits it on each origin's data.
+    until = max(task.origin, task.last_origin or task.origin)
     model = EscalationModel(
         panel,
-        interventions_known_at(table, task.origin, fronts),
+        interventions_known_at(table, until, fronts),
         priors=load_priors(request.priors),
         options=options,
+        shared_data=request.inference == "nuts" and request.settings.sampler == "nutpie",
+        compiled_models=COMPILED_MODELS,
+        placeholders_until=until,
     )
     start = time.perf_counter()
     posterior, info = FITTERS[request.inference](model, task)
@@ -616,7 +644,7 @@ def plan_backtest(request: BacktestRequest) -> list[OriginTask]:
     _, truth = load_truth(request)
     origins = choose_origins(request, truth)
     return [
-        OriginTask(request, origin, i, len(origins), task_seed(request.settings.random_seed, i))
+        OriginTask(request, origin, i, len(origins), task_seed(request.settings.random_seed, i), origins[-1])
         for i, origin in enumerate(origins)
     ]
 

@@ -83,17 +83,35 @@ def cumulative_loglik(loglik: pt.TensorVariable) -> pt.TensorVariable:
     return inclusive - loglik
 
 
-def forward_terms(cumulative: pt.TensorVariable, valid: np.ndarray, n_changepoints: int) -> list[pt.TensorVariable]:
+def _length(valid: np.ndarray | pt.TensorVariable, length: int | None) -> int:
+    """Number of positions, from a numpy ``valid`` or given (a tensor's length is not known)."""
+    if length is not None:
+        return int(length)
+    if isinstance(valid, np.ndarray):
+        return int(valid.shape[-1])
+    raise ValueError("give the number of positions (length=) when valid is a tensor")
+
+
+def forward_terms(
+    cumulative: pt.TensorVariable,
+    valid: np.ndarray | pt.TensorVariable,
+    n_changepoints: int,
+    length: int | None = None,
+) -> list[pt.TensorVariable]:
     """The forward terms :math:`B_1..B_K`, each ``(front, position)``.
 
     Parameters
     ----------
     cumulative : tensor (regime, front, position)
         Exclusive cumulative log-likelihoods :math:`C_r[s]`.
-    valid : bool array (front, position)
+    valid : bool array or tensor (front, position)
         Positions where a changepoint may fall (``1 <= s <= N_f - 1``).
+    length : int, optional
+        Number of positions; needed when ``valid`` is a tensor.  Only the number of doubling
+        steps of the prefix scans (``ceil(log2(length))``, for K > 1) depends on it, so a graph
+        built for one length is exact for any length up to the next power of two.
     """
-    length = int(valid.shape[-1])
+    length = _length(valid, length)
     mask = pt.as_tensor(valid)
     terms = []
     carried = None
@@ -108,10 +126,14 @@ def forward_terms(cumulative: pt.TensorVariable, valid: np.ndarray, n_changepoin
 
 
 def backward_terms(
-    cumulative: pt.TensorVariable, total: pt.TensorVariable, valid: np.ndarray, n_changepoints: int
+    cumulative: pt.TensorVariable,
+    total: pt.TensorVariable,
+    valid: np.ndarray | pt.TensorVariable,
+    n_changepoints: int,
+    length: int | None = None,
 ) -> list[pt.TensorVariable]:
     """The backward terms :math:`R_1..R_K`, each ``(front, position)``; ``total`` is :math:`C_K[N]`."""
-    length = int(valid.shape[-1])
+    length = _length(valid, length)
     mask = pt.as_tensor(valid)
     terms: list[pt.TensorVariable] = [pt.zeros_like(cumulative[0]) + total[:, None]]
     for k in range(n_changepoints - 1, 0, -1):
@@ -123,9 +145,10 @@ def backward_terms(
 
 def marginal_loglik(
     loglik: pt.TensorVariable,
-    valid: np.ndarray,
+    valid: np.ndarray | pt.TensorVariable,
     n_changepoints: int,
-    log_n_configurations: np.ndarray,
+    log_n_configurations: np.ndarray | pt.TensorVariable,
+    length: int | None = None,
 ) -> tuple[pt.TensorVariable, list[pt.TensorVariable]]:
     """Log-likelihood per front with the changepoint positions summed out.
 
@@ -134,11 +157,13 @@ def marginal_loglik(
     loglik : tensor (regime, front, position)
         Observation log-likelihoods under each of the ``K + 1`` regimes; padding positions
         must hold 0.
-    valid : bool array (front, position)
+    valid : bool array or tensor (front, position)
     n_changepoints : int
         K >= 1.
-    log_n_configurations : array (front,)
+    log_n_configurations : array or tensor (front,)
         ``log binom(N_f - 1, K)``, the uniform prior's normaliser.
+    length : int, optional
+        Number of positions; needed when ``valid`` is a tensor (see :func:`forward_terms`).
 
     Returns
     -------
@@ -147,16 +172,21 @@ def marginal_loglik(
     """
     cumulative = cumulative_loglik(loglik)
     total_last = pt.sum(loglik[n_changepoints], axis=-1)
-    forward = forward_terms(cumulative, valid, n_changepoints)
+    forward = forward_terms(cumulative, valid, n_changepoints, length)
     per_front = logsumexp(forward[-1], axis=-1) + total_last - log_n_configurations
     return per_front, forward
 
 
-def changepoint_posterior(loglik: pt.TensorVariable, valid: np.ndarray, n_changepoints: int) -> pt.TensorVariable:
+def changepoint_posterior(
+    loglik: pt.TensorVariable,
+    valid: np.ndarray | pt.TensorVariable,
+    n_changepoints: int,
+    length: int | None = None,
+) -> pt.TensorVariable:
     """``p(tau_k = s | y, theta)`` as a tensor (changepoint, front, position)."""
     cumulative = cumulative_loglik(loglik)
     total_last = pt.sum(loglik[n_changepoints], axis=-1)
-    forward = forward_terms(cumulative, valid, n_changepoints)
-    backward = backward_terms(cumulative, total_last, valid, n_changepoints)
+    forward = forward_terms(cumulative, valid, n_changepoints, length)
+    backward = backward_terms(cumulative, total_last, valid, n_changepoints, length)
     joint = pt.stack([f + b for f, b in zip(forward, backward, strict=True)])
     return pt.exp(joint - logsumexp(joint, axis=-1, keepdims=True))

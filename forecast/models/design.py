@@ -117,6 +117,7 @@ class Design:
     intervention_start_day: np.ndarray  # (intervention,) day index (may be negative)
     fixed_shapes_day: np.ndarray  # (intervention, day) window and step shapes; pulses left 0
     applies: np.ndarray  # (intervention, front) bool
+    intervention_known: np.ndarray  # (intervention,) False for placeholders (start after the panel's last day)
     pair_front: np.ndarray  # (pair,) front of each (front, intervention) pair
     pair_intervention: np.ndarray  # (pair,) intervention of each pair
     season_index: np.ndarray | None  # (period,) season of each period, or None
@@ -137,11 +138,22 @@ class Design:
         return self.interventions[n.LABEL].tolist()
 
 
-def build_design(panel: Panel, interventions: InterventionTable | None, options: ModelOptions) -> Design:
+def build_design(
+    panel: Panel,
+    interventions: InterventionTable | None,
+    options: ModelOptions,
+    *,
+    placeholders_until: pd.Timestamp | None = None,
+) -> Design:
     """Compute the model's numeric inputs.
 
     Interventions that start after the panel's last day are left out: they cannot be known at
-    ``as_of`` and the data carry no information about them.
+    ``as_of`` and the data carry no information about them.  With ``placeholders_until``, those
+    starting up to that date are kept as *placeholders* instead: their shapes are zero on every
+    day of the data, so their effects and half-lives stay at their priors (in the non-centred
+    form nothing else learns from them), and ``intervention_known`` marks them so that
+    forecasts leave them out.  The backtest uses this so that the models of successive origins
+    have one structure and share one compiled sampler.
 
     Raises
     ------
@@ -195,8 +207,10 @@ def build_design(panel: Panel, interventions: InterventionTable | None, options:
         day_to_period[period_of_day, np.arange(len(days))] = 1.0
         day_to_period /= day_to_period.sum(axis=1, keepdims=True)
 
-    table = _interventions_in_span(interventions, panel) if options.interventions else None
+    until = panel.end if placeholders_until is None else max(panel.end, pd.Timestamp(placeholders_until))
+    table = _interventions_in_span(interventions, panel, until) if options.interventions else None
     design_interventions = _intervention_arrays(table, fronts, days, panel.start)
+    design_interventions["intervention_known"] = design_interventions["intervention_start_day"] <= len(days) - 1
     season_index, season_labels = _seasons(panel) if options.seasonality else (None, ())
     excitation = _excitation(panel, options.excitation_half_life)
 
@@ -228,11 +242,13 @@ def build_design(panel: Panel, interventions: InterventionTable | None, options:
     )
 
 
-def _interventions_in_span(interventions: InterventionTable | None, panel: Panel) -> pd.DataFrame | None:
+def _interventions_in_span(
+    interventions: InterventionTable | None, panel: Panel, until: pd.Timestamp
+) -> pd.DataFrame | None:
     if interventions is None or len(interventions) == 0:
         return None
     interventions.check_fronts(panel.fronts)
-    frame = interventions.before(panel.end).frame
+    frame = interventions.before(until).frame
     if frame.empty:
         return None
     return frame.reset_index(drop=True)

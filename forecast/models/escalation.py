@@ -32,8 +32,10 @@ from collections.abc import Mapping
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 from pymc_extras.prior import Prior
+from scipy.special import gammaln
 
 from forecast import names as n
 from forecast.models.changepoints import LOG_ZERO, changepoint_posterior, logaddexp, logsumexp, marginal_loglik
@@ -49,6 +51,80 @@ PULSE = "pulse"
 
 # Variables that are recomputed after sampling rather than stored draw by draw.
 POST_HOC_VARIABLES = ("base_log_mean", "regime_loglik", "changepoint_probability", "changepoint_forward")
+
+
+class DesignData:
+    """The design's data arrays as the graph reads them: constants, or named shared variables.
+
+    By default the data are constants of the graph, so PyTensor's cache key for the compiled
+    graph covers the data and a refit on the same data loads the compiled sampler from disk
+    (:mod:`forecast.models.nutpie_compile`).
+
+    With ``shared=True`` they enter as PyTensor shared variables of unfixed shape, so that the
+    graph depends only on the model's structure (fronts, changepoints, interventions, options):
+    a model compiled once is refitted on other data of the same structure, of any length, by
+    swapping the shared values (:class:`forecast.models.nutpie_compile.CompiledModels`).  The
+    backtest does this across its origins.  PyTensor's key for such a graph is not stable
+    between processes, so the disk cache does not help there: the reuse is within a process.
+    """
+
+    PREFIX = "design_"
+
+    def __init__(self, design: Design, *, shared: bool = False) -> None:
+        self.design = design
+        self.shared = shared
+        self._variables: dict[str, object] = {}
+
+    def __getitem__(self, name: str) -> pt.TensorVariable | np.ndarray:
+        if name not in self._variables:
+            value = np.ascontiguousarray(_design_array(self.design, name))
+            self._variables[name] = pytensor.shared(value, name=self.PREFIX + name) if self.shared else value
+        return self._variables[name]  # type: ignore[return-value]
+
+
+def _design_array(design: Design, name: str) -> np.ndarray:
+    """The numeric array behind :class:`DesignData` ``name``."""
+    censored = np.flatnonzero(design.censored & (design.y > 0))
+    below = np.arange(int(design.y[censored].max()) if len(censored) else 0, dtype=float)
+    arrays = {
+        "y": lambda: design.y.astype(float),
+        "log_y_factorial": lambda: gammaln(design.y + 1.0),
+        "obs_front": lambda: design.obs_front,
+        "obs_order": lambda: _obs_order(design),
+        "censored_pick": lambda: _censored_pick(design.n_obs, censored),
+        "period_rows": lambda: design.obs_front[design.period_obs],
+        "period_index": lambda: design.period_index,
+        "log_period_exposure": lambda: np.log(design.period_exposure),
+        "window_rows": lambda: design.obs_front[design.window_obs],
+        "window_weights": lambda: design.window_weights,
+        "excitation": lambda: design.excitation,
+        "season_index": lambda: design.season_index,
+        "fixed_shapes_day": lambda: design.fixed_shapes_day,
+        "pulse_elapsed": lambda: pulse_elapsed(design),
+        "day_to_period": lambda: design.day_to_period,
+        "censored_obs": lambda: censored,
+        "censored_below": lambda: below,
+        "censored_inside": lambda: below[None, :] < design.y[censored][:, None],
+        "position": lambda: design.position,
+        "position_mask": lambda: design.position_mask,
+        "changepoint_valid": lambda: design.changepoint_valid,
+        "log_n_configurations": lambda: design.log_n_configurations,
+    }
+    return arrays[name]()
+
+
+def _obs_order(design: Design) -> np.ndarray:
+    """Where each observation sits in ``concatenate([period observations, window observations])``."""
+    order = np.empty(design.n_obs, dtype=np.int64)
+    order[np.concatenate([design.period_obs, design.window_obs])] = np.arange(design.n_obs)
+    return order
+
+
+def _censored_pick(n_obs: int, censored: np.ndarray) -> np.ndarray:
+    """Index into ``concatenate([exact, censored])`` giving each observation its log-likelihood."""
+    pick = np.arange(n_obs)
+    pick[censored] = n_obs + np.arange(len(censored))
+    return pick
 
 
 def coords_of(design: Design) -> dict[str, list]:
@@ -77,7 +153,7 @@ def coords_of(design: Design) -> dict[str, list]:
     return coords
 
 
-def build_escalation_model(design: Design, priors: Mapping[str, Prior]) -> pm.Model:
+def build_escalation_model(design: Design, priors: Mapping[str, Prior], *, shared_data: bool = False) -> pm.Model:
     """Build the PyMC model; nothing is sampled here.
 
     Parameters
@@ -86,18 +162,22 @@ def build_escalation_model(design: Design, priors: Mapping[str, Prior]) -> pm.Mo
         From :func:`forecast.models.design.build_design`.
     priors : mapping of name to ``pymc_extras.prior.Prior``
         See ``priors/default.yaml``.
+    shared_data : bool
+        Data as shared variables rather than constants (see :class:`DesignData`).
     """
     k = design.options.changepoints
+    data = DesignData(design, shared=shared_data)
     with pm.Model(coords=coords_of(design)) as model:
-        loglik = regime_loglik(design, priors)
+        loglik = regime_loglik(design, priors, data)
         if k:
-            valid = design.changepoint_valid
-            padded = pt.switch(design.position_mask[None], loglik[:, design.position], 0.0)
-            per_front, forward = marginal_loglik(padded, valid, k, design.log_n_configurations)
+            valid = data["changepoint_valid"]
+            length = design.changepoint_valid.shape[-1]
+            padded = pt.switch(data["position_mask"][None], loglik[:, data["position"]], 0.0)
+            per_front, forward = marginal_loglik(padded, valid, k, data["log_n_configurations"], length=length)
             pm.Potential("marginal_loglik", per_front.sum())
             pm.Deterministic(
                 "changepoint_probability",
-                changepoint_posterior(padded, valid, k),
+                changepoint_posterior(padded, valid, k, length=length),
                 dims=(n.CHANGEPOINT, n.FRONT, POSITION),
             )
             pm.Deterministic("changepoint_forward", pt.stack(forward), dims=(n.CHANGEPOINT, n.FRONT, POSITION))
@@ -106,41 +186,43 @@ def build_escalation_model(design: Design, priors: Mapping[str, Prior]) -> pm.Mo
     return model
 
 
-def regime_loglik(design: Design, priors: Mapping[str, Prior]) -> pt.TensorVariable:
+def regime_loglik(design: Design, priors: Mapping[str, Prior], data: DesignData | None = None) -> pt.TensorVariable:
     """Create every parameter except the changepoint positions; return ``(regime, obs)`` log-likelihoods.
 
     Must be called inside a model context with :func:`coords_of` coordinates.  Shared by the
     marginalised model and the discrete-changepoint variant used for comparison.
     """
+    data = data or DesignData(design)
     options = design.options
     k = options.changepoints
     baseline = priors["baseline"].create_variable("baseline")
-    log_rate = pt.zeros((len(design.fronts), len(design.periods))) + baseline[:, None]
+    log_rate = pt.zeros_like(data["excitation"]) + baseline[:, None]  # (front, period)
     if len(design.interventions):
-        log_rate = log_rate + _intervention_term(design, priors)
+        log_rate = log_rate + _intervention_term(design, priors, data)
     if design.season_index is not None:
         seasonality = priors["seasonality"].create_variable("seasonality")
-        log_rate = log_rate + seasonality[design.season_index][None, :]
+        log_rate = log_rate + seasonality[data["season_index"]][None, :]
     if options.self_excitation:
         excitation = priors["self_excitation"].create_variable("self_excitation")
-        log_rate = log_rate + excitation * design.excitation
+        log_rate = log_rate + excitation * data["excitation"]
 
-    base_log_mean = pm.Deterministic("base_log_mean", _observation_log_mean(design, log_rate), dims=OBS)
+    base_log_mean = pm.Deterministic("base_log_mean", _observation_log_mean(design, data, log_rate), dims=OBS)
+    obs_front = data["obs_front"]
     if k:
         jump = priors["jump"].create_variable("jump")
         regime_offset = pt.concatenate([pt.zeros((len(design.fronts), 1)), pt.cumsum(jump, axis=1)], axis=1)
-        regime_log_mean = base_log_mean[None, :] + regime_offset[design.obs_front].T
+        regime_log_mean = base_log_mean[None, :] + regime_offset[obs_front].T
     else:
         regime_log_mean = base_log_mean[None, :]
     dispersion = None
     if options.likelihood == "negative_binomial":
-        dispersion = priors["dispersion"].create_variable("dispersion")[design.obs_front]
+        dispersion = priors["dispersion"].create_variable("dispersion")[obs_front]
     return pm.Deterministic(
-        "regime_loglik", observation_loglik(design, regime_log_mean, dispersion), dims=(REGIME, OBS)
+        "regime_loglik", observation_loglik(design, data, regime_log_mean, dispersion), dims=(REGIME, OBS)
     )
 
 
-def _intervention_term(design: Design, priors: Mapping[str, Prior]) -> pt.TensorVariable:
+def _intervention_term(design: Design, priors: Mapping[str, Prior], data: DesignData) -> pt.TensorVariable:
     """``(front, period)`` log rate contribution of the interventions."""
     effect_mean = priors["effect_mean"].create_variable("effect_mean")
     effect_sd = priors["effect_sd"].create_variable("effect_sd")
@@ -151,41 +233,51 @@ def _intervention_term(design: Design, priors: Mapping[str, Prior]) -> pt.Tensor
     effect = pt.set_subtensor(effect[design.pair_front, design.pair_intervention], pair_effect)
     effect = pm.Deterministic("effect", effect, dims=(n.FRONT, n.INTERVENTION))
 
-    shapes = pt.as_tensor(design.fixed_shapes_day)
+    shapes = data["fixed_shapes_day"]
     if len(design.pulse_index):
         log_mean = priors["half_life_log_mean"].create_variable("half_life_log_mean")
         log_sd = priors["half_life_log_sd"].create_variable("half_life_log_sd")
         raw = pm.Normal("half_life_raw", 0.0, 1.0, dims=PULSE)
         half_life = pm.Deterministic("half_life", pt.exp(log_mean + log_sd * raw), dims=PULSE)
-        shapes = pt.set_subtensor(shapes[design.pulse_index], pulse_shapes(design, half_life))
+        # Rows gathered rather than set in place: an in-place set of one row into a tensor of
+        # unfixed shape fails PyTensor's runtime broadcasting check.
+        order = np.arange(len(design.interventions))
+        order[design.pulse_index] = len(design.interventions) + np.arange(len(design.pulse_index))
+        shapes = pt.concatenate([shapes, pulse_shapes(data["pulse_elapsed"], half_life)], axis=0)[order]
     if design.day_to_period is not None:
-        shapes = pt.dot(shapes, design.day_to_period.T)
+        shapes = pt.dot(shapes, data["day_to_period"].T)
     return pt.dot(effect, shapes)
 
 
-def pulse_shapes(design: Design, half_life: pt.TensorVariable) -> pt.TensorVariable:
-    """``(pulse, day)`` decaying pulses: 1 on the start day, halving every ``half_life`` days."""
-    elapsed = np.arange(len(design.days))[None, :] - design.intervention_start_day[design.pulse_index][:, None]
-    after = elapsed >= 0
-    return pt.switch(after, pt.exp(-np.log(2.0) * np.maximum(elapsed, 0) / half_life[:, None]), 0.0)
+def pulse_elapsed(design: Design) -> np.ndarray:
+    """``(pulse, day)`` days since each pulse started (negative before it)."""
+    start = design.intervention_start_day[design.pulse_index]
+    return (np.arange(len(design.days))[None, :] - start[:, None]).astype(float)
 
 
-def _observation_log_mean(design: Design, log_rate: pt.TensorVariable) -> pt.TensorVariable:
+def pulse_shapes(elapsed: pt.TensorLike, half_life: pt.TensorVariable) -> pt.TensorVariable:
+    """``(pulse, day)`` decaying pulses: 1 on the start day, halving every ``half_life`` days.
+
+    ``elapsed`` is :func:`pulse_elapsed`.
+    """
+    elapsed = pt.as_tensor(elapsed)
+    after = pt.ge(elapsed, 0.0)
+    return pt.switch(after, pt.exp(-np.log(2.0) * pt.maximum(elapsed, 0.0) / half_life[:, None]), 0.0)
+
+
+def _observation_log_mean(design: Design, data: DesignData, log_rate: pt.TensorVariable) -> pt.TensorVariable:
     """log of the expected count of every observation, before changepoint offsets."""
-    out = pt.zeros(design.n_obs)
+    parts = []
     if len(design.period_obs):
-        rows = design.obs_front[design.period_obs]
-        period_part = np.log(design.period_exposure) + log_rate[rows, design.period_index]
-        out = pt.set_subtensor(out[design.period_obs], period_part)
+        parts.append(data["log_period_exposure"] + log_rate[data["period_rows"], data["period_index"]])
     if len(design.window_obs):
-        rows = design.obs_front[design.window_obs]
-        window_part = pt.log(pt.sum(design.window_weights * pt.exp(log_rate[rows]), axis=1))
-        out = pt.set_subtensor(out[design.window_obs], window_part)
-    return out
+        parts.append(pt.log(pt.sum(data["window_weights"] * pt.exp(log_rate[data["window_rows"]]), axis=1)))
+    # Period and window parts are gathered back into observation order (see _intervention_term).
+    return pt.concatenate(parts)[data["obs_order"]]
 
 
 def observation_loglik(
-    design: Design, log_mean: pt.TensorVariable, dispersion: pt.TensorVariable | None
+    design: Design, data: DesignData, log_mean: pt.TensorVariable, dispersion: pt.TensorVariable | None
 ) -> pt.TensorVariable:
     """``(regime, obs)`` log-likelihood of every observation under every regime.
 
@@ -195,31 +287,41 @@ def observation_loglik(
     ``k < y`` terms: exact, and far cheaper to compile and differentiate than the regularised
     incomplete beta function of the closed-form CDF (lower bounds here are small counts).
     """
-    y = design.y.astype(float)
     alpha = None if dispersion is None else dispersion[None, :]
-    exact = count_logpmf(y, log_mean, alpha)
-    censored = np.flatnonzero(design.censored & (design.y > 0))
-    if len(censored) == 0:
+    exact = count_logpmf(data["y"], log_mean, alpha, log_y_factorial=data["log_y_factorial"])
+    if not np.any(design.censored & (design.y > 0)):
         return exact
-    below = np.arange(int(design.y[censored].max()), dtype=float)  # k = 0 .. max(y) - 1
-    inside = below[None, :] < design.y[censored][:, None]  # (censored, k)
+    censored = data["censored_obs"]
+    below = data["censored_below"]  # k = 0 .. max(y) - 1
     terms = count_logpmf(
         below[None, None, :],
         log_mean[:, censored][:, :, None],
         None if alpha is None else alpha[:, censored][:, :, None],
     )
+    inside = data["censored_inside"]  # (censored, k): k < y
     log_cdf = logsumexp(pt.switch(inside[None], terms, LOG_ZERO), axis=-1)
-    return pt.set_subtensor(exact[:, censored], pt.log1mexp(pt.minimum(log_cdf, 0.0)))
+    log_sf = pt.log1mexp(pt.minimum(log_cdf, 0.0))  # (regime, censored)
+    return pt.concatenate([exact, log_sf], axis=1)[:, data["censored_pick"]]
 
 
-def count_logpmf(y: np.ndarray, log_mean: pt.TensorVariable, alpha: pt.TensorVariable | None) -> pt.TensorVariable:
-    """Negative binomial (or, with ``alpha`` None, Poisson) log-pmf given the log of the mean."""
+def count_logpmf(
+    y: pt.TensorLike,
+    log_mean: pt.TensorVariable,
+    alpha: pt.TensorVariable | None,
+    log_y_factorial: pt.TensorLike | None = None,
+) -> pt.TensorVariable:
+    """Negative binomial (or, with ``alpha`` None, Poisson) log-pmf given the log of the mean.
+
+    ``log_y_factorial`` is ``gammaln(y + 1)`` when it is known in advance.
+    """
+    if log_y_factorial is None:
+        log_y_factorial = pt.gammaln(y + 1.0)
     if alpha is None:
-        return y * log_mean - pt.exp(log_mean) - pt.gammaln(y + 1.0)
+        return y * log_mean - pt.exp(log_mean) - log_y_factorial
     return (
         pt.gammaln(y + alpha)
         - pt.gammaln(alpha)
-        - pt.gammaln(y + 1.0)
+        - log_y_factorial
         + alpha * pt.log(alpha)
         + y * log_mean
         - (y + alpha) * logaddexp(pt.log(alpha), log_mean)

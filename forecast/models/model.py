@@ -14,6 +14,7 @@ from functools import cached_property
 
 import arviz as az
 import numpy as np
+import pandas as pd
 import pymc as pm
 import xarray as xr
 
@@ -23,7 +24,7 @@ from forecast.errors import ForecastError
 from forecast.models.design import Design, ModelOptions, build_design
 from forecast.models.escalation import MODEL_NAME, POST_HOC_VARIABLES, build_escalation_model
 from forecast.models.numba_digamma import register_cacheable_digamma
-from forecast.models.nutpie_compile import compile_nutpie_model
+from forecast.models.nutpie_compile import CompiledModels, compile_nutpie_model
 from forecast.priors import PriorSet, load_priors
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,16 @@ class EscalationModel:
     priors : PriorSet, optional
         Defaults to ``priors/default.yaml``'s values (the code defaults).
     options : ModelOptions, optional
+    shared_data : bool
+        Build the graph with its data as shared variables (see
+        :class:`forecast.models.escalation.DesignData`): the compiled nutpie sampler can then be
+        reused for other data of the same structure through ``compiled_models``, but PyTensor's
+        disk cache no longer helps.  Off by default; the backtest turns it on.
+    compiled_models : CompiledModels, optional
+        Where nutpie fits look for, and keep, a compiled model of the same graph.
+    placeholders_until : Timestamp, optional
+        Keep interventions starting after the data, up to this date, as placeholders
+        (:func:`forecast.models.design.build_design`).
     """
 
     name = MODEL_NAME
@@ -109,15 +120,21 @@ class EscalationModel:
         *,
         priors: PriorSet | None = None,
         options: ModelOptions | None = None,
+        shared_data: bool = False,
+        compiled_models: CompiledModels | None = None,
+        placeholders_until: pd.Timestamp | None = None,
     ) -> None:
         self.panel = panel
         self.interventions = interventions
         self.options = options or ModelOptions()
         self._priors = priors or load_priors()
+        self.shared_data = shared_data
+        self.compiled_models = compiled_models
+        self.placeholders_until = placeholders_until
 
     @cached_property
     def design(self) -> Design:
-        return build_design(self.panel, self.interventions, self.options)
+        return build_design(self.panel, self.interventions, self.options, placeholders_until=self.placeholders_until)
 
     @cached_property
     def priors(self) -> PriorSet:
@@ -130,7 +147,7 @@ class EscalationModel:
 
     def build(self) -> pm.Model:
         """Build the PyMC model (no sampling)."""
-        return build_escalation_model(self.design, self.priors.priors)
+        return build_escalation_model(self.design, self.priors.priors, shared_data=self.shared_data)
 
     def stored_variables(self) -> list[str]:
         """Variables kept draw by draw (the heavy derived ones are recomputed on demand)."""
@@ -191,9 +208,16 @@ class EscalationModel:
         # the key names the cached compiled sampler functions (forecast.models.nutpie_compile).
         register_cacheable_digamma()
         start = time.perf_counter()
-        compiled = compile_nutpie_model(model, var_names=self.stored_variables())
+        if self.compiled_models is None:
+            compiled, reused = compile_nutpie_model(model, var_names=self.stored_variables()), False
+        else:
+            compiled, reused = self.compiled_models.compile(model, self.stored_variables())
         timings["compile_s"] = time.perf_counter() - start
-        log.info("nutpie model compiled in %.1f s", timings["compile_s"])
+        log.info(
+            "nutpie model %s in %.1f s",
+            "reused from an earlier fit of the same graph" if reused else "compiled",
+            timings["compile_s"],
+        )
         start = time.perf_counter()
         idata = nutpie.sample(
             compiled,
@@ -207,7 +231,10 @@ class EscalationModel:
         )
         timings["sample_s"] = time.perf_counter() - start
         idata.posterior.attrs.update(
-            sampling_time=timings["sample_s"], tuning_steps=settings.tune, inference_library="nutpie"
+            sampling_time=timings["sample_s"],
+            tuning_steps=settings.tune,
+            inference_library="nutpie",
+            compiled_model_reused=int(reused),
         )
         return idata
 

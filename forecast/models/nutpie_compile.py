@@ -21,6 +21,7 @@ the result against ``nutpie.compile_pymc_model`` on a small model.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
@@ -137,3 +138,115 @@ def _cached_cfunc(numba, raw: Callable, signature, name: str, graph_key: str | N
         cache_key=key,
     )
     return numba.cfunc(signature, cache=True)(wrapper)
+
+
+class CompiledModels:
+    """Compiled nutpie models kept in this process, reused for models that differ only in data.
+
+    A model built with its data as shared variables (``build_escalation_model(...,
+    shared_data=True)``) has a graph that depends only on its structure.  When a later model's
+    log density and stored variables are the same graph as a kept one's (PyTensor's
+    ``equal_computations``, with value variables and shared variables matched by name) and its
+    free and stored variables have the same shapes (nutpie compiles those shapes in), the
+    kept compiled functions are reused with the new model's data (``with_data``) and its
+    coordinates; otherwise the model is compiled and kept.  Nothing is shared between graphs
+    that differ in any operation or constant, so reuse cannot change a result.
+
+    Parameters
+    ----------
+    max_entries : int
+        Compiled models kept; the least recently used is dropped beyond this.
+    """
+
+    def __init__(self, max_entries: int = 4) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be >= 1")
+        self.max_entries = max_entries
+        self._entries: list[_Entry] = []
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def compile(self, model, var_names: Iterable[str]) -> tuple[object, bool]:
+        """The compiled model for ``model`` and whether a kept one was reused."""
+        from nutpie import compile_pymc as nutpie_pymc
+
+        var_names = list(var_names)
+        graph = _Graph.of(model, var_names)
+        for position, entry in enumerate(self._entries):
+            if entry.graph.matches(graph):
+                self._entries.append(self._entries.pop(position))
+                data = graph.shared_values()
+                compiled = entry.compiled.with_data(**{k: data[k] for k in entry.compiled.shared_data})
+                dims, coords = nutpie_pymc._prepare_dims_and_coords(model, compiled.shape_info)
+                self.hits += 1
+                return dataclasses.replace(compiled, dims=dims, _coords=coords), True
+        compiled = compile_nutpie_model(model, var_names)
+        # Shared variables the compiled functions do not read (dimension lengths, which the
+        # shapes above fix, or data the rewrites made unnecessary) cannot change their result.
+        self._entries.append(_Entry(graph, compiled))
+        del self._entries[: -self.max_entries]
+        self.misses += 1
+        return compiled, False
+
+
+@dataclasses.dataclass
+class _Graph:
+    """The graphs that decide a compiled model: log density and stored variables, by inputs."""
+
+    outputs: list
+    values: dict  # value variable name -> variable
+    shared: dict  # shared variable name -> variable
+    var_names: list[str]
+    shapes: dict  # free (value) and stored variable name -> shape
+
+    @classmethod
+    def of(cls, model, var_names: list[str]) -> _Graph:
+        from nutpie import compile_pymc as nutpie_pymc
+        from pytensor.compile.sharedvalue import SharedVariable
+        from pytensor.graph.traversal import graph_inputs
+
+        stored = [model[name] for name in var_names]
+        outputs = [model.logp(), *model.replace_rvs_by_values(stored)]
+        shared: dict = {}
+        for variable in graph_inputs(outputs):
+            if isinstance(variable, SharedVariable):
+                if variable.name is None or shared.get(variable.name, variable) is not variable:
+                    shared = {}  # unnamed or ambiguous shared variables: never matched
+                    break
+                shared[variable.name] = variable
+        values = {v.name: v for v in model.value_vars}
+        every_shape = nutpie_pymc._compute_shapes(model)
+        shapes = {name: tuple(every_shape[name]) for name in [*values, *var_names]}
+        return cls(outputs, values, shared, var_names, shapes)
+
+    def shared_values(self) -> dict[str, np.ndarray]:
+        return {name: variable.get_value(borrow=True) for name, variable in self.shared.items()}
+
+    def matches(self, other: _Graph) -> bool:
+        from pytensor.graph.basic import equal_computations
+
+        if (
+            self.var_names != other.var_names
+            or self.shapes != other.shapes
+            or list(self.values) != list(other.values)
+            or sorted(self.shared) != sorted(other.shared)
+            or any(self.values[k].type != other.values[k].type for k in self.values)
+            or any(self.shared[k].type.ndim != other.shared[k].type.ndim for k in self.shared)
+        ):
+            return False
+        names = sorted(self.shared)
+        return equal_computations(
+            self.outputs,
+            other.outputs,
+            in_xs=[*self.values.values(), *(self.shared[k] for k in names)],
+            in_ys=[*(other.values[k] for k in self.values), *(other.shared[k] for k in names)],
+        )
+
+
+@dataclasses.dataclass
+class _Entry:
+    graph: _Graph
+    compiled: object

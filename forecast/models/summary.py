@@ -82,6 +82,8 @@ def intervention_summary(model: EscalationModel, posterior: xr.Dataset, prob: fl
     effect = _draws(posterior, "effect")
     half_life = _draws(posterior, "half_life") if len(design.pulse_index) else None
     for j, row in design.interventions.iterrows():
+        if not design.intervention_known[j]:
+            continue  # a placeholder has nothing but its prior to report
         for f in np.flatnonzero(design.applies[j]):
             front = design.fronts[f]
             draws = effect.sel({n.FRONT: front, n.INTERVENTION: row[n.LABEL]}).to_numpy()
@@ -115,7 +117,7 @@ def close_intervention_pairs(model: EscalationModel, posterior: xr.Dataset, prob
     frame = design.interventions
     out = []
     for f, front in enumerate(design.fronts):
-        rows = [j for j in range(len(frame)) if design.applies[j, f]]
+        rows = [j for j in range(len(frame)) if design.applies[j, f] and design.intervention_known[j]]
         for a_pos, a in enumerate(rows):
             for b in rows[a_pos + 1 :]:
                 days = abs((frame[n.DATE].iloc[b] - frame[n.DATE].iloc[a]).days)
