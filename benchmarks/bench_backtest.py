@@ -33,7 +33,7 @@ def run(label: str, args: list[str], out: Path) -> dict[str, object]:
     week = summary.get("first_week") or {}
     timings = [o.get("timings_s") or {} for o in summary["origins"]]
     return {
-        "command": " ".join(command[1:]),
+        "command": " ".join(command[3:]),
         "compiled": sum(
             1 for o in summary["origins"] if "compiled_model_reused" in o and not o["compiled_model_reused"]
         ),

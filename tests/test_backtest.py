@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -217,3 +218,37 @@ def test_committed_benchmark_summaries_have_what_the_job_writes(written, label):
     assert table["crps_skill_vs_no_change"] == committed["skill"]["no_change"]["crps"]
     fits = [origin["fit_s"] for origin in committed["origins"]]
     assert table["origins"] == len(fits) and table["mean_fit_s"] == round(sum(fits) / len(fits), 1)
+
+
+def test_origins_with_the_same_fronts_get_one_model_structure(tmp_path, monkeypatch):
+    """Interventions after an origin are placeholders there, so both origins have one structure."""
+    events = write_events(tmp_path / "e.csv")
+    request = request_for(events, inference="nuts", options=ModelOptions(changepoints=0))
+    tasks = bt.plan_backtest(request)
+    between = tasks[0].origin + pd.Timedelta(days=3)
+    interventions = tmp_path / "i.csv"
+    interventions.write_text(
+        "date,end_date,kind,shape,front,label\n"
+        f"{(tasks[0].origin - pd.Timedelta(days=5)).date()},,strike,pulse,alpha,before\n"
+        f"{between.date()},,strike,pulse,,between\n"
+        f"{(tasks[-1].origin + pd.Timedelta(days=2)).date()},,strike,step,,after the last origin\n"
+    )
+    request = replace(request, data=replace(request.data, interventions=interventions))
+    seen = []
+
+    def record(model, task):
+        design = model.design
+        seen.append((task.origin, design.labels, design.intervention_known.tolist(), model.shared_data))
+        posterior, info = fake_fit(model, task)
+        shape = (1, posterior.sizes["draw"])
+        posterior["effect"] = (("chain", "draw", n.FRONT, n.INTERVENTION), np.zeros((*shape, len(design.fronts), 2)))
+        posterior["half_life"] = (("chain", "draw", "pulse"), np.full((*shape, 2), 5.0))
+        return posterior.assign_coords({n.INTERVENTION: design.labels, "pulse": design.labels}), info
+
+    monkeypatch.setitem(bt.FITTERS, "nuts", record)
+    for task in bt.plan_backtest(request):
+        bt.score_origin(task)
+    (first, labels_1, known_1, shared_1), (second, labels_2, known_2, _) = seen
+    assert labels_1 == labels_2 == ["before", "between"]
+    assert known_1 == [True, False] and known_2 == [True, True]
+    assert shared_1  # nutpie fits of a backtest refit one compiled sampler
