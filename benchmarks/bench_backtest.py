@@ -34,10 +34,8 @@ def run(label: str, args: list[str], out: Path) -> dict[str, object]:
     timings = [o.get("timings_s") or {} for o in summary["origins"]]
     return {
         "command": " ".join(command[3:]),
-        "compiled": sum(
-            1 for o in summary["origins"] if "compiled_model_reused" in o and not o["compiled_model_reused"]
-        ),
-        "reused": sum(1 for o in summary["origins"] if o.get("compiled_model_reused")),
+        "compiled": sum(1 for o in summary["origins"] if o.get("compiled_model_reused") is False),
+        "reused": sum(1 for o in summary["origins"] if o.get("compiled_model_reused") is True),
         "compile_s": round(sum(t.get("compile_s", 0.0) for t in timings), 1),
         "sample_s": round(sum(t.get("sample_s", 0.0) for t in timings), 1),
         "label": label,

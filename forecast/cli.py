@@ -185,6 +185,7 @@ def _fit_options(parser: argparse.ArgumentParser) -> None:
         metavar="DAYS",
         help="half-life of the self-excitation kernel in days (default 7)",
     )
+    model.add_argument("--trend", action="store_true", help="a log-linear trend per front, carried into forecasts")
     model.add_argument("--parameterization", choices=["auto", "centered", "non_centered"], default="auto")
     model.add_argument("--min-regime-days", type=int, default=7, help="days kept before/after changepoints (default 7)")
     sampling = parser.add_argument_group("sampling")
@@ -249,6 +250,7 @@ def _fit_request(args: argparse.Namespace) -> FitRequest:
         seasonality=args.seasonality,
         self_excitation=args.self_excitation,
         excitation_half_life=args.excitation_half_life,
+        trend=args.trend,
         parameterization=args.parameterization,
         min_regime_days=args.min_regime_days,
     )

@@ -70,6 +70,7 @@ EXPECTED_DIMS: dict[str, tuple[str, ...]] = {
     "dispersion": (FRONT,),
     "seasonality": (SEASON_DIM,),
     "self_excitation": (),
+    "trend": (FRONT,),
 }
 
 PRIOR_NAMES: tuple[str, ...] = tuple(EXPECTED_DIMS)
@@ -97,6 +98,13 @@ def _default_priors() -> dict[str, Prior]:
         "dispersion": Prior("Gamma", alpha=2.0, beta=0.5, dims=(FRONT,)),
         "seasonality": Prior("ZeroSumNormal", sigma=0.3, dims=(SEASON_DIM,)),
         "self_excitation": Prior("Normal", mu=0.0, sigma=0.5),
+        "trend": Prior(
+            "Normal",
+            mu=Prior("Normal", mu=0.0, sigma=0.5),
+            sigma=Prior("HalfNormal", sigma=0.5),
+            dims=(FRONT,),
+            centered=False,
+        ),
     }
 
 

@@ -66,7 +66,8 @@ def fake_fit(model, task):
         },
         coords={"chain": [0], "draw": np.arange(draws), n.FRONT: list(model.panel.fronts)},
     )
-    return posterior, {"inference": {"name": "fake"}, "diagnostics": "fake"}
+    info = {"inference": {"name": "fake"}, "diagnostics": "fake", "timings_s": {}, "compiled_model_reused": None}
+    return posterior, info
 
 
 def request_for(events, **kwargs) -> bt.BacktestRequest:

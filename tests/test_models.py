@@ -101,9 +101,49 @@ def test_variants_build_without_changepoints_or_interventions_and_with_extras(sh
         ModelOptions(interventions=False),
         ModelOptions(changepoints=2),
         ModelOptions(seasonality=True, self_excitation=True, likelihood="poisson"),
+        ModelOptions(trend=True),
     ):
         model = EscalationModel(shipped.panel, shipped.interventions, options=options).model
         assert np.isfinite(model.compile_logp()(model.initial_point()))
+
+
+def test_the_trend_is_a_pooled_slope_per_front_on_a_centred_time_axis_of_30_days(shipped):
+    model = EscalationModel(shipped.panel, shipped.interventions, options=ModelOptions(trend=True))
+    assert model.model.named_vars_to_dims["trend"] == (n.FRONT,)
+    assert "trend_offset" in {rv.name for rv in model.model.free_RVs}  # non-centred
+    time = model.design.trend_time
+    days = len(model.design.days)
+    assert time[0] == pytest.approx(-(days - 1) / 2 / 30) and time[-1] == pytest.approx((days - 1) / 2 / 30)
+    np.testing.assert_allclose(np.diff(time), 1 / 30)
+    # a trend of 0.3 per 30 days moves each daily observation's log mean by 0.3 * time[day]
+    pymc_model = model.model
+    (log_mean,) = pymc_model.replace_rvs_by_values([pymc_model["base_log_mean"]])
+    base = pymc_model.compile_fn(log_mean, inputs=pymc_model.value_vars, on_unused_input="ignore")
+    point = model.model.initial_point()
+    point["trend_offset"] = np.zeros(len(model.design.fronts))
+    flat = base({**point, "trend_mu": np.array(0.0)})
+    moved = base({**point, "trend_mu": np.array(0.3)})
+    design = model.design
+    whole = design.period_exposure == 1  # one observed day: the period's middle is that day
+    obs, period = design.period_obs[whole], design.period_index[whole]
+    assert len(obs) > 100
+    np.testing.assert_allclose(moved[obs] - flat[obs], 0.3 * time[period])
+
+
+@pytest.mark.parametrize("changepoints", [1, 2])
+def test_data_as_shared_variables_give_the_same_log_density_as_constants(shipped, changepoints):
+    """The backtest's graph (shared data, fixed scan ceiling) is the same density as the plain one."""
+    options = ModelOptions(changepoints=changepoints, trend=True, self_excitation=True)
+    plain = EscalationModel(shipped.panel, shipped.interventions, options=options).model
+    shared = EscalationModel(shipped.panel, shipped.interventions, options=options, shared_data=True).model
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.traversal import graph_inputs
+
+    inputs = {v.name for v in graph_inputs([shared.logp()]) if isinstance(v, SharedVariable)}
+    assert {"design_y", "design_position", "design_changepoint_valid"} <= inputs
+    assert not any(v.name.startswith("design_") for v in graph_inputs([plain.logp()]) if isinstance(v, SharedVariable))
+    point = plain.initial_point(random_seed=4)
+    assert shared.compile_logp()(point) == pytest.approx(plain.compile_logp()(point), rel=1e-10)
 
 
 def test_too_many_changepoints_for_a_short_front_is_a_clear_error(shipped):

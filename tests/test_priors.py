@@ -53,6 +53,7 @@ def test_prior_names_are_the_documented_ones():
         "dispersion",
         "seasonality",
         "self_excitation",
+        "trend",
     )
     assert set(DEFAULT_PRIORS) == set(PRIOR_NAMES)
 
@@ -88,6 +89,8 @@ def test_wide_file_doubles_every_scale_and_keeps_locations():
     assert wide["baseline"]["kwargs"]["sigma"]["kwargs"] == {"sigma": 3.0}
     assert wide["dispersion"]["kwargs"] == {"alpha": 2.0, "beta": 0.25}
     assert wide["seasonality"]["kwargs"] == {"sigma": 0.6}
+    assert wide["trend"]["kwargs"]["sigma"]["kwargs"] == {"sigma": 1.0}
+    assert wide["trend"]["centered"] is False
     assert wide["half_life_log_mean"]["kwargs"]["mu"] == default["half_life_log_mean"]["kwargs"]["mu"]
     assert load_priors(PRIORS_FOLDER / "wide.yaml").hash() != load_priors().hash()
 

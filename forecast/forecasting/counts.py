@@ -6,9 +6,11 @@ its last regime (all :math:`K` changepoints fall inside the data), so
 .. math::
 
     \log\lambda^{(s)}_{f,d} = \beta^{(s)}_f + \sum_{k} \delta^{(s)}_{f,k}
-        + \sum_j e^{(s)}_{f,j}\, s_j(d) + \gamma^{(s)}_{\mathrm{season}(d)} + g^{(s)} x_{f,d},
+        + \sum_j e^{(s)}_{f,j}\, s_j(d) + \gamma^{(s)}_{\mathrm{season}(d)} + g^{(s)} x_{f,d}
+        + b^{(s)}_f u_d,
     \qquad y^{(s)}_{f,d} \sim \operatorname{NegBin}(\lambda^{(s)}_{f,d}, \alpha^{(s)}_f).
 
+The trend :math:`b_f u_d` continues on the fit's time axis (:func:`forecast.models.design.trend_time`).
 Intervention terms are carried forward exactly: a pulse keeps decaying with its own
 half-life, a window ends on its end date, a step holds.  Placeholder interventions (starting
 after the data, kept only to fix a backtest model's structure) are left out.  A *scenario* adds hypothetical
@@ -30,7 +32,7 @@ import xarray as xr
 from forecast import names as n
 from forecast.data.shapes import shape_values
 from forecast.errors import ForecastError
-from forecast.models.design import Design
+from forecast.models.design import Design, trend_time
 from forecast.models.escalation import PULSE
 from forecast.models.model import EscalationModel
 
@@ -99,6 +101,9 @@ def forecast_counts(
         log_rate = log_rate + _known_interventions(design, posterior, draws, day_index)
     if scenario:
         log_rate = log_rate + _scenario_term(model, posterior, draws, scenario, days, rng)
+    if design.options.trend:
+        time = trend_time(day_index, len(design.days))
+        log_rate = log_rate + draws("trend", n.FRONT)[..., None] * time
     if design.season_index is not None:
         season = days.dayofweek.to_numpy() if model.panel.freq == n.FREQ_DAY else days.month.to_numpy() - 1
         log_rate = log_rate + draws("seasonality", "season")[..., season][:, :, None, :]

@@ -19,7 +19,9 @@ where :math:`s_j` is the intervention's shape (pulse: :math:`2^{-(t_0-t_j)/h_j}`
 :math:`\bar\gamma` is the seasonal effect *averaged over the season cycle* (so that the rate
 is not a weekday or month artefact; with the zero-sum prior it is 0), and :math:`g\,x_f(t_0)`
 is the self-excitation term exactly as the fit used it for the last period (the log1p of the
-decayed counts before it; 0 for fronts seen only through windows).  The *baseline rate* is
+decayed counts before it; 0 for fronts seen only through windows).  With the optional trend,
+:math:`b_f u(t_0)` is added to the log rate and so to :math:`\log R_f` (the baseline is then
+the first regime's level at the data's middle day).  The *baseline rate* is
 the first regime's rate without interventions, :math:`\exp(\beta_f + \bar\gamma)`, so
 
 .. math::
@@ -77,7 +79,7 @@ import xarray as xr
 
 from forecast import names as n
 from forecast.data.shapes import shape_values
-from forecast.models.design import Design
+from forecast.models.design import Design, trend_time
 from forecast.models.escalation import PULSE, SEASON_DIM
 
 SAMPLE = "sample"
@@ -129,6 +131,9 @@ def log_rate_components(design: Design, posterior: xr.Dataset) -> dict[str, np.n
     if design.options.self_excitation:
         gain = draws_of(posterior, "self_excitation")
         log_ratio += gain[:, None] * design.excitation[:, -1][None, :]
+    if design.options.trend:
+        last_day = trend_time(np.array([len(design.days) - 1]), len(design.days))[0]
+        log_ratio += draws_of(posterior, "trend", n.FRONT) * last_day
     return {"baseline": baseline, "log_ratio": log_ratio}
 
 

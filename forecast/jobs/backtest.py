@@ -368,6 +368,8 @@ def _fit_fast(model: EscalationModel, task: OriginTask) -> tuple[xr.Dataset, dic
     return posterior_of(result.idata), {
         "inference": result.settings.to_dict(),
         "diagnostics": "not applicable: approximate inference (no R-hat, ESS or divergences)",
+        "timings_s": {key: round(value, 2) for key, value in result.timings.items()},
+        "compiled_model_reused": None,  # no compiled NUTS sampler
     }
 
 

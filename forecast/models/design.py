@@ -45,6 +45,11 @@ class ModelOptions:
         ``excitation_half_life`` days); fronts observed only through windows get no term.
     excitation_half_life : float
         Half-life in days of the self-excitation kernel (fixed, not estimated).
+    trend : bool
+        Add a log-linear trend per front, ``trend[f] * (day - middle day) / 30``: the log rate
+        drifts by ``trend[f]`` every 30 days, across regimes (a series that declines or grows
+        steadily, such as the Gaza alerts, is not a sequence of flat regimes).  Forecasts
+        carry it forward.
     parameterization : {"auto", "centered", "non_centered"}
         Of the hierarchical baseline and jump priors.
     min_regime_days : int
@@ -59,6 +64,7 @@ class ModelOptions:
     seasonality: bool = False
     self_excitation: bool = False
     excitation_half_life: float = 7.0
+    trend: bool = False
     parameterization: str = "auto"
     min_regime_days: int = 7
 
@@ -123,6 +129,7 @@ class Design:
     season_index: np.ndarray | None  # (period,) season of each period, or None
     season_labels: tuple[str, ...]
     excitation: np.ndarray  # (front, period) log1p of decayed recent counts (0 where unknown)
+    trend_time: np.ndarray  # (period,) (middle day of the period - TREND centre day) / TREND_DAYS
     options: ModelOptions = field(default_factory=ModelOptions)
 
     @property
@@ -213,6 +220,9 @@ def build_design(
     design_interventions["intervention_known"] = design_interventions["intervention_start_day"] <= len(days) - 1
     season_index, season_labels = _seasons(panel) if options.seasonality else (None, ())
     excitation = _excitation(panel, options.excitation_half_life)
+    # Middle day of each period's part inside the data (edge periods may be partial).
+    first_day = np.maximum(((panel.periods - panel.start) / pd.Timedelta(days=1)).to_numpy(), 0.0)
+    period_middle = first_day + (np.asarray(panel.period_days(), dtype=float) - 1.0) / 2.0
 
     return Design(
         fronts=fronts,
@@ -237,6 +247,7 @@ def build_design(
         season_index=season_index,
         season_labels=season_labels,
         excitation=excitation,
+        trend_time=trend_time(period_middle, len(days)),
         options=options,
         **design_interventions,
     )
@@ -304,6 +315,19 @@ def _seasons(panel: Panel) -> tuple[np.ndarray | None, tuple[str, ...]]:
         labels = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
         return panel.periods.month.to_numpy() - 1, labels
     raise ForecastError("seasonality needs a day, week or month grid; a yearly grid has no season")
+
+
+#: Unit of the trend's time axis in days: ``trend`` is the change of the log rate per 30 days.
+TREND_DAYS = 30.0
+
+
+def trend_time(day_index: np.ndarray, n_days: int) -> np.ndarray:
+    """The trend's time axis at ``day_index`` (days since the panel's first day).
+
+    Centred on the middle day of the data, which keeps the trend nearly uncorrelated with the
+    baseline; forecasts use the same centre (``n_days`` is the number of days of the data).
+    """
+    return (np.asarray(day_index, dtype=float) - (n_days - 1) / 2.0) / TREND_DAYS
 
 
 def _excitation(panel: Panel, half_life_days: float) -> np.ndarray:

@@ -6,7 +6,7 @@ Generative model, for front :math:`f`, grid period :math:`t` and observation :ma
 .. math::
 
     \log\lambda_{f,t} &= \beta_f + J_{f,r(i)} + \sum_j e_{f,j}\, s_j(t)
-                        + \gamma_{\mathrm{season}(t)} + g\,x_{f,t} \\
+                        + \gamma_{\mathrm{season}(t)} + g\,x_{f,t} + b_f\,u_t \\
     \mu_i &= \sum_t w_{i,t}\, \lambda_{f_i,t}
             \quad(w_{i,t}\text{: days of observation } i \text{ in period } t) \\
     y_i &\sim \operatorname{NegBin}(\mu_i, \alpha_{f_i})
@@ -20,7 +20,9 @@ Generative model, for front :math:`f`, grid period :math:`t` and observation :ma
              1[t_j \le t \le t'_j]\ (\text{window}),\quad 1[t \ge t_j]\ (\text{step}) \\
     \log h_j &= \mu_h + \sigma_h \zeta_j,\quad \zeta \sim N(0, 1)
 
-:math:`\lambda` is a daily rate; on weekly and coarser grids the intervention shapes are
+Seasonality (:math:`\gamma`), self-excitation (:math:`g\,x`, ``x`` the log of decayed recent
+counts) and the trend (:math:`b_f\,u_t`, ``u`` days from the data's middle day / 30) are
+optional.  :math:`\lambda` is a daily rate; on weekly and coarser grids the intervention shapes are
 averaged over each period's days.  The rate ratio of intervention :math:`j` on front
 :math:`f` at full strength is :math:`\exp(e_{f,j})`.  Changepoint positions are summed out
 exactly (:mod:`forecast.models.changepoints`), so NUTS samples only continuous parameters.
@@ -48,6 +50,9 @@ REGIME = "regime"
 POSITION = "position"
 PAIR = "pair"
 PULSE = "pulse"
+
+#: Positions a graph with shared data handles without changing (see build_escalation_model).
+SHARED_MAX_POSITIONS = 2**16
 
 # Variables that are recomputed after sampling rather than stored draw by draw.
 POST_HOC_VARIABLES = ("base_log_mean", "regime_loglik", "changepoint_probability", "changepoint_forward")
@@ -98,6 +103,7 @@ def _design_array(design: Design, name: str) -> np.ndarray:
         "window_rows": lambda: design.obs_front[design.window_obs],
         "window_weights": lambda: design.window_weights,
         "excitation": lambda: design.excitation,
+        "trend_time": lambda: design.trend_time,
         "season_index": lambda: design.season_index,
         "fixed_shapes_day": lambda: design.fixed_shapes_day,
         "pulse_elapsed": lambda: pulse_elapsed(design),
@@ -172,6 +178,11 @@ def build_escalation_model(design: Design, priors: Mapping[str, Prior], *, share
         if k:
             valid = data["changepoint_valid"]
             length = design.changepoint_valid.shape[-1]
+            if shared_data:
+                # The prefix scans (K > 1) take ceil(log2(length)) doubling steps; steps past the
+                # data's length act on empty slices and change nothing.  A fixed ceiling keeps
+                # the graph of a longer series (a later backtest origin) the same.
+                length = max(length, SHARED_MAX_POSITIONS)
             padded = pt.switch(data["position_mask"][None], loglik[:, data["position"]], 0.0)
             per_front, forward = marginal_loglik(padded, valid, k, data["log_n_configurations"], length=length)
             pm.Potential("marginal_loglik", per_front.sum())
@@ -205,6 +216,9 @@ def regime_loglik(design: Design, priors: Mapping[str, Prior], data: DesignData 
     if options.self_excitation:
         excitation = priors["self_excitation"].create_variable("self_excitation")
         log_rate = log_rate + excitation * data["excitation"]
+    if options.trend:
+        trend = priors["trend"].create_variable("trend")
+        log_rate = log_rate + trend[:, None] * data["trend_time"][None, :]
 
     base_log_mean = pm.Deterministic("base_log_mean", _observation_log_mean(design, data, log_rate), dims=OBS)
     obs_front = data["obs_front"]

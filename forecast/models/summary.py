@@ -169,15 +169,18 @@ def summarise(
     changepoints = changepoint_summary(model, posterior, prob, probabilities=changepoint_probabilities)
     interventions = intervention_summary(model, posterior, prob)
     baseline = _draws(posterior, "baseline")
-    fronts = [
-        {
+    trend = _draws(posterior, "trend") if model.design.options.trend else None
+    fronts = []
+    for front in model.design.fronts:
+        item = {
             "front": front,
             "baseline_daily_rate": interval(np.exp(baseline.sel({n.FRONT: front}).to_numpy()), prob),
             "changepoints": changepoints[front],
             "interventions": interventions[front],
         }
-        for front in model.design.fronts
-    ]
+        if trend is not None:  # the rate ratio over 30 days of the log-linear trend
+            item["trend_rate_ratio_per_30_days"] = interval(np.exp(trend.sel({n.FRONT: front}).to_numpy()), prob)
+        fronts.append(item)
     return {
         "interval_probability": prob,
         "fronts": fronts,
