@@ -253,3 +253,18 @@ def test_origins_with_the_same_fronts_get_one_model_structure(tmp_path, monkeypa
     assert labels_1 == labels_2 == ["before", "between"]
     assert known_1 == [True, False] and known_2 == [True, True]
     assert shared_1  # nutpie fits of a backtest refit one compiled sampler
+
+
+def test_the_headline_starts_by_saying_how_many_fits_failed_their_checks():
+    from forecast.jobs.backtest_page import headline
+
+    week = {"crps_skill_vs_no_change": {"value": 0.2}, "coverage_90": 0.9}
+    week |= {"target_skill_met": True, "target_coverage_met": True}
+    origins = [
+        {"origin": "2024-01-07", "diagnostics": "Sampler diagnostics passed: R-hat max 1.004"},
+        {"origin": "2024-01-14", "diagnostics": "FIT FAILED ITS CHECKS: R-hat 1.3 > 1.01"},
+    ]
+    text, ok = headline({"origins": origins, "first_week": week})
+    assert text.startswith("1 OF 2 FITS FAILED THEIR CONVERGENCE CHECKS") and "targets met" in text and not ok
+    text, ok = headline({"origins": origins[:1], "first_week": week})
+    assert text.startswith("targets met") and ok

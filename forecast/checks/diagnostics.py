@@ -54,6 +54,9 @@ MIN_DRAWS = 4
 # How many ignored (constant) elements a note names before summarising.
 _NAMED_IN_NOTES = 5
 
+#: How the headline of a fit that missed a limit starts.
+FAILED_HEADLINE = "FIT FAILED ITS CHECKS: "
+
 
 #: Bulk and tail ESS required per chain when no absolute limit is given.
 ESS_PER_CHAIN = 100.0
@@ -174,7 +177,7 @@ class Diagnostics:
     def headline(self) -> str:
         """Return one line: ``"FIT FAILED ITS CHECKS: ..."`` or ``"Sampler diagnostics passed: ..."``."""
         if not self.ok:
-            return "FIT FAILED ITS CHECKS: " + "; ".join(self.failures)
+            return FAILED_HEADLINE + "; ".join(self.failures)
         parts = []
         if self.rhat_max is not None:
             parts.append(f"R-hat max {self.rhat_max:.3f}")

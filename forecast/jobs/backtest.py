@@ -784,9 +784,11 @@ def _reliability(exceedance: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_backtest(outcome: BacktestOutcome, out: Path) -> dict[str, Path]:
-    """Write scores.csv, exceedance.csv, reliability.csv, summary.json, the figures and backtest.html."""
-    from forecast.jobs.backtest_page import write_page
+    """Write scores.csv, exceedance.csv, reliability.csv, summary.json, the figures and backtest.html.
 
+    The tables and the summary are written first, so that a failure while drawing the page
+    loses none of the scores.
+    """
     out.mkdir(parents=True, exist_ok=True)
     paths = {
         "scores": out / SCORES_FILE,
@@ -803,6 +805,8 @@ def write_backtest(outcome: BacktestOutcome, out: Path) -> dict[str, Path]:
     exceedance.to_csv(paths["exceedance"], index=False, lineterminator="\n", float_format="%.6g")
     outcome.reliability.to_csv(paths["reliability"], index=False, lineterminator="\n", float_format="%.6g")
     paths["summary"].write_text(json.dumps(outcome.summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    from forecast.jobs.backtest_page import write_page  # matplotlib and jinja2 only here
+
     paths.update(write_page(outcome, out))
     log.info("wrote the backtest to %s", out)
     return paths

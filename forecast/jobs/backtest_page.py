@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import jinja2
 
+from forecast.checks.diagnostics import FAILED_HEADLINE
 from forecast.jobs.backtest import MODEL, PAGE_FILE
 from forecast.plots.backtest import plot_crps_by_horizon, plot_pit_histograms, plot_reliability_diagram
 
@@ -70,18 +71,37 @@ def _fmt(value: object) -> str:
     return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def failed_fits(summary: dict) -> list[str]:
+    """Origins whose NUTS fit failed its convergence checks."""
+    return [
+        str(o["origin"])
+        for o in summary.get("origins", [])
+        if str(o.get("diagnostics", "")).startswith(FAILED_HEADLINE)
+    ]
+
+
 def headline(summary: dict) -> tuple[str, bool]:
-    """One sentence on the one-week targets (CRPS skill >= 10% vs no-change, 90% coverage 0.85-0.95)."""
+    """One sentence on the one-week targets (CRPS skill >= 10% vs no-change, 90% coverage 0.85-0.95).
+
+    When any origin's fit failed its convergence checks, the sentence starts by saying so.
+    """
+    failed = failed_fits(summary)
+    warning = (
+        f"{len(failed)} OF {len(summary['origins'])} FITS FAILED THEIR CONVERGENCE CHECKS (see each origin's "
+        "diagnostics); "
+        if failed
+        else ""
+    )
     week = summary.get("first_week") or {}
     if not week:
-        return "The model was not scored at the one-week horizon.", False
+        return warning + "The model was not scored at the one-week horizon.", False
     value = week["crps_skill_vs_no_change"]["value"]
     met = week["target_skill_met"] and week["target_coverage_met"]
     verdict = "targets met" if met else "TARGETS NOT MET"
     return (
-        f"{verdict}: one-week CRPS skill against no-change {_fmt(value)} (target >= 0.10), "
+        f"{warning}{verdict}: one-week CRPS skill against no-change {_fmt(value)} (target >= 0.10), "
         f"90% interval coverage {_fmt(week['coverage_90'])} (target 0.85-0.95).",
-        met,
+        met and not failed,
     )
 
 
