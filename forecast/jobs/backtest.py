@@ -166,7 +166,8 @@ class OriginTask:
     """One origin of a backtest, as sent to a worker.
 
     ``last_origin`` is the backtest's last origin: interventions that start after ``origin``
-    but not after it enter the model as placeholders (see :func:`_model_predictive`).
+    and on or before ``last_origin`` enter the model as placeholders (see
+    :func:`_model_predictive`).
     """
 
     request: BacktestRequest

@@ -108,8 +108,9 @@ def forward_terms(
         Positions where a changepoint may fall (``1 <= s <= N_f - 1``).
     length : int, optional
         Number of positions; needed when ``valid`` is a tensor.  Only the number of doubling
-        steps of the prefix scans (``ceil(log2(length))``, for K > 1) depends on it, so a graph
-        built for one length is exact for any length up to the next power of two.
+        steps of the prefix scans (``ceil(log2(length))``, for K > 1) depends on it, and steps
+        beyond the data's length act on empty slices, so a graph built for ``length`` is exact
+        for every series of at most that many positions.
     """
     length = _length(valid, length)
     mask = pt.as_tensor(valid)
