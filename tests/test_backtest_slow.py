@@ -66,14 +66,15 @@ def test_dask_gives_the_same_scores_as_local_processes(tmp_path):
     pd.testing.assert_frame_equal(local.exceedance, dask.exceedance)
 
 
-def test_a_reused_compiled_sampler_gives_the_scores_of_a_fresh_compile(tmp_path):
+def test_a_reused_compiled_sampler_gives_the_scores_of_a_fresh_compile(tmp_path, monkeypatch):
     """Serially, later origins refit the first origin's compiled nutpie sampler; one process per
     origin compiles each afresh. The scores must be identical."""
     from forecast.jobs.executors import SerialExecutor
+    from forecast.models.nutpie_compile import CompiledModels
 
     settings = SamplerSettings(sampler="nutpie", draws=100, tune=100, chains=2, progressbar=False)
     request = request_for(simulated_events(tmp_path / "sim.csv"), origins=3, settings=settings)
-    bt.COMPILED_MODELS.__init__(max_entries=bt.COMPILED_MODELS.max_entries)  # start this process empty
+    monkeypatch.setattr(bt, "COMPILED_MODELS", CompiledModels(max_entries=3))  # this process starts empty
     serial = bt.run_backtest(request, SerialExecutor())
     reused = [o["compiled_model_reused"] for o in serial.summary["origins"]]
     # the second origin refits the first's sampler (a later one may change the parameterisation)

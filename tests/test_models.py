@@ -146,6 +146,21 @@ def test_data_as_shared_variables_give_the_same_log_density_as_constants(shipped
     assert shared.compile_logp()(point) == pytest.approx(plain.compile_logp()(point), rel=1e-10)
 
 
+def test_placeholder_interventions_are_left_out_of_the_fit_summary(shipped):
+    # As of 2024-01-31 the strikes of 2 February 2024 are unknown: placeholders at most.
+    early = load_data(DataRequest(as_of=pd.Timestamp("2024-01-31")))
+    options = ModelOptions(changepoints=0)
+    model = EscalationModel(early.panel, early.interventions, options=options, placeholders_until=shipped.panel.end)
+    design = model.design
+    placeholders = set(design.interventions.loc[~design.intervention_known, n.LABEL])
+    assert placeholders and (design.interventions[n.DATE] > pd.Timestamp("2024-01-31")).sum() == len(placeholders)
+    summary = summarise(model, prior_as_posterior(model))
+    reported = {item["label"] for front in summary["fronts"] for item in front["interventions"]}
+    paired = {label for pair in summary["close_interventions"] for label in (pair["first"], pair["second"])}
+    assert reported and not reported & placeholders
+    assert not paired & placeholders
+
+
 def test_too_many_changepoints_for_a_short_front_is_a_clear_error(shipped):
     with pytest.raises(Exception, match="red_sea_shipping"):
         build_design(shipped.panel, shipped.interventions, ModelOptions(changepoints=3))
