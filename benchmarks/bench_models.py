@@ -75,6 +75,18 @@ def _csv(allowed: tuple[str, ...] | None):
     return parse
 
 
+def _int_csv(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma list of integers: {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"a seed is repeated: {text!r}")
+    return seeds
+
+
 def _parse_size(text: str) -> tuple[int, int] | None:
     """``"20x260"`` -> ``(20, 260)`` (fronts, days); None for anything else."""
     parts = text.lower().split("x")
@@ -105,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
     parser.add_argument("--chains", type=int, default=2, help="chains (default 2); cores = min(chains, 2)")
     parser.add_argument("--seed", type=int, default=1, help="sampler seed (default 1)")
+    parser.add_argument(
+        "--seeds",
+        type=_int_csv,
+        help="comma list of sampler seeds: every configuration runs once per seed, and the ratios "
+        "compare medians over seeds (overrides --seed)",
+    )
     parser.add_argument(
         "--data-seed",
         type=int,
@@ -411,13 +429,13 @@ def _elapsed(since: float) -> str:
 
 
 def run_configurations(args: argparse.Namespace, started: float, scratch: Path) -> list[dict[str, object]]:
-    plan = [(size, sampler) for size in args.sizes for sampler in args.samplers]
+    plan = [(size, sampler, seed) for size in args.sizes for seed in args.seeds for sampler in args.samplers]
     runs: list[dict[str, object]] = []
     timed_out: dict[str, int] = {}  # sampler -> fronts*days of the smallest simulated size that timed out
     numpyro_ok = _numpyro_available()
-    for i, (size, sampler) in enumerate(plan, start=1):
-        head = f"[{i}/{len(plan)}] {size:>8} {sampler:<20}"
-        row: dict[str, object] = {"data": size, "sampler": sampler}
+    for i, (size, sampler, seed) in enumerate(plan, start=1):
+        head = f"[{i}/{len(plan)}] {size:>8} {sampler:<20}" + (f" seed {seed}" if len(args.seeds) > 1 else "")
+        row: dict[str, object] = {"data": size, "sampler": sampler, "seed": seed}
         parsed = _parse_size(size)
         if sampler == "numpyro" and not numpyro_ok:
             row["status"] = "not installed"
@@ -432,7 +450,7 @@ def run_configurations(args: argparse.Namespace, started: float, scratch: Path) 
             runs.append(row)
             continue
         print(f"{head} running... (elapsed {_elapsed(started)})", flush=True)
-        name = f"{size}-{sampler}"
+        name = f"{size}-{sampler}" + (f"-seed{seed}" if len(args.seeds) > 1 else "")
         result_file = scratch / f"{name}.json"
         command = [
             sys.executable,
@@ -451,7 +469,7 @@ def run_configurations(args: argparse.Namespace, started: float, scratch: Path) 
             "--chains",
             str(args.chains),
             "--seed",
-            str(args.seed),
+            str(seed),
             "--data-seed",
             str(args.data_seed),
         ]
@@ -518,17 +536,54 @@ def run_cli_fit(args: argparse.Namespace, started: float, scratch: Path) -> dict
     return row
 
 
+def _median(values: list[float]) -> float | None:
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def shipped_ratios(runs: list[dict[str, object]]) -> dict[str, float | None]:
-    """nutpie's min-ESS/s over pymc's and over discrete-metropolis's, on the shipped data."""
-    by_sampler = {row["sampler"]: row for row in runs if row["data"] == "shipped" and row.get("status") == "ok"}
+    """nutpie's min-ESS/s over pymc's and over discrete-metropolis's, on the shipped data.
+
+    With several seeds, each sampler's ESS/s is the median over its seeds that finished, so one
+    lucky or unlucky chain does not decide the ratio (see :func:`seed_ratios` for the spread).
+    """
     out: dict[str, float | None] = {}
     for other in ("pymc", "discrete-metropolis"):
         for per in ("sampling", "total"):
             key = f"ess_per_{per}_s"
-            mine = by_sampler.get("nutpie", {}).get(key)
-            theirs = by_sampler.get(other, {}).get(key)
+            mine = _median(_shipped_values(runs, "nutpie", key))
+            theirs = _median(_shipped_values(runs, other, key))
             out[f"nutpie/{other} per {per} s"] = mine / theirs if mine is not None and theirs else None
     return out
+
+
+def seed_ratios(runs: list[dict[str, object]]) -> dict[str, list[float]]:
+    """Per seed that both finished: nutpie's min-ESS/s over pymc's, on the shipped data."""
+    out: dict[str, list[float]] = {}
+    for per in ("sampling", "total"):
+        key = f"ess_per_{per}_s"
+        mine = _shipped_by_seed(runs, "nutpie", key)
+        theirs = _shipped_by_seed(runs, "pymc", key)
+        out[f"nutpie/pymc per {per} s"] = [mine[seed] / theirs[seed] for seed in sorted(mine) if theirs.get(seed)]
+    return out
+
+
+def _shipped_by_seed(runs: list[dict[str, object]], sampler: str, key: str) -> dict[int, float]:
+    return {
+        int(row["seed"]): float(row[key])  # type: ignore[arg-type]
+        for row in runs
+        if row["data"] == "shipped"
+        and row["sampler"] == sampler
+        and row.get("status") == "ok"
+        and row.get(key) is not None
+    }
+
+
+def _shipped_values(runs: list[dict[str, object]], sampler: str, key: str) -> list[float]:
+    return list(_shipped_by_seed(runs, sampler, key).values())
 
 
 # --------------------------------------------------------------------------------------------
@@ -548,6 +603,7 @@ COLUMNS = (
     "data",
     "obs",
     "sampler",
+    "seed",
     "status",
     "setup s",
     "sampling s",
@@ -576,6 +632,7 @@ def table_rows(runs: list[dict[str, object]]) -> list[list[str]]:
                 str(data),
                 _fmt(run.get("obs"), 0),
                 str(run["sampler"]) + (" (compile from disk cache)" if run.get("compile_cache_hit") else ""),
+                _fmt(run.get("seed"), 0),
                 status,
                 _fmt(run.get("setup_s")),
                 _fmt(run.get("sampling_s")),
@@ -601,7 +658,7 @@ def markdown_report(document: dict[str, object]) -> str:
         "```",
         "",
         f"{settings['chains']} chains x ({settings['tune']} tune + {settings['draws']} draws), "
-        f"seed {settings['seed']}, "
+        f"seed{'s' if len(settings['seeds']) > 1 else ''} {', '.join(str(seed) for seed in settings['seeds'])}, "
         f"simulated panels seed {settings['data_seed']}; machine: {document['machine']['cpus']} CPUs, "
         f"{document['machine']['platform']}, Python {document['machine']['python']}; "
         + ", ".join(f"{k} {v}" for k, v in document["versions"].items() if v),
@@ -619,8 +676,13 @@ def markdown_report(document: dict[str, object]) -> str:
     lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in table_rows(document["runs"])]
     ratios = document.get("ratios") or {}
     if any(value is not None for value in ratios.values()):
-        lines += ["", "Shipped data, min-ESS/s ratios:", ""]
+        several = len(settings["seeds"]) > 1
+        lines += ["", "Shipped data, min-ESS/s ratios" + (" (of the medians over seeds):" if several else ":"), ""]
         lines += [f"- {key}: {_fmt(value, 2)}" for key, value in ratios.items()]
+        for key, values in (document.get("seed_ratios") or {}).items():
+            if several and values:
+                shown = ", ".join(_fmt(value, 2) for value in values)
+                lines.append(f"- {key}, seed by seed: {shown} (median {_fmt(_median(values), 2)})")
     cli = document.get("cli_fit")
     if cli:
         verdict = "PASS" if cli.get("passed") else "FAIL"
@@ -653,6 +715,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("draws", "tune", "chains"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1")
+    if args.seeds is None:
+        args.seeds = [args.seed]
     if args.chains < 2:
         print("note: R-hat needs at least 2 chains; it will be reported as '-'", flush=True)
 
@@ -684,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
             "chains": args.chains,
             "cores": min(args.chains, 2),
             "target_accept": TARGET_ACCEPT,
-            "seed": args.seed,
+            "seeds": args.seeds,
             "data_seed": args.data_seed,
             "timeout_per_run_s": args.timeout_per_run,
             "cold_pytensor_cache": args.cold_pytensor_cache,
@@ -693,6 +757,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": _versions(),
         "runs": runs,
         "ratios": shipped_ratios(runs),
+        "seed_ratios": seed_ratios(runs),
         "cli_fit": cli_fit,
     }
     json_path = args.out / f"{RESULT_NAME}.json"
@@ -707,6 +772,9 @@ def main(argv: list[str] | None = None) -> int:
         print("Shipped-data ratios (nutpie min-ESS/s divided by the other's):")
         for key, value in document["ratios"].items():
             print(f"  {key}: {_fmt(value, 2)}")
+        for key, values in document["seed_ratios"].items():
+            if len(args.seeds) > 1 and values:
+                print(f"  {key}, seed by seed: {', '.join(_fmt(value, 2) for value in values)}")
     print(f"wrote {json_path} and {md_path}")
     return 0
 
