@@ -146,6 +146,33 @@ def test_data_as_shared_variables_give_the_same_log_density_as_constants(shipped
     assert shared.compile_logp()(point) == pytest.approx(plain.compile_logp()(point), rel=1e-10)
 
 
+@pytest.mark.parametrize("changepoints", [0, 1, 2])
+def test_log_density_reshapes_only_to_constant_shapes_as_jax_needs(shipped, changepoints):
+    """NumPyro through PyMC traces the graph with JAX, which cannot reshape to a shape computed at run time.
+
+    PyMC's JAX path first replaces shared variables (the coordinates' lengths) by constants; after
+    the standard rewrites every reshape must then have a constant shape.  Checked without JAX,
+    which the test environment does not install.
+    """
+    import pytensor.tensor as pt
+    from pytensor.compile import mode
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph import FunctionGraph
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.replace import clone_replace
+    from pytensor.graph.traversal import graph_inputs
+    from pytensor.tensor.shape import Reshape
+
+    options = ModelOptions(changepoints=changepoints, trend=True, self_excitation=True)
+    model = EscalationModel(shipped.panel, shipped.interventions, options=options).model
+    outputs = [model.logp()]
+    constants = {v: pt.constant(v.get_value()) for v in graph_inputs(outputs) if isinstance(v, SharedVariable)}
+    graph = FunctionGraph(model.value_vars, clone_replace(outputs, replace=constants), clone=True)
+    mode.get_mode("FAST_RUN").optimizer.rewrite(graph)
+    reshapes = [node for node in graph.toposort() if isinstance(node.op, Reshape)]
+    assert [node for node in reshapes if not isinstance(node.inputs[1], Constant)] == []
+
+
 def test_placeholder_interventions_are_left_out_of_the_fit_summary(shipped):
     # As of 2024-01-31 the strikes of 2 February 2024 are unknown: placeholders at most.
     early = load_data(DataRequest(as_of=pd.Timestamp("2024-01-31")))
@@ -305,3 +332,37 @@ def test_saved_and_reloaded_fit_gives_identical_summaries(shipped_model, tmp_pat
     b = draw_level(shipped_model, posterior(reloaded), random_seed=2)
     np.testing.assert_array_equal(a.positions, b.positions)
     np.testing.assert_allclose(a.loglik, b.loglik)
+
+
+def test_numpyro_without_its_optional_dependencies_is_a_clear_error(monkeypatch, shipped_model):
+    import importlib.util
+
+    from forecast.errors import ForecastError
+    from forecast.models.model import SamplerSettings
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "numpyro" else real(name, *a))
+    with pytest.raises(ForecastError, match=r"pip install 'escalation-forecast\[numpyro\]'"):
+        shipped_model.fit(SamplerSettings(sampler="numpyro", draws=10, tune=10))
+
+
+def test_numpyro_chains_get_a_cpu_device_each_unless_xla_flags_say_otherwise(monkeypatch):
+    import importlib.util
+    import os
+    import sys
+
+    from forecast.models import model as model_module
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    monkeypatch.delitem(sys.modules, "jax", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
+    model_module._prepare_numpyro(chains=4)
+    assert os.environ["XLA_FLAGS"] == "--xla_dump_to=/tmp/x --xla_force_host_platform_device_count=2"
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+    model_module._prepare_numpyro(chains=4)
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=1"
+    monkeypatch.delenv("XLA_FLAGS")
+    monkeypatch.setitem(sys.modules, "jax", object())  # too late to ask: JAX has its devices
+    model_module._prepare_numpyro(chains=2)
+    assert "XLA_FLAGS" not in os.environ

@@ -183,6 +183,9 @@ def build_escalation_model(design: Design, priors: Mapping[str, Prior], *, share
                 # data's length act on empty slices and change nothing.  A fixed ceiling keeps
                 # the graph of a longer series (a later backtest origin) the same.
                 length = max(length, SHARED_MAX_POSITIONS)
+            # The regime count is fixed statically so that the gather below has constant shapes:
+            # JAX (NumPyro through PyMC) cannot trace a reshape whose shape is computed at run time.
+            loglik = pt.specify_shape(loglik, (k + 1, None))
             padded = pt.switch(data["position_mask"][None], loglik[:, data["position"]], 0.0)
             per_front, forward = marginal_loglik(padded, valid, k, data["log_n_configurations"], length=length)
             pm.Potential("marginal_loglik", per_front.sum())

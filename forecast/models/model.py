@@ -7,7 +7,10 @@ in ``__init__``; :meth:`EscalationModel.build` makes the PyMC model once, and
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -164,7 +167,7 @@ class EscalationModel:
         """
         settings = settings or SamplerSettings()
         if settings.sampler == "numpyro":
-            _require_numpyro()
+            _prepare_numpyro(settings.chains)
         timings: dict[str, float] = {}
         start = time.perf_counter()
         model = self.model
@@ -247,13 +250,28 @@ class EscalationModel:
         return pm.compute_deterministics(posterior, var_names=var_names, model=self.model, progressbar=False)
 
 
-def _require_numpyro() -> None:
-    try:
-        import numpyro  # noqa: F401
-    except ImportError as error:
+XLA_DEVICES_FLAG = "--xla_force_host_platform_device_count"
+
+
+def _prepare_numpyro(chains: int) -> None:
+    """Check that NumPyro is installed and let its chains run in parallel on the CPU.
+
+    JAX sees one CPU device unless told otherwise before it is first imported, and NumPyro then
+    runs the chains one after another.  When JAX is not imported yet and ``XLA_FLAGS`` does not
+    set a device count, one device per chain (at most one per core) is asked for.
+    """
+    if importlib.util.find_spec("numpyro") is None or importlib.util.find_spec("jax") is None:
         raise ForecastError(
             "the numpyro sampler needs the optional dependencies: pip install 'escalation-forecast[numpyro]'"
-        ) from error
+        )
+    if "jax" in sys.modules:
+        log.info("JAX was imported before the fit: NumPyro uses the CPU devices JAX already has")
+        return
+    flags = os.environ.get("XLA_FLAGS", "")
+    if XLA_DEVICES_FLAG not in flags:
+        devices = max(1, min(chains, os.cpu_count() or 1))
+        os.environ["XLA_FLAGS"] = f"{flags} {XLA_DEVICES_FLAG}={devices}".strip()
+        log.info("XLA_FLAGS: %d CPU devices for NumPyro's parallel chains", devices)
 
 
 def changepoint_dates_posterior(model: EscalationModel, posterior: xr.Dataset) -> np.ndarray:
