@@ -238,9 +238,6 @@ def run_worker(args: argparse.Namespace) -> dict[str, object]:
     """Fit one configuration and return its measurements."""
     size, sampler = args.worker_size, args.worker_sampler
     cores = min(args.chains, 2)
-    if sampler == "numpyro":
-        # Parallel chains on CPU need one XLA host device per chain, set before jax is imported.
-        os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={cores}")
     result: dict[str, object] = {"data": size, "sampler": sampler}
     start = time.perf_counter()
     import arviz as az
@@ -249,9 +246,11 @@ def run_worker(args: argparse.Namespace) -> dict[str, object]:
 
     from forecast.models.discrete import POSITION_VARIABLE, build_discrete_changepoint_model
     from forecast.models.escalation import POST_HOC_VARIABLES
-    from forecast.models.model import SAMPLER_KWARGS, EscalationModel
+    from forecast.models.model import SAMPLER_KWARGS, EscalationModel, prepare_numpyro
 
     result["import_s"] = time.perf_counter() - start
+    if sampler == "numpyro":
+        prepare_numpyro(args.chains)  # one XLA CPU device per chain, as `forecast fit` asks (JAX not yet imported)
 
     with tempfile.TemporaryDirectory() as scratch:
         start = time.perf_counter()

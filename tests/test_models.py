@@ -357,12 +357,12 @@ def test_numpyro_chains_get_a_cpu_device_each_unless_xla_flags_say_otherwise(mon
     monkeypatch.delitem(sys.modules, "jax", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
-    model_module._prepare_numpyro(chains=4)
+    model_module.prepare_numpyro(chains=4)
     assert os.environ["XLA_FLAGS"] == "--xla_dump_to=/tmp/x --xla_force_host_platform_device_count=2"
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
-    model_module._prepare_numpyro(chains=4)
+    model_module.prepare_numpyro(chains=4)
     assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=1"
     monkeypatch.delenv("XLA_FLAGS")
     monkeypatch.setitem(sys.modules, "jax", object())  # too late to ask: JAX has its devices
-    model_module._prepare_numpyro(chains=2)
+    model_module.prepare_numpyro(chains=2)
     assert "XLA_FLAGS" not in os.environ

@@ -167,7 +167,7 @@ class EscalationModel:
         """
         settings = settings or SamplerSettings()
         if settings.sampler == "numpyro":
-            _prepare_numpyro(settings.chains)
+            prepare_numpyro(settings.chains)
         timings: dict[str, float] = {}
         start = time.perf_counter()
         model = self.model
@@ -253,7 +253,7 @@ class EscalationModel:
 XLA_DEVICES_FLAG = "--xla_force_host_platform_device_count"
 
 
-def _prepare_numpyro(chains: int) -> None:
+def prepare_numpyro(chains: int) -> None:
     """Check that NumPyro is installed and let its chains run in parallel on the CPU.
 
     JAX sees one CPU device unless told otherwise before it is first imported, and NumPyro then
