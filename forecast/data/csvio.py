@@ -7,6 +7,8 @@ problem can be reported with its file, line and column.
 from __future__ import annotations
 
 import csv
+import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,53 +40,144 @@ class RawTable:
     lines: np.ndarray
 
 
+#: A space or tab at either end of a cell (unquoted files are stripped only when one is found).
+_PADDED_CELL = re.compile(r"[ \t](?:,|\r?$)|(?:^|,)[ \t]", re.MULTILINE)
+
+
+def _line_of(text: str, position: int) -> int:
+    """1-based line number of a character position in ``text``."""
+    return text.count("\n", 0, position) + 1
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """``repr`` of a cell, cut short (a hostile file must not make a huge message)."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
 def read_raw_csv(path: str | Path) -> RawTable:
     """Read a CSV file as text, keeping the starting line number of every row.
+
+    The file is decoded as UTF-8 (a byte-order mark is dropped) and parsed strictly: a quote
+    that is never closed, a stray character after a closing quote and a NUL byte are errors
+    that name their line, never rows silently merged or cells silently cut.  A file without
+    quote characters (the common case) goes through pandas' C parser; one with quotes through
+    the standard library's, which follows records over several lines.
 
     Raises
     ------
     DataValidationError
-        If the file is missing, empty, not UTF-8, has duplicate header names, or a row with
-        more cells than the header.
+        If the file is missing, empty, not UTF-8, malformed CSV, holds a NUL byte, has
+        duplicate header names, or a row with more cells than the header.
     """
     file = str(path)
     try:
-        handle = open(path, encoding="utf-8-sig", newline="")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise DataValidationError(Issue(file, None, None, f"cannot open file: {exc.strerror}")) from exc
-    with handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader, None)
-            if header is None:
-                raise DataValidationError(Issue(file, None, None, "the file is empty (no header line)"))
-            columns = [name.strip() for name in header]
-            seen: set[str] = set()
-            for name in columns:
-                if name in seen:
-                    raise DataValidationError(Issue(file, 1, name, "the header names this column twice"))
-                seen.add(name)
-            rows: list[list[str]] = []
-            lines: list[int] = []
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataValidationError(Issue(file, line, None, f"the file is not UTF-8 text ({exc.reason})")) from exc
+    del data
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise DataValidationError(
+            Issue(file, _line_of(text, nul), None, "the line holds a NUL byte (a damaged or binary file?)")
+        )
+    if not text.strip():
+        raise DataValidationError(Issue(file, None, None, "the file is empty (no header line)"))
+    if '"' not in text:
+        table = _read_unquoted(file, text)
+        if table is not None:
+            return table
+    return _read_quoted(file, text)
+
+
+def _check_header(file: str, header: list[str]) -> list[str]:
+    columns = [name.strip() for name in header]
+    seen: set[str] = set()
+    for name in columns:
+        if name in seen:
+            raise DataValidationError(Issue(file, 1, _shown(name, 40), "the header names this column twice"))
+        seen.add(name)
+    return columns
+
+
+def _read_unquoted(file: str, text: str) -> RawTable | None:
+    """Fast path for a file without quotes: one physical line is one row.
+
+    Returns None when pandas' parser refuses the text (the slow path then names each problem)
+    or when lines end in a lone carriage return.
+    """
+    if "\r" in text and text.count("\r") != text.count("\r\n"):
+        return None
+    try:
+        raw = pd.read_csv(
+            io.StringIO(text),
+            header=None,
+            dtype=str,
+            na_filter=False,
+            keep_default_na=False,
+            skip_blank_lines=False,
+            quoting=csv.QUOTE_NONE,
+            index_col=False,
+            engine="c",
+        )
+    except (pd.errors.ParserError, ValueError):
+        return None
+    columns = _check_header(file, [str(cell) for cell in raw.iloc[0].tolist()])
+    raw = raw.iloc[1:]
+    lines = np.arange(2, len(raw) + 2, dtype=np.int64)
+    padded = _PADDED_CELL.search(text) is not None  # one pass over the text instead of one strip per cell
+    frame = pd.DataFrame(
+        {name: (raw[i].str.strip() if padded else raw[i]).to_numpy() for i, name in enumerate(columns)}, dtype=object
+    )
+    if not len(columns):
+        return None
+    blank = (frame == "").all(axis=1).to_numpy()
+    if blank.any():
+        frame = frame[~blank].reset_index(drop=True)
+        lines = lines[~blank]
+    return RawTable(file=file, columns=columns, frame=frame, lines=lines)
+
+
+def _read_quoted(file: str, text: str) -> RawTable:
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    previous_end = 0
+    try:
+        header = next(reader)
+        columns = _check_header(file, header)
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        previous_end = reader.line_num
+        issues: list[Issue] = []
+        for record in reader:
+            start_line = previous_end + 1
             previous_end = reader.line_num
-            issues: list[Issue] = []
-            for record in reader:
-                start_line = previous_end + 1
-                previous_end = reader.line_num
-                if not record or all(cell.strip() == "" for cell in record):
-                    continue  # blank line: nothing to lose
-                if len(record) > len(columns):
-                    issues.append(
-                        Issue(file, start_line, None, f"row has {len(record)} cells but the header has {len(columns)}")
-                    )
-                    continue
-                record = record + [""] * (len(columns) - len(record))
-                rows.append([cell.strip() for cell in record])
-                lines.append(start_line)
-        except UnicodeDecodeError as exc:
-            raise DataValidationError(Issue(file, None, None, f"the file is not UTF-8 text ({exc.reason})")) from exc
-        except csv.Error as exc:
-            raise DataValidationError(Issue(file, reader.line_num, None, f"malformed CSV: {exc}")) from exc
+            if not record or all(cell.strip() == "" for cell in record):
+                continue  # blank line: nothing to lose
+            if len(record) > len(columns):
+                issues.append(
+                    Issue(file, start_line, None, f"row has {len(record)} cells but the header has {len(columns)}")
+                )
+                continue
+            record = record + [""] * (len(columns) - len(record))
+            rows.append([cell.strip() for cell in record])
+            lines.append(start_line)
+    except csv.Error as exc:
+        start_line = previous_end + 1
+        if "unexpected end of data" in str(exc):
+            reason = (
+                f"unterminated quote: a quoted cell opened on line {start_line} is never closed (the file ends "
+                f"inside it, on line {reader.line_num})"
+            )
+        else:
+            reason = (
+                f"malformed CSV ({exc}); a quoted cell must be closed by a quote followed by a comma or the "
+                "end of the line"
+            )
+        raise DataValidationError(Issue(file, start_line, None, reason)) from exc
     if issues:
         raise DataValidationError(issues)
     frame = pd.DataFrame(rows, columns=columns, dtype=object) if rows else pd.DataFrame(columns=columns, dtype=object)

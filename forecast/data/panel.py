@@ -345,41 +345,96 @@ def _aggregate_points(
     end: pd.Timestamp,
     freq: str,
 ) -> pd.DataFrame:
-    """Period rows for fronts with single-day rows: counts summed, zeros filled."""
+    """Period rows for fronts with single-day rows: counts summed exactly (int64), zeros filled.
+
+    Each row is placed by its front's and its day's position (no comparison of every front with
+    every row).  A period total beyond int64 is refused with the line of the row that passed it.
+    """
+    if points.empty:
+        return pd.DataFrame(columns=OBSERVATION_COLUMNS)
     days = pd.date_range(begin, end, freq="D")
     day_period = periods.get_indexer(period_start(days, freq))
-    rows = []
-    for front in fronts:
-        front_points = points[points[n.FRONT] == front]
-        if front_points.empty:
-            continue
-        observed = np.ones(len(days), dtype=bool)
-        for w_start, w_end in windows.loc[windows[n.FRONT] == front, [n.DATE, n.END_DATE]].itertuples(index=False):
-            observed[(days >= w_start) & (days <= w_end)] = False
-        exposure = np.bincount(day_period[observed], minlength=len(periods))
-        day_index = days.get_indexer(front_points[n.DATE])
-        counts = np.bincount(day_period[day_index], weights=front_points[n.COUNT].to_numpy(), minlength=len(periods))
-        precision = _worst_precision(front_points, periods, freq)
-        keep = exposure > 0
-        rows.append(
-            pd.DataFrame(
-                {
-                    n.FRONT: front,
-                    n.DATE: periods[keep],
-                    n.END_DATE: pd.NaT,
-                    n.COUNT: counts[keep].astype(np.int64),
-                    n.OBS_KIND: n.OBS_PERIOD,
-                    n.EXPOSURE_DAYS: exposure[keep].astype(np.int64),
-                    n.PRECISION: precision[keep],
-                    n.SOURCE: "",
-                    n.ORIGIN_FILE: "",
-                    n.ORIGIN_LINE: 0,
-                }
-            )
-        )
-    if not rows:
-        return pd.DataFrame(columns=OBSERVATION_COLUMNS)
-    return pd.concat(rows, ignore_index=True)
+    codes = pd.Index(fronts).get_indexer(points[n.FRONT])
+    with_points = np.unique(codes)  # sorted, as ``fronts`` is
+    position = np.searchsorted(with_points, codes)
+    n_fronts, n_days, n_periods = len(with_points), len(days), len(periods)
+    observed = np.ones((n_fronts, n_days), dtype=bool)
+    if not windows.empty:
+        window_fronts = pd.Index(fronts).get_indexer(windows[n.FRONT])
+        window_codes = np.searchsorted(with_points, window_fronts)
+        first_day = ((windows[n.DATE] - begin) // pd.Timedelta(days=1)).to_numpy(dtype=np.int64)
+        last_day = ((windows[n.END_DATE] - begin) // pd.Timedelta(days=1)).to_numpy(dtype=np.int64)
+        for code, w, lo, hi in zip(window_fronts, window_codes, first_day, last_day, strict=True):
+            if w < n_fronts and with_points[w] == code:  # a window of a front that also has daily rows
+                observed[w, max(lo, 0) : max(hi + 1, 0)] = False
+    period_first = np.searchsorted(day_period, np.arange(n_periods))
+    exposure = np.add.reduceat(observed.astype(np.int64), period_first, axis=1)
+    day_index = ((points[n.DATE] - begin) // pd.Timedelta(days=1)).to_numpy(dtype=np.int64)
+    cell = position * n_periods + day_period[day_index]
+    values = points[n.COUNT].to_numpy(dtype=np.int64)
+    counts = np.zeros(n_fronts * n_periods, dtype=np.int64)
+    np.add.at(counts, cell, values)
+    near = np.bincount(cell, weights=values.astype(float), minlength=n_fronts * n_periods) >= 2.0**62
+    if near.any():
+        _check_total_overflow(points, cell, values, np.flatnonzero(near))
+    counts = counts.reshape(n_fronts, n_periods)
+    precision = _worst_precision_matrix(points, position, periods, freq, n_fronts)
+    keep = exposure > 0
+    front_of_cell, period_of_cell = np.nonzero(keep)
+    return pd.DataFrame(
+        {
+            n.FRONT: np.asarray(fronts, dtype=object)[with_points][front_of_cell],
+            n.DATE: periods[period_of_cell],
+            n.END_DATE: pd.NaT,
+            n.COUNT: counts[keep],
+            n.OBS_KIND: n.OBS_PERIOD,
+            n.EXPOSURE_DAYS: exposure[keep],
+            n.PRECISION: precision[keep] if precision is not None else n.PRECISION_EXACT,
+            n.SOURCE: "",
+            n.ORIGIN_FILE: "",
+            n.ORIGIN_LINE: 0,
+        }
+    )
+
+
+def _check_total_overflow(points: pd.DataFrame, cell: np.ndarray, values: np.ndarray, suspects: np.ndarray) -> None:
+    """Sum the suspect period totals exactly; refuse one beyond int64, naming the row that passed it."""
+    limit = int(np.iinfo(np.int64).max)
+    issues = []
+    for target in suspects.tolist():
+        total = 0
+        for row in np.flatnonzero(cell == target).tolist():
+            total += int(values[row])
+            if total > limit:
+                issues.append(
+                    Issue(
+                        str(points[n.ORIGIN_FILE].iloc[row]),
+                        int(points[n.ORIGIN_LINE].iloc[row]),
+                        n.COUNT,
+                        f"the total of front {points[n.FRONT].iloc[row]!r} on {points[n.DATE].iloc[row].date()} "
+                        f"is too large with this row's count (over {limit})",
+                    )
+                )
+                break
+    if issues:
+        raise DataValidationError(issues)
+
+
+def _worst_precision_matrix(
+    points: pd.DataFrame, position: np.ndarray, periods: pd.DatetimeIndex, freq: str, n_fronts: int
+) -> np.ndarray | None:
+    """The least precise flag among the rows of each (front, period); None when every row is exact."""
+    flagged = (points[n.PRECISION] != n.PRECISION_EXACT).to_numpy()
+    if not flagged.any():
+        return None
+    out = np.full((n_fronts, len(periods)), n.PRECISION_EXACT, dtype=object)
+    rows = points[flagged]
+    index = periods.get_indexer(period_start(rows[n.DATE], freq))
+    rank = rows[n.PRECISION].map(_PRECISION_RANK).fillna(1).to_numpy()
+    for f, i, flag, r in zip(position[flagged], index, rows[n.PRECISION].to_numpy(), rank, strict=True):
+        if r > _PRECISION_RANK.get(out[f, i], 0):
+            out[f, i] = flag
+    return out
 
 
 _PRECISION_RANK = {
@@ -390,20 +445,6 @@ _PRECISION_RANK = {
     n.PRECISION_MONTH: 4,
     n.PRECISION_AT_LEAST: 5,
 }
-
-
-def _worst_precision(points: pd.DataFrame, periods: pd.DatetimeIndex, freq: str) -> np.ndarray:
-    """The least precise flag among the rows of each period (``exact`` where none)."""
-    out = np.full(len(periods), n.PRECISION_EXACT, dtype=object)
-    flagged = points[points[n.PRECISION] != n.PRECISION_EXACT]
-    if flagged.empty:
-        return out
-    index = periods.get_indexer(period_start(flagged[n.DATE], freq))
-    rank = flagged[n.PRECISION].map(_PRECISION_RANK).fillna(1).to_numpy()
-    for i, flag, r in zip(index, flagged[n.PRECISION].to_numpy(), rank, strict=True):
-        if r > _PRECISION_RANK.get(out[i], 0):
-            out[i] = flag
-    return out
 
 
 def _window_rows(windows: pd.DataFrame) -> pd.DataFrame:

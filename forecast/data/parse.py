@@ -6,6 +6,7 @@ file, line and column, and shows the offending text.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,7 +46,10 @@ def parse_dates(
     for position in np.flatnonzero(remaining.to_numpy()):
         issues.append(
             Issue(
-                file, int(lines[position]), column, f"cannot parse {text.iloc[position]!r} as a date (expected {shown})"
+                file,
+                int(lines[position]),
+                column,
+                f"cannot parse {shown_cell(str(text.iloc[position]))} as a date (expected {shown})",
             )
         )
     if required:
@@ -66,6 +70,16 @@ def _format_example(fmt: str) -> str:
     return examples.get(fmt, repr(fmt))
 
 
+#: The largest count a cell may hold (int64; counts are integers end to end, never floats).
+MAX_COUNT = int(np.iinfo(np.int64).max)
+_WHOLE = r"\+?(\d+)(?:\.0*)?"
+
+
+def shown_cell(text: str, limit: int = 40) -> str:
+    """``repr`` of a cell, cut short so that a hostile file cannot make a huge message."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
 def parse_counts(
     values: pd.Series,
     *,
@@ -74,16 +88,21 @@ def parse_counts(
     column: str,
     default: int | None = None,
 ) -> tuple[pd.Series, list[Issue]]:
-    """Parse non-negative integer counts; ``"3.0"`` is accepted as 3, ``"3.5"`` is not.
+    """Parse non-negative integer counts exactly; ``"3.0"`` is accepted as 3, ``"3.5"`` is not.
 
-    Empty cells take ``default``; with no default they are an issue.
-    Returns an int64 series aligned with ``values`` and the list of issues.
+    The text is read as an integer (never through a float, which cannot hold every count
+    above 2**53); a count above :data:`MAX_COUNT` is refused with its line.  Empty cells take
+    ``default``; with no default they are an issue.  Returns an int64 series aligned with
+    ``values`` and the list of issues.
     """
     text = values.astype(str).str.strip()
-    numbers = pd.to_numeric(text.where(text != ""), errors="coerce")
-    issues: list[Issue] = []
+    digits = text.str.fullmatch(r"\d{1,18}").to_numpy(dtype=bool)
     result = np.zeros(len(text), dtype=np.int64)
-    for position, (cell, number) in enumerate(zip(text.to_numpy(), numbers.to_numpy(dtype=float), strict=True)):
+    if digits.any():
+        result[digits] = text[digits].to_numpy().astype(np.int64)
+    issues: list[Issue] = []
+    for position in np.flatnonzero(~digits):
+        cell = str(text.iloc[position])
         line = int(lines[position])
         if cell == "":
             if default is None:
@@ -91,14 +110,25 @@ def parse_counts(
             else:
                 result[position] = default
             continue
-        if not np.isfinite(number):
-            issues.append(Issue(file, line, column, f"cannot parse {cell!r} as a count (expected a whole number >= 0)"))
-        elif number < 0:
-            issues.append(Issue(file, line, column, f"negative count {cell!r} (counts must be >= 0)"))
-        elif number != np.floor(number):
-            issues.append(Issue(file, line, column, f"non-integer count {cell!r} (counts must be whole numbers)"))
+        whole = re.fullmatch(_WHOLE, cell)
+        if whole is not None:
+            number = int(whole.group(1))
+            if number > MAX_COUNT:
+                issues.append(
+                    Issue(file, line, column, f"count {shown_cell(cell)} is too large (the largest is {MAX_COUNT})")
+                )
+            else:
+                result[position] = number
+        elif re.fullmatch(r"-\s*\d+(?:\.\d*)?", cell):
+            issues.append(Issue(file, line, column, f"negative count {shown_cell(cell)} (counts must be >= 0)"))
+        elif re.fullmatch(r"\+?\d*\.\d+|\+?\d+\.\d*", cell):
+            issues.append(
+                Issue(file, line, column, f"non-integer count {shown_cell(cell)} (counts must be whole numbers)")
+            )
         else:
-            result[position] = int(number)
+            issues.append(
+                Issue(file, line, column, f"cannot parse {shown_cell(cell)} as a count (expected a whole number >= 0)")
+            )
     return pd.Series(result, index=values.index, dtype="int64"), issues
 
 
@@ -119,9 +149,13 @@ def parse_int_codes(
         if cell == "":
             continue
         if not np.isfinite(number) or number != np.floor(number):
-            issues.append(Issue(file, int(lines[position]), column, f"cannot parse {cell!r} as an integer code"))
+            issues.append(
+                Issue(file, int(lines[position]), column, f"cannot parse {shown_cell(cell)} as an integer code")
+            )
         elif allowed is not None and int(number) not in allowed:
-            issues.append(Issue(file, int(lines[position]), column, f"code {cell!r} is not one of {list(allowed)}"))
+            issues.append(
+                Issue(file, int(lines[position]), column, f"code {shown_cell(cell)} is not one of {list(allowed)}")
+            )
         else:
             out[position] = int(number)
     return pd.Series(out, index=values.index), issues

@@ -6,14 +6,18 @@ what each format expects.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
+
+import pandas as pd
 
 from forecast import names as n
 from forecast.data.acled import looks_like_acled, read_acled_csv
 from forecast.data.csvio import RawTable, read_raw_csv
 from forecast.data.events import EventTable, concat_events, read_events_csv
 from forecast.data.options import SelectOptions
+from forecast.data.parse import shown_cell
 from forecast.data.ucdp import looks_like_ucdp, read_ucdp_csv
 from forecast.errors import DataValidationError, Issue
 
@@ -83,4 +87,66 @@ def read_events(
             issues += error.issues
     if issues:
         raise DataValidationError(issues)
-    return concat_events(tables)
+    return normalise_fronts(concat_events(tables))
+
+
+def _bad_characters(name: str) -> list[str]:
+    """Control characters (and line or paragraph separators) in a front name, as ``U+XXXX``."""
+    return sorted({f"U+{ord(ch):04X}" for ch in name if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp")})
+
+
+def normalise_fronts(events: EventTable) -> EventTable:
+    """Front names in Unicode NFC; a name holding control characters is an error naming its line.
+
+    "Caf\u00e9" typed on one system and "Cafe\u0301" on another print the same and are one
+    front: both become the NFC form, and a warning lists the lines written in another form.
+    Returns a new table (the given one is not modified).
+
+    Raises
+    ------
+    DataValidationError
+        For front names with control characters (a NUL, a tab or a line break inside a name
+        usually means a damaged file or a quote that was never closed).
+    """
+    frame = events.frame
+    names = pd.Series(frame[n.FRONT].unique())
+    issues: list[Issue] = []
+    renamed: dict[str, str] = {}
+    for name in names.tolist():
+        bad = _bad_characters(name)
+        if bad:
+            row = frame.index[frame[n.FRONT] == name][0]
+            issues.append(
+                Issue(
+                    str(frame.at[row, n.ORIGIN_FILE]),
+                    int(frame.at[row, n.ORIGIN_LINE]),
+                    n.FRONT,
+                    f"the front name {shown_cell(name)} holds control characters ({', '.join(bad[:5])})",
+                )
+            )
+            continue
+        normal = unicodedata.normalize("NFC", name)
+        if normal != name:
+            renamed[name] = normal
+    if issues:
+        raise DataValidationError(issues)
+    if not renamed:
+        return events
+    fronts = frame[n.FRONT].map(lambda name: renamed.get(name, name))
+    changed = frame[frame[n.FRONT].isin(list(renamed))]
+    warnings = []
+    for file, group in changed.groupby(n.ORIGIN_FILE, sort=True):
+        lines = group[n.ORIGIN_LINE].tolist()
+        shown = ", ".join(str(x) for x in lines[:10]) + (" ..." if len(lines) > 10 else "")
+        names_shown = ", ".join(shown_cell(renamed[name]) for name in sorted(set(group[n.FRONT]))[:5])
+        warnings.append(
+            Issue(
+                str(file),
+                None,
+                n.FRONT,
+                f"{len(lines)} row(s) write the front name(s) {names_shown} in another Unicode form (not NFC); "
+                f"they are read as the NFC form, one front with the rows that use it: lines {shown}",
+            )
+        )
+    new_frame = frame.assign(**{n.FRONT: fronts.to_numpy(dtype=object)})
+    return EventTable(frame=new_frame, warnings=(*events.warnings, *warnings), files=events.files)
