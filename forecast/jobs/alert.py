@@ -43,7 +43,7 @@ import calendar
 import hashlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date as Date
 from pathlib import Path
@@ -72,6 +72,7 @@ from forecast.jobs.alert_state import (
     STATUS_WITHDRAWN,
     AlertStore,
     SavedFrontState,
+    read_known_starts,
 )
 from forecast.jobs.notify import Notifier, NotifyError, alert_line, parse_notify_spec
 
@@ -198,14 +199,17 @@ class DailySeries:
     dates : tuple of str
         Every day of the span, ISO.
     counts : numpy.ndarray, shape (front, day)
-        NaN where the front was not observed that day (a window total covers it).
+        NaN where the front was not observed that day (a window total covers it, or the day is
+        before the front's first row); float, for the detector.
     skipped : tuple of str
         Fronts with neither daily counts nor window totals up to the end.
     data_hash : str
-        :meth:`forecast.data.panel.Panel.data_hash` of the panel.
+        SHA-256 of the fronts, days, counts and window totals the detector sees.
     windows : tuple of WindowSeries
         The fronts observed only through window totals (window totals of fronts that also
         have daily counts are not used by the detector).
+    exact : numpy.ndarray of int64, shape (front, day)
+        The same counts as exact integers (0 where not observed): what is stored and reported.
     """
 
     fronts: tuple[str, ...]
@@ -214,6 +218,15 @@ class DailySeries:
     skipped: tuple[str, ...]
     data_hash: str
     windows: tuple[WindowSeries, ...] = ()
+    exact: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.exact is None:
+            object.__setattr__(self, "exact", np.nan_to_num(self.counts).astype(np.int64))
+
+    def count(self, front: int, day: int) -> int:
+        """The exact count of front ``front`` on day ``day`` (0 where not observed)."""
+        return int(self.exact[front, day])  # type: ignore[index]
 
     @property
     def window_fronts(self) -> tuple[str, ...]:
@@ -224,43 +237,107 @@ class DailySeries:
         return self.dates[-1]
 
 
-def load_daily_series(files: Sequence[Path], *, format: str = n.FORMAT_AUTO, as_of: Date | None = None) -> DailySeries:
+def load_daily_series(
+    files: Sequence[Path],
+    *,
+    format: str = n.FORMAT_AUTO,
+    as_of: Date | None = None,
+    known_starts: Mapping[str, str] | None = None,
+) -> DailySeries:
     """Read event files and aggregate them to daily counts up to ``as_of``.
 
-    The span ends on ``as_of`` or on the last day of the data, whichever is earlier (days
-    after the last input row are never filled with zeros).
+    Rows are excluded **per front**, each reported at WARNING with its file and lines:
+
+    * a row dated after ``as_of`` (or a window ending after it), such as a year mistyped
+      2033 for 2023;
+    * a row dated before the front's known history (``known_starts``: the first day the state
+      file holds for the front), such as a year mistyped 2013 for 2023.
+
+    An excluded row extends no front: the span ends on the last day of the rows that are kept
+    (never later; days after the last input row are not filled with zeros), and each front's
+    daily series starts on its own first row (the days before it are not observed, rather
+    than zeros borrowed from another front's longer history).
+
+    Parameters
+    ----------
+    files : sequence of Path
+    format : str
+        See :func:`forecast.data.readers.read_events`.
+    as_of : date, optional
+        The run's date.
+    known_starts : mapping of str to str, optional
+        Front -> first processed day (ISO) from the state file.
 
     Raises
     ------
     DataValidationError
         For invalid input, or when nothing is left up to ``as_of``.
     """
+    import pandas as pd
+
+    from forecast.data.events import EventTable
     from forecast.data.panel import build_panel
     from forecast.data.readers import read_events
 
     events = read_events(list(files), format=format)
     frame = events.frame
-    last = frame[n.END_DATE].fillna(frame[n.DATE]).max().date()
-    end = last if as_of is None else min(as_of, last)
-    if as_of is not None and frame[n.DATE].min().date() > as_of:
-        raise DataValidationError(
-            Issue(", ".join(events.files), None, n.DATE, f"no events on or before as_of {as_of.isoformat()}")
+    last_day = frame[n.END_DATE].fillna(frame[n.DATE])
+    excluded = np.zeros(len(frame), dtype=bool)
+    if as_of is not None:
+        late = (last_day > pd.Timestamp(as_of)).to_numpy()
+        if late.all():
+            raise DataValidationError(
+                Issue(", ".join(events.files), None, n.DATE, f"no events on or before as_of {as_of.isoformat()}")
+            )
+        _warn_excluded(frame[late], f"dated after as_of {as_of.isoformat()}", "")
+        excluded |= late
+    if known_starts:
+        starts = pd.to_datetime(frame[n.FRONT].map(known_starts))
+        # Daily rows only: a window front's state is keyed by window end dates.
+        early = (frame[n.DATE] < starts).to_numpy() & frame[n.END_DATE].isna().to_numpy() & ~excluded
+        _warn_excluded(
+            frame[early],
+            "dated before the front's history in the state file",
+            " (to add earlier history, start a new --state)",
         )
-    panel = build_panel(events, freq=n.FREQ_DAY, as_of=end.isoformat())
+        excluded |= early
+    if excluded.any():
+        frame = frame[~excluded]
+        if frame.empty:
+            raise DataValidationError(Issue(", ".join(events.files), None, n.DATE, "no events left to process"))
+        events = EventTable(frame=frame, warnings=events.warnings, files=events.files)
+    end = frame[n.END_DATE].fillna(frame[n.DATE]).max()
+    panel = build_panel(events, freq=n.FREQ_DAY, as_of=end)
     for issue in panel.warnings:
         log.debug("%s", issue)
-    counts, _ = panel.counts_matrix()
-    daily = [i for i in range(len(panel.fronts)) if not np.all(np.isnan(counts[i]))]
+    periods = panel.periods
+    obs = panel.period_obs
+    row_of = pd.Index(panel.fronts).get_indexer(obs[n.FRONT])
+    exact = np.zeros((len(panel.fronts), len(periods)), dtype=np.int64)
+    seen = np.zeros(exact.shape, dtype=bool)
+    columns = periods.get_indexer(obs[n.DATE])
+    exact[row_of, columns] = obs[n.COUNT].to_numpy(dtype=np.int64)
+    seen[row_of, columns] = True
+    # Each front starts on its own first row: the days before it are not observed.
+    first = frame.groupby(n.FRONT, sort=False)[n.DATE].min()
+    first_column = periods.get_indexer(first.reindex(list(panel.fronts)))
+    seen &= np.arange(len(periods))[None, :] >= first_column[:, None]
+    exact[~seen] = 0
+    daily = np.flatnonzero(seen.any(axis=1))
+    counts = np.where(seen, exact.astype(float), np.nan)
     windows = []
     skipped = []
     table = panel.window_obs
+    daily_set = set(daily.tolist())
+    by_front = dict(tuple(table.groupby(n.FRONT, sort=False))) if len(table) else {}
     for i, front in enumerate(panel.fronts):
-        if i in daily:
+        if i in daily_set:
             continue
-        rows = table[table[n.FRONT] == front].sort_values([n.END_DATE, n.DATE], kind="stable")
-        if rows.empty:
+        rows = by_front.get(front)
+        if rows is None or rows.empty:
             skipped.append(front)
             continue
+        rows = rows.sort_values([n.END_DATE, n.DATE], kind="stable")
         windows.append(
             WindowSeries(
                 front=front,
@@ -270,14 +347,54 @@ def load_daily_series(files: Sequence[Path], *, format: str = n.FORMAT_AUTO, as_
                 days=rows[n.EXPOSURE_DAYS].to_numpy(dtype=np.int64),
             )
         )
+    fronts = tuple(panel.fronts[i] for i in daily)
+    dates = tuple(periods.strftime("%Y-%m-%d"))
     return DailySeries(
-        fronts=tuple(panel.fronts[i] for i in daily),
-        dates=tuple(day.date().isoformat() for day in panel.periods),
+        fronts=fronts,
+        dates=dates,
         counts=counts[daily],
         skipped=tuple(skipped),
-        data_hash=panel.data_hash(),
+        data_hash=_series_hash(fronts, dates, exact[daily], seen[daily], windows),
         windows=tuple(windows),
+        exact=exact[daily],
     )
+
+
+def _warn_excluded(rows: Any, why: str, hint: str) -> None:
+    """One WARNING per file and front for rows a run leaves out, with their lines."""
+    if rows.empty:
+        return
+    for (file, front), group in rows.groupby([n.ORIGIN_FILE, n.FRONT], sort=True):
+        lines = group[n.ORIGIN_LINE].tolist()
+        shown = ", ".join(str(x) for x in lines[:10]) + (" ..." if len(lines) > 10 else "")
+        dates = group[n.DATE]
+        span = (
+            f"{dates.min().date()}" if dates.min() == dates.max() else f"{dates.min().date()} .. {dates.max().date()}"
+        )
+        log.warning(
+            "%s: %d row(s) of front %r %s are excluded (%s), line(s) %s%s; no other front is affected",
+            file,
+            len(lines),
+            front,
+            why,
+            span,
+            shown,
+            hint,
+        )
+
+
+def _series_hash(
+    fronts: Sequence[str], dates: Sequence[str], exact: np.ndarray, seen: np.ndarray, windows: Sequence[WindowSeries]
+) -> str:
+    """SHA-256 of what the detector sees (fronts, days, counts, observed days and window totals)."""
+    digest = hashlib.sha256()
+    digest.update("\n".join(fronts).encode())
+    digest.update(f"|{dates[0] if dates else ''}|{dates[-1] if dates else ''}|".encode())
+    digest.update(np.ascontiguousarray(exact, dtype="<i8").tobytes())
+    digest.update(np.packbits(seen).tobytes())
+    for w in windows:
+        digest.update(f"{w.front}|{','.join(w.starts)}|{','.join(w.ends)}|{w.counts.tolist()}".encode())
+    return digest.hexdigest()
 
 
 def load_predictive_draws(fit_dir: Path | None) -> PredictiveDraws | None:
@@ -420,7 +537,7 @@ class _Engine:
             for j in np.flatnonzero(output.observed[i]):
                 day = lo + int(j)
                 date = series.dates[day]
-                count = int(counts[i, j])
+                count = series.count(f, day)
                 run = int(output.run_length[i, j])
                 regime_start = None
                 if run > 0:
@@ -573,7 +690,10 @@ def run_alert_job(request: AlertRequest, *, stdout: TextIO | None = None) -> Ale
     notifiers = _notifiers(request.notify, stdout, request.notify_timeout)
     config = load_detector_config(request.detector)
     rules = load_rules(request.rules)
-    series = load_daily_series(request.event_files(), format=request.format, as_of=request.as_of)
+    known_starts = read_known_starts(request.state, lock_timeout=request.lock_timeout)
+    series = load_daily_series(
+        request.event_files(), format=request.format, as_of=request.as_of, known_starts=known_starts
+    )
     draws = load_predictive_draws(request.fit)
     as_of = (request.as_of or Date.fromisoformat(series.end)).isoformat()
     _log_fronts(series)
@@ -646,16 +766,23 @@ def _update_state(
     plans: list[_FrontPlan] = []
     observed_now: list[dict[str, int]] = []
     behind: list[str] = []
+    contradicted: list[str] = []
     n_daily = len(series.fronts)
     for f, front in enumerate((*series.fronts, *series.window_fronts)):
         latest = store.latest_state(front)
         last_done = latest.date if latest is not None else None
         if last_done is not None and last_done > series.end and not reset:
-            behind.append(f"{front} (state at {last_done})")
-            continue
+            if request.as_of is not None and request.as_of.isoformat() < last_done:
+                behind.append(f"{front} (state at {last_done})")
+                continue
+            # The data end before the state although the run is not for an earlier date: the
+            # days processed after series.end are gone from the input (a mistyped date that
+            # extended the front was fixed).  A revision, never a frozen front.
+            contradicted.append(f"{front} (state at {last_done})")
         if f < n_daily:
             row = series.counts[f]
-            observed = {series.dates[t]: int(row[t]) for t in np.flatnonzero(~np.isnan(row))}
+            exact = series.exact[f]  # type: ignore[index]
+            observed = {series.dates[t]: int(exact[t]) for t in np.flatnonzero(~np.isnan(row)).tolist()}
         else:
             observed = series.windows[f - n_daily].observed()
         observed_now.append(observed)
@@ -688,6 +815,15 @@ def _update_state(
             "(a run never goes back in time; to recompute, use a new --state)",
             series.end,
             ", ".join(behind),
+        )
+    if contradicted:
+        log.warning(
+            "the data of this run end on %s, before the saved state of: %s, although the run is as of %s; the "
+            "processed days after %s are no longer in the data and are handled as a revision",
+            series.end,
+            ", ".join(contradicted),
+            as_of,
+            series.end,
         )
     engine = _Engine(config, rules, series, draws)
     dates = series.dates

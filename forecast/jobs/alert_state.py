@@ -59,7 +59,7 @@ from typing import Any
 
 from forecast.errors import ForecastError
 
-__all__ = ["AlertStore", "OutboxRow", "SavedFrontState", "StateLockedError", "SCHEMA_VERSION"]
+__all__ = ["AlertStore", "OutboxRow", "SavedFrontState", "StateLockedError", "SCHEMA_VERSION", "read_known_starts"]
 
 SCHEMA_VERSION = 1
 NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
@@ -167,6 +167,17 @@ class OutboxRow:
     payload: dict[str, Any]
 
 
+def read_known_starts(path: str | Path, *, lock_timeout: float = 60.0) -> dict[str, str]:
+    """Front -> first processed day of an existing state file (empty when there is none yet)."""
+    if not Path(path).is_file():
+        return {}
+    with AlertStore(path, lock_timeout=lock_timeout) as store:
+        with store.transaction(write=False):
+            if store.connection.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                return {}  # a file no run has committed to yet
+            return store.first_observation_dates()
+
+
 class AlertStore:
     """The SQLite state file of ``forecast alert``.
 
@@ -200,8 +211,11 @@ class AlertStore:
     # Transactions
 
     @contextmanager
-    def transaction(self) -> Iterator[AlertStore]:
+    def transaction(self, *, write: bool = True) -> Iterator[AlertStore]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any exception).
+
+        ``write=False`` begins a deferred transaction instead, for reading only: it does not
+        wait for another run's write transaction, only for its commit.
 
         Raises
         ------
@@ -211,7 +225,7 @@ class AlertStore:
         if self._in_transaction:
             raise RuntimeError("transactions do not nest")
         try:
-            self.connection.execute("BEGIN IMMEDIATE")
+            self.connection.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
         except sqlite3.OperationalError as error:
             if "locked" in str(error) or "busy" in str(error):
                 raise StateLockedError(
@@ -220,7 +234,8 @@ class AlertStore:
             raise
         self._in_transaction = True
         try:
-            self._ensure_schema()
+            if write:
+                self._ensure_schema()
             yield self
         except BaseException:
             self.connection.execute("ROLLBACK")
@@ -301,6 +316,11 @@ class AlertStore:
             "INSERT INTO observations (front, date, count, run_id) VALUES (?, ?, ?, ?)",
             [(front, date, int(count), run_id) for date, count in rows],
         )
+
+    def first_observation_dates(self) -> dict[str, str]:
+        """Front -> the first day (ISO) of its processed observations."""
+        rows = self._execute("SELECT front, MIN(date) FROM observations GROUP BY front")
+        return {str(front): str(day) for front, day in rows}
 
     def fronts_with_state(self) -> list[str]:
         return [str(row[0]) for row in self._execute("SELECT DISTINCT front FROM front_state ORDER BY front")]
