@@ -33,8 +33,9 @@ def write(path: Path, last: int, extra: list[str] = ()) -> Path:
     return path
 
 
-def run(state: Path, events: Path, as_of: date, since: date = day(50)):
+def run(state: Path, events: Path, as_of: date, since: date | None = None):
     out = io.StringIO()
+    since = day(50) if since is None else since
     request = AlertRequest(state=state, events=(events,), as_of=as_of, since=since, notify=("stdout",))
     result = run_alert_job(request, stdout=out)
     return result, [json.loads(line) for line in out.getvalue().splitlines()]

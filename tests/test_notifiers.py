@@ -318,6 +318,9 @@ def test_a_refused_login_is_reported_without_the_credentials(tmp_path, caplog):
         def __init__(self, *args, **kwargs):
             pass
 
+        def connect(self, host, port):
+            pass
+
         def __enter__(self):
             return self
 
@@ -354,7 +357,10 @@ def test_starttls_branch_with_a_mocked_smtplib():
     calls: list[str] = []
 
     class FakeSMTP:
-        def __init__(self, host, port, timeout):
+        def __init__(self, timeout):
+            self.timeout = timeout
+
+        def connect(self, host, port):
             calls.append(f"connect {host}:{port}")
 
         def __enter__(self):

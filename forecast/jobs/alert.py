@@ -12,7 +12,8 @@ and, inside one transaction on the state file (:mod:`forecast.jobs.alert_state`)
 3. applies the rules (:mod:`forecast.alerts.rules`) and records each alert under its stable
    id, with one outbox row per destination.
 
-After the commit, the outbox is delivered (:mod:`forecast.jobs.notify`); what fails stays
+After the commit, the outbox is delivered outside the write lock (:mod:`forecast.jobs.notify`,
+each destination isolated from the others, each send bounded by a whole-send deadline); what fails stays
 there for the next run.  ``--replay START END`` runs the same steps in memory as if scheduled
 on every day from START to END and prints the alert lines the scheduled runs would print.
 
@@ -72,9 +73,10 @@ from forecast.jobs.alert_state import (
     STATUS_WITHDRAWN,
     AlertStore,
     SavedFrontState,
+    delivery_lock,
     read_known_starts,
 )
-from forecast.jobs.notify import Notifier, NotifyError, alert_line, parse_notify_spec
+from forecast.jobs.notify import Notifier, alert_line, parse_notify_spec
 
 log = logging.getLogger(__name__)
 
@@ -700,7 +702,7 @@ def run_alert_job(request: AlertRequest, *, stdout: TextIO | None = None) -> Ale
     with AlertStore(request.state, lock_timeout=request.lock_timeout) as store:
         with store.transaction():
             result = _update_state(store, request, config, rules, series, draws, as_of, notifiers)
-        _deliver(store, notifiers, result)
+        _deliver(store, notifiers, result, request.lock_timeout)
     log.info(
         "alert run %d as of %s: %d new observation(s), %d alert(s) issued, %d revision(s), %d notification(s) "
         "delivered%s",
@@ -997,38 +999,50 @@ def _next_day(day: str) -> str:
     return Date.fromordinal(Date.fromisoformat(day).toordinal() + 1).isoformat()
 
 
-def _deliver(store: AlertStore, notifiers: Sequence[Notifier], result: AlertRunResult) -> None:
-    """Send what the outbox holds for these destinations, oldest first, one transaction each.
+def _deliver(
+    store: AlertStore, notifiers: Sequence[Notifier], result: AlertRunResult, lock_timeout: float = 60.0
+) -> None:
+    """Send what the outbox holds for these destinations, oldest first, outside the write lock.
 
-    A destination that fails is not tried again in this run (its later rows stay queued too,
-    in order).
+    Under the delivery lock (:func:`forecast.jobs.alert_state.delivery_lock`), each destination's
+    undelivered rows are claimed in one short transaction, sent one by one, and each is marked
+    delivered or failed in its own short transaction.  Destinations are isolated: anything a
+    destination raises (a refused connection, a deadline, or an unexpected error) becomes that
+    destination's undelivered rows (exit 4), logged without traceback or secret, and the
+    others are still delivered.  A destination that fails is not tried again in this run (its
+    later rows stay queued too, in order).
     """
-    for notifier in notifiers:
-        while True:
-            failed = False
-            with store.transaction():
-                row = store.next_pending(notifier.key)
-                if row is None:
-                    break
-                try:
-                    notifier.send(row.payload)
-                except NotifyError as error:
-                    store.mark_failed(row.id, str(error))
-                    log.error(
-                        "notification %s to %s failed (attempt %d, kept for the next run): %s",
-                        row.alert_id[:12],
-                        notifier.describe(),
-                        row.attempts + 1,
-                        error,
-                    )
-                    failed = True
-                else:
-                    store.mark_delivered(row.id, result.run_id)
+    with delivery_lock(store.path, lock_timeout) as held:
+        if not held:
+            log.error(
+                "another run has been delivering for over %g s: this run's notifications stay queued for the next run",
+                lock_timeout,
+            )
+            result.failed_destinations.extend(notifier.describe() for notifier in notifiers)
+        else:
+            for notifier in notifiers:
+                with store.transaction():
+                    claimed = store.pending(notifier.key)
+                for row in claimed:
+                    try:
+                        notifier.send(row.payload)
+                    except Exception as error:  # noqa: BLE001 - isolate each destination; logged, kept queued
+                        message = notifier.failure(error)
+                        with store.transaction():
+                            store.mark_failed(row.id, message)
+                        log.error(
+                            "notification %s to %s failed (attempt %d, kept for the next run): %s",
+                            row.alert_id[:12],
+                            notifier.describe(),
+                            row.attempts + 1,
+                            message,
+                        )
+                        result.failed_destinations.append(notifier.describe())
+                        break
+                    with store.transaction():
+                        store.mark_delivered(row.id, result.run_id)
                     result.delivered += 1
-            if failed:
-                result.failed_destinations.append(notifier.describe())
-                break
-    with store.transaction():
+    with store.transaction(write=False):
         pending = store.pending_counts()
     named = {notifier.key: notifier.describe() for notifier in notifiers}
     result.pending = {named.get(key, "other"): count for key, count in pending.items() if key in named}

@@ -37,8 +37,11 @@ Every run does its work in one ``BEGIN IMMEDIATE`` transaction: the first writer
 SQLite's reserved lock, a second run waits for it (up to ``lock_timeout`` seconds, then fails
 with :class:`StateLockedError`), and a run killed at any point leaves the file as it was
 before the transaction or after its commit (SQLite's journal).  Each notification is sent
-inside its own short ``BEGIN IMMEDIATE`` transaction that re-reads the outbox row, sends it
-and marks it delivered, so two runs never send the same row.  A run killed between a send
+**outside** the state's write lock: under the delivery lock (an OS file lock on
+``<state>.deliver.lock``, so deliveries of two runs never overlap and a killed run releases
+it), the run claims the undelivered rows in one short transaction, sends each (bounded by
+its whole-send deadline), and marks it delivered or failed in another short transaction; a
+slow receiver never keeps another run from updating the state.  A run killed between a send
 and that commit sends the row again next time (at least once): the alert ``id`` is the
 idempotency key (webhook ``Idempotency-Key`` header, e-mail ``Message-ID``; the file notifier
 skips an id it already wrote).
@@ -50,7 +53,9 @@ they are for the record and never enter a computation.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,7 +64,16 @@ from typing import Any
 
 from forecast.errors import ForecastError
 
-__all__ = ["AlertStore", "OutboxRow", "SavedFrontState", "StateLockedError", "SCHEMA_VERSION", "read_known_starts"]
+__all__ = [
+    "AlertStore",
+    "OutboxRow",
+    "SavedFrontState",
+    "StateLockedError",
+    "SCHEMA_VERSION",
+    "create_private",
+    "delivery_lock",
+    "read_known_starts",
+]
 
 SCHEMA_VERSION = 1
 NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
@@ -167,6 +181,50 @@ class OutboxRow:
     payload: dict[str, Any]
 
 
+def create_private(path: Path) -> None:
+    """Create ``path`` readable and writable by its owner only (0600) unless it exists.
+
+    The state holds webhook URLs with their tokens; SQLite gives its journal the same mode.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
+@contextmanager
+def delivery_lock(state: str | Path, timeout: float) -> Iterator[bool]:
+    """Hold the delivery lock of a state file (``<state>.deliver.lock``) while sending.
+
+    Yields True when the lock was taken within ``timeout`` seconds, False otherwise.  The lock
+    is an OS file lock: a run killed while sending releases it, so the next run sends what it
+    left (at least once).  Where ``fcntl`` is missing (Windows), runs are not serialised.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield True
+        return
+    path = Path(f"{state}.deliver.lock")
+    create_private(path)
+    with open(path, "r+b") as handle:
+        waited_until = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= waited_until:
+                    yield False
+                    return
+                time.sleep(0.05)
+                continue
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            return
+
+
 def read_known_starts(path: str | Path, *, lock_timeout: float = 60.0) -> dict[str, str]:
     """Front -> first processed day of an existing state file (empty when there is none yet)."""
     if not Path(path).is_file():
@@ -193,6 +251,7 @@ class AlertStore:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(self.path)
         self.connection = sqlite3.connect(str(self.path), timeout=lock_timeout, isolation_level=None)
         self.connection.execute("PRAGMA foreign_keys = ON")
         self.connection.execute("PRAGMA synchronous = FULL")
@@ -414,6 +473,25 @@ class AlertStore:
             "INSERT OR IGNORE INTO outbox (alert_id, destination, run_id) VALUES (?, ?, ?)",
             (alert_id, destination, run_id),
         )
+
+    def pending(self, destination: str) -> list[OutboxRow]:
+        """Every undelivered notification for ``destination``, oldest first (the claim of a delivery)."""
+        rows = self._execute(
+            "SELECT outbox.id, alert_id, destination, attempts, alerts.payload FROM outbox "
+            "JOIN alerts ON alerts.id = outbox.alert_id "
+            "WHERE destination = ? AND delivered_at IS NULL ORDER BY outbox.id",
+            (destination,),
+        ).fetchall()
+        return [
+            OutboxRow(
+                id=int(r[0]), alert_id=str(r[1]), destination=str(r[2]), attempts=int(r[3]), payload=json.loads(r[4])
+            )
+            for r in rows
+        ]
+
+    def is_delivered(self, outbox_id: int) -> bool:
+        row = self._execute("SELECT delivered_at FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
+        return row is None or row[0] is not None
 
     def next_pending(self, destination: str) -> OutboxRow | None:
         """The oldest undelivered notification for ``destination``."""

@@ -26,21 +26,29 @@ destination is logged as ``scheme://host[:port]/...``.  They are stored, as give
 state file's outbox (it needs them to retry), so keep that file private.
 
 A notifier raises :class:`NotifyError` when a delivery fails; the outbox keeps the
-notification for the next run.
+notification for the next run.  ``--notify-timeout`` bounds each **whole send** (connecting,
+sending, and reading the answer to its end): a receiver that answers one byte a second is cut
+off at the deadline, not kept alive by every byte it drips.  SPECs are checked when they are
+parsed (scheme, host, port, no spaces or control characters in a URL, an address or a
+subject), and no message ever shows a SPEC or URL in full: tokens and passwords stay out of
+logs and errors.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
+import re
 import smtplib
+import socket
 import ssl
 import sys
-import urllib.error
+import threading
+import time
 import urllib.parse
-import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TextIO
@@ -66,6 +74,8 @@ log = logging.getLogger(__name__)
 SMTP_USER_ENV = "FORECAST_SMTP_USER"
 SMTP_PASSWORD_ENV = "FORECAST_SMTP_PASSWORD"
 DEFAULT_TIMEOUT = 10.0
+#: At most this much of a webhook's answer body is read (the status is what counts).
+MAX_ANSWER_BYTES = 65536
 SPEC_HELP = "stdout | file:PATH | webhook:URL | slack:URL | smtp://HOST[:PORT]?to=ADDR&from=ADDR[&starttls=1]"
 
 
@@ -75,6 +85,70 @@ class NotifyError(ForecastError):
 
 class NotifySpecError(ForecastError):
     """A ``--notify`` SPEC is malformed."""
+
+
+def _control_position(text: str) -> int:
+    """Index of the first space or control character in ``text``, or -1."""
+    for i, ch in enumerate(text):
+        if ord(ch) <= 0x20 or 0x7F <= ord(ch) <= 0x9F or ch in "\u2028\u2029":
+            return i
+    return -1
+
+
+def _safe_port(parts: urllib.parse.SplitResult, what: str) -> int | None:
+    """The URL's port, or a :class:`NotifySpecError` that does not echo the URL."""
+    try:
+        port = parts.port
+    except ValueError:
+        raise NotifySpecError(f"{what}: the port is not a number from 1 to 65535") from None
+    if port == 0:
+        raise NotifySpecError(f"{what}: the port is not a number from 1 to 65535")
+    return port
+
+
+class _Deadline:
+    """A whole-send deadline: at expiry the watched socket is shut down, so a blocked read returns.
+
+    A socket timeout bounds each read; a receiver that sends one byte a second never trips it.
+    This bounds the whole exchange instead.
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.started = time.monotonic()
+        self.expired = False
+        self._timer: threading.Timer | None = None
+
+    def remaining(self) -> float:
+        return max(0.05, self.seconds - (time.monotonic() - self.started))
+
+    def watch(self, socket_of: Any) -> None:
+        """Shut down ``socket_of()`` (a callable, as the socket may not exist yet) at the deadline."""
+
+        def expire() -> None:
+            self.expired = True
+            sock = socket_of()
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        self._timer = threading.Timer(self.remaining(), expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret replaced by ``...`` (longest first), on one line, cut short."""
+    for secret in sorted((x for x in secrets if x and len(x) >= 4), key=len, reverse=True):
+        text = text.replace(secret, "...")
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= 200 else line[:200] + "..."
 
 
 def alert_line(alert: Mapping[str, Any]) -> str:
@@ -107,8 +181,19 @@ class Notifier:
     def describe(self) -> str:
         return self.key
 
+    def secrets(self) -> list[str]:
+        """Strings that must never appear in a message (tokens in URLs, passwords)."""
+        return []
+
     def send(self, alert: Mapping[str, Any]) -> None:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def failure(self, error: BaseException) -> str:
+        """What to log and store when ``send`` raised ``error``: no traceback, no secret."""
+        if isinstance(error, NotifyError):
+            return scrub(str(error), self.secrets())
+        detail = scrub(str(error), self.secrets())
+        return f"{self.describe()}: unexpected {type(error).__name__}" + (f": {detail}" if detail else "")
 
 
 class StdoutNotifier(Notifier):
@@ -128,7 +213,7 @@ class StdoutNotifier(Notifier):
 
 
 class FileNotifier(Notifier):
-    """JSON lines appended to a file."""
+    """JSON lines appended to a file (created readable and writable by its owner only, 0600)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path).expanduser().absolute()
@@ -144,7 +229,8 @@ class FileNotifier(Notifier):
                     self.path,
                 )
                 return
-            with open(self.path, "a", encoding="utf-8") as handle:
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with open(descriptor, "a", encoding="utf-8") as handle:
                 handle.write(alert_line(alert) + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -153,52 +239,94 @@ class FileNotifier(Notifier):
 
 
 def _redacted_url(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or "?"
-    if parts.port:
-        host += f":{parts.port}"
-    return f"{parts.scheme}://{host}/..."
+    """``scheme://host[:port]/...``: a URL as it may be logged (no path, query or user)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or "?"
+        port = parts.port
+    except ValueError:
+        return "(unparsable URL)"
+    if _control_position(host) >= 0:
+        host = "?"
+    if port:
+        host += f":{port}"
+    return f"{parts.scheme[:10]}://{host[:100]}/..."
 
 
 class WebhookNotifier(Notifier):
-    """HTTP POST of JSON; ``slack=True`` posts ``{"text": ...}``."""
+    """HTTP POST of JSON; ``slack=True`` posts ``{"text": ...}``.
+
+    Raises
+    ------
+    NotifySpecError
+        When the URL is not http(s), has no host, a port out of range, or a space or control
+        character (the message never shows the URL).
+    """
 
     def __init__(self, url: str, *, slack: bool = False, timeout: float = DEFAULT_TIMEOUT):
+        kind = "slack" if slack else "webhook"
+        position = _control_position(url)
+        if position >= 0:
+            raise NotifySpecError(
+                f"a {kind} URL must not hold spaces or control characters (found one at character {position + 1}); "
+                "percent-encode it (a space is %20)"
+            )
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise NotifySpecError(f"a webhook needs an http:// or https:// URL, got {_redacted_url(url)!r}")
+            raise NotifySpecError(f"a {kind} needs an http:// or https:// URL with a host, got {_redacted_url(url)!r}")
+        _safe_port(parts, f"{kind} URL for {parts.hostname}")
         self.url = url
         self.slack = slack
         self.timeout = timeout
-        self.key = f"{'slack' if slack else 'webhook'}:{url}"
+        self.key = f"{kind}:{url}"
 
     def describe(self) -> str:
         return f"{'slack' if self.slack else 'webhook'}:{_redacted_url(self.url)}"
+
+    def secrets(self) -> list[str]:
+        parts = urllib.parse.urlsplit(self.url)
+        return [self.url, parts.path, parts.query, parts.username or "", parts.password or ""]
 
     def payload(self, alert: Mapping[str, Any]) -> dict[str, Any]:
         return {"text": alert_text(alert)} if self.slack else dict(alert)
 
     def send(self, alert: Mapping[str, Any]) -> None:
         body = json.dumps(self.payload(alert)).encode("utf-8")
-        request = urllib.request.Request(
-            self.url,
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "Idempotency-Key": str(alert["id"]),
-                "User-Agent": "forecast-alert",
-            },
-        )
+        parts = urllib.parse.urlsplit(self.url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": str(alert["id"]),
+            "User-Agent": "forecast-alert",
+        }
+        deadline = _Deadline(self.timeout)
+        connection: http.client.HTTPConnection
+        if parts.scheme == "https":
+            connection = http.client.HTTPSConnection(
+                parts.hostname or "", parts.port, timeout=deadline.remaining(), context=ssl.create_default_context()
+            )
+        else:
+            connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=deadline.remaining())
+        deadline.watch(lambda: connection.sock)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - http(s) checked
-                status = response.status
-        except urllib.error.HTTPError as error:
-            error.close()  # the error holds the open response
-            raise NotifyError(f"{self.describe()} answered HTTP {error.code}") from None
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
+            connection.request("POST", target, body=body, headers=headers)
+            response = connection.getresponse()
+            response.read(MAX_ANSWER_BYTES)
+            status = response.status
+        except (http.client.HTTPException, OSError, ValueError) as error:
+            if deadline.expired:
+                raise NotifyError(
+                    f"{self.describe()} did not complete the exchange within {self.timeout:g} s (whole-send deadline)"
+                ) from None
+            reason = scrub(str(getattr(error, "reason", error)) or type(error).__name__, self.secrets())
             raise NotifyError(f"{self.describe()} unreachable: {reason}") from None
+        finally:
+            deadline.cancel()
+            connection.close()
+        if deadline.expired:
+            raise NotifyError(
+                f"{self.describe()} did not complete the exchange within {self.timeout:g} s (whole-send deadline)"
+            )
         if not 200 <= status < 300:
             raise NotifyError(f"{self.describe()} answered HTTP {status}")
 
@@ -250,17 +378,24 @@ class SmtpNotifier(Notifier):
     def _context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.cafile)
 
+    def secrets(self) -> list[str]:
+        environ = self.environ if self.environ is not None else os.environ
+        return [self.key, environ.get(SMTP_PASSWORD_ENV, "")]
+
     def send(self, alert: Mapping[str, Any]) -> None:
         environ = self.environ if self.environ is not None else os.environ
         user = environ.get(SMTP_USER_ENV)
         password = environ.get(SMTP_PASSWORD_ENV)
+        deadline = _Deadline(self.timeout)
+        client: smtplib.SMTP
+        if self.implicit_tls:
+            client = smtplib.SMTP_SSL(timeout=deadline.remaining(), context=self._context())
+        else:
+            client = smtplib.SMTP(timeout=deadline.remaining())
+        client._host = self.host  # type: ignore[attr-defined] # the TLS server name (set by __init__ only)
+        deadline.watch(lambda: getattr(client, "sock", None))
         try:
-            if self.implicit_tls:
-                client: smtplib.SMTP = smtplib.SMTP_SSL(
-                    self.host, self.port, timeout=self.timeout, context=self._context()
-                )
-            else:
-                client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            client.connect(self.host, self.port)
             with client:
                 client.ehlo()
                 if self.starttls:
@@ -271,10 +406,17 @@ class SmtpNotifier(Notifier):
                 client.send_message(self.message(alert))
         except smtplib.SMTPAuthenticationError as error:
             raise NotifyError(f"{self.describe()}: login refused (code {error.smtp_code})") from None
-        except smtplib.SMTPException as error:
-            raise NotifyError(f"{self.describe()}: {type(error).__name__}: {_first_line(error)}") from None
-        except (OSError, ssl.SSLError) as error:
-            raise NotifyError(f"{self.describe()} unreachable: {_first_line(error)}") from None
+        except (smtplib.SMTPException, OSError, ssl.SSLError, ValueError) as error:
+            if deadline.expired:
+                raise NotifyError(
+                    f"{self.describe()} did not complete the exchange within {self.timeout:g} s (whole-send deadline)"
+                ) from None
+            if isinstance(error, smtplib.SMTPException):
+                detail = scrub(_first_line(error), self.secrets())
+                raise NotifyError(f"{self.describe()}: {type(error).__name__}: {detail}") from None
+            raise NotifyError(f"{self.describe()} unreachable: {scrub(_first_line(error), self.secrets())}") from None
+        finally:
+            deadline.cancel()
 
 
 def _first_line(error: BaseException) -> str:
@@ -283,33 +425,52 @@ def _first_line(error: BaseException) -> str:
 
 
 def _smtp_from_spec(spec: str, timeout: float) -> SmtpNotifier:
+    """An :class:`SmtpNotifier` from its SPEC; errors name the host at most, never the SPEC."""
+    position = _control_position(spec.replace(" ", "%20"))
+    if position >= 0:
+        raise NotifySpecError(f"an smtp SPEC must not hold control characters (found one at character {position + 1})")
     parts = urllib.parse.urlsplit(spec)
     implicit = parts.scheme == "smtps"
-    if not parts.hostname:
-        raise NotifySpecError(f"{spec!r}: an smtp SPEC needs a host: smtp://HOST[:PORT]?to=ADDR&from=ADDR")
     if parts.username or parts.password:
         raise NotifySpecError(
-            f"smtp SPEC for {parts.hostname}: do not put credentials in the SPEC; set {SMTP_USER_ENV} and "
-            f"{SMTP_PASSWORD_ENV} in the environment"
+            f"smtp SPEC for {parts.hostname or '(no host)'}: do not put credentials in the SPEC; set {SMTP_USER_ENV} "
+            f"and {SMTP_PASSWORD_ENV} in the environment"
         )
+    if not parts.hostname:
+        raise NotifySpecError("an smtp SPEC needs a host: smtp://HOST[:PORT]?to=ADDR&from=ADDR")
+    if not re.fullmatch(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+", parts.hostname):
+        raise NotifySpecError("the host of an smtp SPEC may hold letters, digits, dots and hyphens only")
+    where = f"smtp SPEC for {parts.hostname}"
+    explicit_port = _safe_port(parts, where)
     query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
     allowed = ("to", "from", "starttls", "cafile", "subject")
     unknown = sorted(set(query) - set(allowed))
     if unknown:
-        raise NotifySpecError(f"{spec!r}: unknown parameters {unknown}; allowed: {', '.join(allowed)}")
+        shown = [name if len(name) <= 20 else name[:20] + "..." for name in unknown[:5]]
+        raise NotifySpecError(f"{where}: unknown parameters {shown}; allowed: {', '.join(allowed)}")
     to = tuple(addr.strip() for value in query.get("to", []) for addr in value.split(",") if addr.strip())
     sender = (query.get("from") or [""])[-1].strip()
     if not to or not sender:
-        raise NotifySpecError(f"{spec!r}: an smtp SPEC needs to=ADDR and from=ADDR")
+        raise NotifySpecError(f"{where}: an smtp SPEC needs to=ADDR and from=ADDR")
+    named = [(f"to address {i}", address) for i, address in enumerate(to, start=1)] + [("from address", sender)]
+    for name, address in named:
+        if "@" not in address or _control_position(address) >= 0 or any(ch in address for ch in "<>,;\"'"):
+            raise NotifySpecError(f"{where}: the {name} is not a plain e-mail address (NAME@DOMAIN)")
     starttls_text = (query.get("starttls") or ["0"])[-1].strip().lower()
     if starttls_text not in ("0", "1", "true", "false", "yes", "no"):
-        raise NotifySpecError(f"{spec!r}: starttls must be 1 or 0, got {starttls_text!r}")
+        raise NotifySpecError(f"{where}: starttls must be 1 or 0, got {starttls_text[:20]!r}")
     starttls = starttls_text in ("1", "true", "yes")
     if implicit and starttls:
-        raise NotifySpecError(f"{spec!r}: smtps:// is TLS from the start; drop starttls=1 or use smtp://")
-    port = parts.port or (465 if implicit else 587 if starttls else 25)
+        raise NotifySpecError(f"{where}: smtps:// is TLS from the start; drop starttls=1 or use smtp://")
+    port = explicit_port or (465 if implicit else 587 if starttls else 25)
     cafile = (query.get("cafile") or [None])[-1]
     subject = (query.get("subject") or ["[forecast alert]"])[-1]
+    if _control_position(subject.replace(" ", "_")) >= 0 or len(subject) > 200:
+        raise NotifySpecError(
+            f"{where}: the subject must be one line of at most 200 characters without control characters"
+        )
+    if cafile is not None and _control_position(cafile) >= 0:
+        raise NotifySpecError(f"{where}: the cafile path holds a control character")
     return SmtpNotifier(
         parts.hostname,
         port,
@@ -346,5 +507,9 @@ def parse_notify_spec(spec: str, *, stdout: TextIO | None = None, timeout: float
         return WebhookNotifier(text[len("slack:") :], slack=True, timeout=timeout)
     if text.startswith(("smtp://", "smtps://")):
         return _smtp_from_spec(text, timeout)
-    shown = text if ":" not in text else text.split(":", 1)[0] + ":..."
-    raise NotifySpecError(f"unknown notify SPEC {shown!r}; expected one of: {SPEC_HELP}")
+    head = text.split(":", 1)[0]
+    if len(head) <= 12 and head.isascii() and head.replace("-", "").replace("_", "").isalnum():
+        shown = f"{head!r}" + (" (with ':...')" if ":" in text else "")
+    else:
+        shown = f"of {len(text)} characters"  # may be a pasted secret: not echoed
+    raise NotifySpecError(f"unknown notify SPEC {shown}; expected one of: {SPEC_HELP}")
