@@ -100,3 +100,41 @@ def test_front_names_in_two_unicode_forms_are_one_front(write_csv):
     assert events.fronts == [nfc]
     assert build_panel(events).period_obs[n.COUNT].tolist() == [3]
     assert any("line" in str(w) and "Unicode" in str(w) for w in events.warnings)
+
+
+# --------------------------------------------------------------------------------------------
+# YAML rules and detector files
+
+
+ALIAS_BOMB = "\n".join(
+    ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    + [f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]" for i in range(8)]
+    + ["changepoint: *i"]
+)
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_is_built(tmp_path):
+    import tracemalloc
+
+    from forecast.alerts.rules import RulesConfigError, load_rules
+
+    path = tmp_path / "rules.yaml"
+    path.write_text(ALIAS_BOMB + "\n", encoding="utf-8")
+    assert len(ALIAS_BOMB) < 450
+    tracemalloc.start()
+    with pytest.raises(RulesConfigError) as caught:
+        load_rules(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert "expands to over 100,000 values" in str(caught.value)
+    assert len(str(caught.value)) < 1500 and peak < 5_000_000
+
+
+def test_a_huge_value_in_a_rules_file_is_echoed_cut_short(tmp_path):
+    from forecast.alerts.rules import RulesConfigError, load_rules
+
+    path = tmp_path / "rules.yaml"
+    path.write_text("cooldown_days: [" + ", ".join(["123456789"] * 50_000) + "]\n", encoding="utf-8")
+    with pytest.raises(RulesConfigError) as caught:
+        load_rules(path)
+    assert "cooldown_days" in str(caught.value) and len(str(caught.value)) < 500

@@ -69,7 +69,7 @@ from typing import Any
 
 import numpy as np
 
-from forecast.alerts.yamlfile import Problems, check_keys, integer, number
+from forecast.alerts.yamlfile import Problems, check_keys, integer, number, shown
 from forecast.data.yamlio import read_yaml_file
 from forecast.errors import PriorConfigError
 
@@ -185,7 +185,7 @@ def _check_prior(data: object, where: str, dist: str, kwargs: Sequence[str], pro
     if "dist" in mapping and mapping["dist"] != dist:
         problems.add(
             f"{where}.dist",
-            f"must be {dist!r} (the conjugate prior the detector needs), got {mapping['dist']!r}",
+            f"must be {dist!r} (the conjugate prior the detector needs), got {shown(mapping['dist'])}",
         )
     args = check_keys(mapping.get("kwargs", {}), kwargs, f"{where}.kwargs", problems, required=kwargs)
     if args is not None:
@@ -202,7 +202,7 @@ def _check_config_values(data: dict[str, object], problems: Problems) -> dict[st
     out: dict[str, object] = {}
     likelihood = data.get("likelihood")
     if likelihood not in LIKELIHOODS:
-        problems.add("likelihood", f"must be one of {list(LIKELIHOODS)}, got {likelihood!r}")
+        problems.add("likelihood", f"must be one of {list(LIKELIHOODS)}, got {shown(likelihood)}")
     else:
         out["likelihood"] = likelihood
     if "expected_run_length" in data:

@@ -39,7 +39,7 @@ from datetime import date as Date
 from pathlib import Path
 from typing import Any
 
-from forecast.alerts.yamlfile import Problems, check_keys, integer, number
+from forecast.alerts.yamlfile import Problems, check_keys, integer, number, shown
 from forecast.data.yamlio import read_yaml_file
 from forecast.errors import ForecastError
 
@@ -170,7 +170,7 @@ class AlertRules:
 
 def _boolean(value: object, where: str, problems: Problems) -> bool | None:
     if not isinstance(value, bool):
-        problems.add(where, f"expected true or false, got {value!r}")
+        problems.add(where, f"expected true or false, got {shown(value)}")
         return None
     return value
 
@@ -181,7 +181,9 @@ def _apply(base: FrontRules, data: Mapping[str, Any], where: str, problems: Prob
     prefix = f"{where}." if where else ""
     if "direction" in data:
         if data["direction"] not in DIRECTION_CHOICES:
-            problems.add(f"{prefix}direction", f"must be one of {list(DIRECTION_CHOICES)}, got {data['direction']!r}")
+            problems.add(
+                f"{prefix}direction", f"must be one of {list(DIRECTION_CHOICES)}, got {shown(data['direction'])}"
+            )
         else:
             rules = replace(rules, direction=data["direction"])
     if "cooldown_days" in data:
@@ -250,7 +252,7 @@ def rules_from_dict(raw: object, *, source: str = "<memory>") -> AlertRules:
     fronts: dict[str, FrontRules] = {}
     overrides = data.get("fronts") or {}
     if not isinstance(overrides, Mapping):
-        problems.add("fronts", f"expected a mapping from front name to rules, got {overrides!r}")
+        problems.add("fronts", f"expected a mapping from front name to rules, got {shown(overrides)}")
     else:
         for name, block in overrides.items():
             where = f"fronts.{name}"

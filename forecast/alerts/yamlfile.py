@@ -9,8 +9,23 @@ this path (it imports PyMC, and the alerting path must start fast).
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+#: Longest text of a value echoed in an error message (a hostile file must not make a huge one).
+SHOWN_CHARACTERS = 80
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` cut short: at most :data:`SHOWN_CHARACTERS` characters and a length."""
+    try:
+        short = reprlib.Repr()
+        short.maxlevel, short.maxlist, short.maxdict, short.maxstring, short.maxother = 3, 6, 6, 60, 60
+        text = short.repr(value)
+    except Exception:  # noqa: BLE001 - a repr that fails must not hide the real problem
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= SHOWN_CHARACTERS else text[: SHOWN_CHARACTERS - 3] + "..."
 
 
 class Problems:
@@ -20,6 +35,7 @@ class Problems:
         self.items: list[str] = []
 
     def add(self, where: str, reason: str) -> None:
+        where = where if len(where) <= SHOWN_CHARACTERS else where[: SHOWN_CHARACTERS - 3] + "..."
         self.items.append(f"{where}: {reason}" if where else reason)
 
     def raise_if_any(self, source: str, what: str, error: type[Exception]) -> None:
@@ -34,11 +50,11 @@ def check_keys(
 ) -> Mapping[str, Any] | None:
     """Check that ``data`` is a mapping with only ``allowed`` keys and every ``required`` one."""
     if not isinstance(data, Mapping):
-        problems.add(where, f"expected a mapping with keys {list(allowed)}, got {data!r}")
+        problems.add(where, f"expected a mapping with keys {list(allowed)}, got {shown(data)}")
         return None
     unknown = [str(key) for key in data if key not in allowed]
     if unknown:
-        problems.add(where, f"unknown keys {sorted(unknown)}; the allowed keys are: {', '.join(allowed)}")
+        problems.add(where, f"unknown keys {shown(sorted(unknown))}; the allowed keys are: {', '.join(allowed)}")
     missing = [key for key in required if key not in data]
     if missing:
         problems.add(where, f"missing keys {missing}; the required keys are: {', '.join(required)}")
@@ -69,17 +85,17 @@ def number(
             .isdigit()
         ):
             hint = " (YAML reads a number like 1e-3 as text; write 1.0e-3)"
-        problems.add(where, f"expected a number, got {value!r}{hint}")
+        problems.add(where, f"expected a number, got {shown(value)}{hint}")
         return None
     result = float(value)
     if not math.isfinite(result):
-        problems.add(where, f"expected a finite number, got {value!r}")
+        problems.add(where, f"expected a finite number, got {shown(value)}")
         return None
     if low is not None and (result < low or (low_open and result == low)):
-        problems.add(where, f"must be {'>' if low_open else '>='} {low:g}, got {value!r}")
+        problems.add(where, f"must be {'>' if low_open else '>='} {low:g}, got {shown(value)}")
         return None
     if high is not None and (result > high or (high_open and result == high)):
-        problems.add(where, f"must be {'<' if high_open else '<='} {high:g}, got {value!r}")
+        problems.add(where, f"must be {'<' if high_open else '<='} {high:g}, got {shown(value)}")
         return None
     return result
 
@@ -89,12 +105,12 @@ def integer(
 ) -> int | None:
     """An integer within bounds (``3.0`` is refused: counts of observations are whole)."""
     if isinstance(value, bool) or not isinstance(value, int):
-        problems.add(where, f"expected a whole number, got {value!r}")
+        problems.add(where, f"expected a whole number, got {shown(value)}")
         return None
     if low is not None and value < low:
-        problems.add(where, f"must be >= {low}, got {value!r}")
+        problems.add(where, f"must be >= {low}, got {shown(value)}")
         return None
     if high is not None and value > high:
-        problems.add(where, f"must be <= {high}, got {value!r}")
+        problems.add(where, f"must be <= {high}, got {shown(value)}")
         return None
     return int(value)
