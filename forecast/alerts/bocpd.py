@@ -62,6 +62,7 @@ import json
 import logging
 import math
 import struct
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,7 +320,8 @@ def _stirling_lgamma(x: np.ndarray) -> np.ndarray:
 # State and outputs
 # --------------------------------------------------------------------------------------------
 
-_MAGIC = b"BOCPD\x01"
+_MAGIC = b"BOCPD\x01"  # float64 and int64 bytes as they are (still read)
+_MAGIC_COMPACT = b"BOCPD\x02"  # byte-shuffled and deflated (written)
 _HEADER = struct.Struct("<6sqq")
 
 
@@ -361,13 +363,17 @@ class DetectorState:
         return int(self.probs.shape[1] - 1)
 
     def front_bytes(self, index: int) -> bytes:
-        """One front's state, exactly (float64 and int64 little-endian)."""
-        header = _HEADER.pack(_MAGIC, self.max_run_length, int(self.n_obs[index]))
-        return (
-            header
-            + np.ascontiguousarray(self.probs[index], dtype="<f8").tobytes()
-            + np.ascontiguousarray(self.sums[index], dtype="<i8").tobytes()
-        )
+        """One front's state, exactly, compressed (about a third of the 16 bytes a slot).
+
+        The probabilities (float64) and the differences of the window sums (int64: the counts
+        themselves, small numbers) are byte-shuffled (the k-th bytes of all values together)
+        and deflated; :meth:`from_front_bytes` restores them bit for bit.
+        """
+        header = _HEADER.pack(_MAGIC_COMPACT, self.max_run_length, int(self.n_obs[index]))
+        probs = np.ascontiguousarray(self.probs[index], dtype="<f8")
+        steps = np.diff(np.ascontiguousarray(self.sums[index], dtype="<i8"), prepend=np.int64(0)).astype("<i8")
+        body = np.concatenate([probs.view("<i8"), steps])
+        return header + zlib.compress(np.ascontiguousarray(body.view(np.uint8).reshape(-1, 8).T).tobytes(), 1)
 
     @classmethod
     def from_front_bytes(cls, blobs: Sequence[bytes], config: DetectorConfig) -> DetectorState:
@@ -383,14 +389,29 @@ class DetectorState:
         sums = np.zeros((len(blobs), size), dtype=np.int64)
         n_obs = np.zeros(len(blobs), dtype=np.int64)
         for i, blob in enumerate(blobs):
-            if len(blob) != _HEADER.size + 16 * size:
-                raise ValueError(f"detector state of {len(blob)} bytes does not fit max_run_length {size - 1}")
+            if len(blob) < _HEADER.size:
+                raise ValueError(f"detector state of {len(blob)} bytes is too short")
             magic, stored_r, count = _HEADER.unpack_from(blob)
-            if magic != _MAGIC or stored_r != size - 1:
-                raise ValueError("not a detector state of this configuration")
+            if magic not in (_MAGIC, _MAGIC_COMPACT):
+                raise ValueError("not a detector state")
+            if stored_r != size - 1:
+                raise ValueError(f"detector state of max_run_length {stored_r} does not fit max_run_length {size - 1}")
             body = blob[_HEADER.size :]
-            probs[i] = np.frombuffer(body[: 8 * size], dtype="<f8")
-            sums[i] = np.frombuffer(body[8 * size :], dtype="<i8")
+            if magic == _MAGIC_COMPACT:
+                try:
+                    shuffled = zlib.decompress(body)
+                except zlib.error as error:
+                    raise ValueError(f"damaged detector state: {error}") from error
+                if len(shuffled) != 16 * size:
+                    raise ValueError(f"detector state of {len(shuffled)} bytes does not fit max_run_length {size - 1}")
+                values = np.frombuffer(shuffled, dtype=np.uint8).reshape(8, -1).T.copy().view("<i8").ravel()
+                probs[i] = values[:size].view("<f8")
+                sums[i] = np.cumsum(values[size:])
+            else:
+                if len(body) != 16 * size:
+                    raise ValueError(f"detector state of {len(blob)} bytes does not fit max_run_length {size - 1}")
+                probs[i] = np.frombuffer(body[: 8 * size], dtype="<f8")
+                sums[i] = np.frombuffer(body[8 * size :], dtype="<i8")
             n_obs[i] = count
         return cls(probs=probs, sums=sums, n_obs=n_obs)
 

@@ -6,9 +6,9 @@ problem can be reported with its file, line and column.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,10 +38,6 @@ class RawTable:
     columns: list[str]
     frame: pd.DataFrame
     lines: np.ndarray
-
-
-#: A space or tab at either end of a cell (unquoted files are stripped only when one is found).
-_PADDED_CELL = re.compile(r"[ \t](?:,|\r?$)|(?:^|,)[ \t]", re.MULTILINE)
 
 
 def _line_of(text: str, position: int) -> int:
@@ -74,24 +70,24 @@ def read_raw_csv(path: str | Path) -> RawTable:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise DataValidationError(Issue(file, None, None, f"cannot open file: {exc.strerror}")) from exc
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
     try:
-        text = data.decode("utf-8-sig")
+        data.decode("utf-8")  # checked here, where the failing byte gives the line
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise DataValidationError(Issue(file, line, None, f"the file is not UTF-8 text ({exc.reason})")) from exc
-    del data
-    nul = text.find("\x00")
+    nul = data.find(b"\x00")
     if nul >= 0:
-        raise DataValidationError(
-            Issue(file, _line_of(text, nul), None, "the line holds a NUL byte (a damaged or binary file?)")
-        )
-    if not text.strip():
+        line = data.count(b"\n", 0, nul) + 1
+        raise DataValidationError(Issue(file, line, None, "the line holds a NUL byte (a damaged or binary file?)"))
+    if not data.strip():
         raise DataValidationError(Issue(file, None, None, "the file is empty (no header line)"))
-    if '"' not in text:
-        table = _read_unquoted(file, text)
+    if b'"' not in data:
+        table = _read_unquoted(file, data)
         if table is not None:
             return table
-    return _read_quoted(file, text)
+    return _read_quoted(file, data.decode("utf-8"))
 
 
 def _check_header(file: str, header: list[str]) -> list[str]:
@@ -104,17 +100,18 @@ def _check_header(file: str, header: list[str]) -> list[str]:
     return columns
 
 
-def _read_unquoted(file: str, text: str) -> RawTable | None:
+def _read_unquoted(file: str, data: bytes) -> RawTable | None:
     """Fast path for a file without quotes: one physical line is one row.
 
-    Returns None when pandas' parser refuses the text (the slow path then names each problem)
-    or when lines end in a lone carriage return.
+    Parses the bytes with pandas' C parser (no decoded copy of the whole text is kept).
+    Returns None when the parser refuses the text (the slow path then names each problem) or
+    when lines end in a lone carriage return.
     """
-    if "\r" in text and text.count("\r") != text.count("\r\n"):
+    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
         return None
     try:
         raw = pd.read_csv(
-            io.StringIO(text),
+            io.BytesIO(data),
             header=None,
             dtype=str,
             na_filter=False,
@@ -122,19 +119,22 @@ def _read_unquoted(file: str, text: str) -> RawTable | None:
             skip_blank_lines=False,
             quoting=csv.QUOTE_NONE,
             index_col=False,
+            encoding="utf-8",
             engine="c",
         )
     except (pd.errors.ParserError, ValueError):
         return None
     columns = _check_header(file, [str(cell) for cell in raw.iloc[0].tolist()])
-    raw = raw.iloc[1:]
-    lines = np.arange(2, len(raw) + 2, dtype=np.int64)
-    padded = _PADDED_CELL.search(text) is not None  # one pass over the text instead of one strip per cell
-    frame = pd.DataFrame(
-        {name: (raw[i].str.strip() if padded else raw[i]).to_numpy() for i, name in enumerate(columns)}, dtype=object
-    )
     if not len(columns):
         return None
+    frame = raw.iloc[1:].reset_index(drop=True)
+    del raw
+    frame.columns = columns
+    lines = np.arange(2, len(frame) + 2, dtype=np.int64)
+    # A few substring searches over the bytes instead of one strip per cell.
+    padded = b"\t" in data or data[:1] == b" " or data.rstrip(b"\r\n").endswith(b" ")
+    if padded or any(pair in data for pair in (b" ,", b", ", b" \n", b"\n ", b" \r")):
+        frame = frame.apply(lambda column: column.str.strip())
     blank = (frame == "").all(axis=1).to_numpy()
     if blank.any():
         frame = frame[~blank].reset_index(drop=True)

@@ -31,7 +31,7 @@ import pandas as pd
 
 from forecast import names as n
 from forecast.data.csvio import RawTable, read_raw_csv, require_columns
-from forecast.data.parse import parse_counts, parse_dates
+from forecast.data.parse import parse_counts, parse_dates, stripped_text
 from forecast.errors import DataValidationError, Issue
 
 PRECISIONS = (
@@ -103,7 +103,7 @@ def make_event_frame(
         {
             n.DATE: start.to_numpy(dtype="datetime64[ns]"),
             n.END_DATE: end.to_numpy(dtype="datetime64[ns]"),
-            n.FRONT: fronts.astype(str).to_numpy(dtype=object),
+            n.FRONT: _shared_names(fronts),
             n.COUNT: counts.to_numpy(dtype=np.int64),
             n.PRECISION: precision.astype(str).to_numpy(dtype=object),
             n.SOURCE: source.astype(str).to_numpy(dtype=object),
@@ -116,6 +116,16 @@ def make_event_frame(
             if column not in frame.columns:
                 frame[column] = extra[column].to_numpy()
     return frame
+
+
+def _shared_names(names: pd.Series) -> np.ndarray:
+    """The names as an object array in which equal names are one string object.
+
+    A reader makes one string per cell; a million rows of a thousand fronts then hold a
+    million strings where a thousand do.
+    """
+    codes, uniques = pd.factorize(names.astype(str), sort=False)
+    return np.asarray(uniques, dtype=object)[codes]
 
 
 def check_windows(frame: pd.DataFrame, file: str, lines: np.ndarray, column: str = n.END_DATE) -> list[Issue]:
@@ -156,7 +166,7 @@ def read_events_csv(path: str | Path, *, table: RawTable | None = None) -> Event
         issues += found
     else:
         counts = pd.Series(1, index=raw.index, dtype="int64")
-    fronts = raw[n.FRONT].astype(str).str.strip()
+    fronts = stripped_text(raw[n.FRONT])
     for i in np.flatnonzero((fronts == "").to_numpy()):
         issues.append(Issue(file, int(lines[i]), n.FRONT, "the front is empty"))
     if n.PRECISION in raw:

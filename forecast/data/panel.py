@@ -254,13 +254,13 @@ def build_panel(
     before = frame[n.DATE] < begin
     warnings += _exclusion_warnings(frame[after], f"after as_of {end.date()}")
     warnings += _exclusion_warnings(frame[before & ~after], f"before start {begin.date()}")
-    kept = frame[~after & ~before]
+    kept = frame[~after & ~before] if (after | before).any() else frame  # no copy when nothing is excluded
     if kept.empty:
         raise DataValidationError(Issue(files, None, None, f"no rows fall within {begin.date()}..{end.date()}"))
 
     is_window = kept[n.END_DATE].notna().to_numpy()
     windows = kept[is_window]
-    points = kept[~is_window]
+    points = kept[~is_window] if is_window.any() else kept  # no copy when there are no windows
     _check_windows(windows, points)
 
     fronts = tuple(sorted(kept[n.FRONT].unique().tolist()))
@@ -379,6 +379,7 @@ def _aggregate_points(
         _check_total_overflow(points, cell, values, np.flatnonzero(near))
     counts = counts.reshape(n_fronts, n_periods)
     precision = _worst_precision_matrix(points, position, periods, freq, n_fronts)
+    del codes, position, day_index, cell, values, near  # a million rows: free them before the frame is built
     keep = exposure > 0
     front_of_cell, period_of_cell = np.nonzero(keep)
     return pd.DataFrame(
@@ -470,7 +471,9 @@ def _window_rows(windows: pd.DataFrame) -> pd.DataFrame:
 def _outlier_warnings(panel: Panel) -> list[Issue]:
     """Warn (never drop) on period counts far above the rest of their front."""
     out = []
-    for front, group in panel.period_obs.groupby(n.FRONT, sort=True):
+    obs = panel.observations
+    period = obs.loc[obs[n.OBS_KIND] == n.OBS_PERIOD, [n.FRONT, n.DATE, n.COUNT, n.EXPOSURE_DAYS]]  # narrow copy
+    for front, group in period.groupby(n.FRONT, sort=True):
         if len(group) < OUTLIER_MIN_PERIODS:
             continue
         rate = group[n.COUNT].to_numpy(dtype=float) / group[n.EXPOSURE_DAYS].to_numpy()

@@ -6,8 +6,10 @@ file, line and column, and shows the offending text.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Sequence
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -15,6 +17,21 @@ import pandas as pd
 from forecast.errors import Issue
 
 ISO_DATE = "%Y-%m-%d"
+
+
+def stripped_text(values: pd.Series) -> pd.Series:
+    """The cells as text without surrounding white space (the same series when already so).
+
+    Uses C-level ``map`` over the cells (no per-cell Python frame), so the common case, cells
+    that the CSV reader already stripped, costs a few tens of nanoseconds a cell.
+    """
+    if values.dtype != object or not all(map(isinstance, values.to_numpy(), repeat(str, len(values)))):
+        values = values.astype(str)
+    cells = values.to_numpy()
+    stripped = list(map(str.strip, cells))
+    if all(map(operator.is_, stripped, cells)):
+        return values
+    return pd.Series(stripped, index=values.index, dtype=object)
 
 
 def parse_dates(
@@ -31,7 +48,7 @@ def parse_dates(
     Empty cells become ``NaT``; they are an issue only when ``required``.
     Returns a datetime64 series aligned with ``values`` and the list of issues.
     """
-    text = values.astype(str).str.strip()
+    text = stripped_text(values)
     parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
     remaining = text != ""
     for fmt in formats:
@@ -95,11 +112,17 @@ def parse_counts(
     ``default``; with no default they are an issue.  Returns an int64 series aligned with
     ``values`` and the list of issues.
     """
-    text = values.astype(str).str.strip()
-    digits = text.str.fullmatch(r"\d{1,18}").to_numpy(dtype=bool)
-    result = np.zeros(len(text), dtype=np.int64)
+    text = stripped_text(values)
+    cells = text.to_numpy()
+    size = len(cells)
+    digits = (
+        np.fromiter(map(str.isdecimal, cells), dtype=bool, count=size)
+        & np.fromiter(map(str.isascii, cells), dtype=bool, count=size)
+        & (np.fromiter(map(len, cells), dtype=np.int64, count=size) <= 18)
+    )
+    result = np.zeros(size, dtype=np.int64)
     if digits.any():
-        result[digits] = text[digits].to_numpy().astype(np.int64)
+        result[digits] = np.fromiter(map(int, cells[digits]), dtype=np.int64, count=int(digits.sum()))
     issues: list[Issue] = []
     for position in np.flatnonzero(~digits):
         cell = str(text.iloc[position])

@@ -83,6 +83,7 @@ def read_events(
                 tables.append(read_ucdp_csv(path, options, table=raw))
             else:
                 tables.append(read_events_csv(path, table=raw))
+            del raw  # the cells as text are no longer needed
         except DataValidationError as error:
             issues += error.issues
     if issues:

@@ -309,19 +309,23 @@ def load_daily_series(
             raise DataValidationError(Issue(", ".join(events.files), None, n.DATE, "no events left to process"))
         events = EventTable(frame=frame, warnings=events.warnings, files=events.files)
     end = frame[n.END_DATE].fillna(frame[n.DATE]).max()
+    first = frame.groupby(n.FRONT, sort=False)[n.DATE].min()
+    del frame
     panel = build_panel(events, freq=n.FREQ_DAY, as_of=end)
+    del events
     for issue in panel.warnings:
         log.debug("%s", issue)
     periods = panel.periods
-    obs = panel.period_obs
-    row_of = pd.Index(panel.fronts).get_indexer(obs[n.FRONT])
+    table = panel.observations
+    period_rows = (table[n.OBS_KIND] == n.OBS_PERIOD).to_numpy()
+    row_of = pd.Index(panel.fronts).get_indexer(table[n.FRONT].to_numpy()[period_rows])
     exact = np.zeros((len(panel.fronts), len(periods)), dtype=np.int64)
     seen = np.zeros(exact.shape, dtype=bool)
-    columns = periods.get_indexer(obs[n.DATE])
-    exact[row_of, columns] = obs[n.COUNT].to_numpy(dtype=np.int64)
+    start = periods[0].to_datetime64() if len(periods) else np.datetime64("1970-01-01")
+    columns = ((table[n.DATE].to_numpy()[period_rows] - start) // np.timedelta64(1, "D")).astype(np.int64)
+    exact[row_of, columns] = table[n.COUNT].to_numpy(dtype=np.int64)[period_rows]
     seen[row_of, columns] = True
     # Each front starts on its own first row: the days before it are not observed.
-    first = frame.groupby(n.FRONT, sort=False)[n.DATE].min()
     first_column = periods.get_indexer(first.reindex(list(panel.fronts)))
     seen &= np.arange(len(periods))[None, :] >= first_column[:, None]
     exact[~seen] = 0
@@ -329,7 +333,7 @@ def load_daily_series(
     counts = np.where(seen, exact.astype(float), np.nan)
     windows = []
     skipped = []
-    table = panel.window_obs
+    table = table[~period_rows]
     daily_set = set(daily.tolist())
     by_front = dict(tuple(table.groupby(n.FRONT, sort=False))) if len(table) else {}
     for i, front in enumerate(panel.fronts):
@@ -766,7 +770,9 @@ def _update_state(
             log.warning("front %r has saved state but no observations in this input: left as it is", front)
 
     plans: list[_FrontPlan] = []
-    observed_now: list[dict[str, int]] = []
+    observed_now: list[_Observed] = []
+    all_stored = store.all_observations()
+    dates_array = np.asarray(series.dates)
     behind: list[str] = []
     contradicted: list[str] = []
     n_daily = len(series.fronts)
@@ -782,18 +788,17 @@ def _update_state(
             # extended the front was fixed).  A revision, never a frozen front.
             contradicted.append(f"{front} (state at {last_done})")
         if f < n_daily:
-            row = series.counts[f]
-            exact = series.exact[f]  # type: ignore[index]
-            observed = {series.dates[t]: int(exact[t]) for t in np.flatnonzero(~np.isnan(row)).tolist()}
+            days = np.flatnonzero(~np.isnan(series.counts[f]))
+            observed = _Observed(dates_array[days], series.exact[f][days])  # type: ignore[index]
         else:
-            observed = series.windows[f - n_daily].observed()
+            window_totals = series.windows[f - n_daily].observed()
+            observed = _Observed(np.asarray(list(window_totals), dtype=str), np.asarray(list(window_totals.values())))
         observed_now.append(observed)
-        stored = store.observations(front)
+        stored = all_stored.get(front, _Observed.empty())
         changed: list[str] = []
+        previous: dict[str, int] = {}
         if last_done is not None:
-            keys = set(stored) | {d for d in observed if d <= last_done}
-            changed = sorted(d for d in keys if stored.get(d) != observed.get(d))
-        previous = {d: stored[d] for d in changed if d in stored}
+            changed, previous = observed.changes_from(stored, last_done)
         if reset:
             if changed:
                 log.warning(
@@ -917,10 +922,48 @@ def _stack_states(config: DetectorConfig, saved: Sequence[SavedFrontState | None
     return fresh
 
 
+class _Observed:
+    """A front's observations, ISO dates in order with their exact counts (numpy arrays)."""
+
+    def __init__(self, dates: np.ndarray, counts: np.ndarray):
+        self.dates = np.asarray(dates, dtype="U10")
+        self.counts = np.asarray(counts, dtype=np.int64)
+        self._lookup: dict[str, int] | None = None
+
+    @classmethod
+    def empty(cls) -> _Observed:
+        return cls(np.zeros(0, dtype="U10"), np.zeros(0, dtype=np.int64))
+
+    def get(self, day: str) -> int | None:
+        if self._lookup is None:
+            self._lookup = dict(zip(self.dates.tolist(), self.counts.tolist(), strict=True))
+        return self._lookup.get(day)
+
+    def after(self, day: str | None) -> list[tuple[str, int]]:
+        """``(date, count)`` of the days after ``day`` (all when None), in order."""
+        start = 0 if day is None else int(np.searchsorted(self.dates, day, side="right"))
+        return list(zip(self.dates[start:].tolist(), self.counts[start:].tolist(), strict=True))
+
+    def changes_from(self, stored: Any, last_done: str) -> tuple[list[str], dict[str, int]]:
+        """Days up to ``last_done`` whose count differs from ``stored`` (added, dropped or changed).
+
+        Returns the changed days in order and the stored counts of those that were stored.  The
+        usual case, nothing changed, is two array comparisons.
+        """
+        upto = int(np.searchsorted(self.dates, last_done, side="right"))
+        dates, counts = self.dates[:upto], self.counts[:upto]
+        if np.array_equal(dates, stored.dates) and np.array_equal(counts, stored.counts):
+            return [], {}
+        before = dict(zip(stored.dates.tolist(), stored.counts.tolist(), strict=True))
+        now = dict(zip(dates.tolist(), counts.tolist(), strict=True))
+        changed = sorted(d for d in set(before) | set(now) if before.get(d) != now.get(d))
+        return changed, {d: before[d] for d in changed if d in before}
+
+
 def _record_front(
     store: AlertStore,
     plan: _FrontPlan,
-    observed: dict[str, int],
+    observed: _Observed,
     alerts: list[Alert],
     since: str,
     as_of: str,
@@ -929,7 +972,7 @@ def _record_front(
 ) -> None:
     """Store the front's processed observations and alerts; withdraw what a revision undid."""
     resume = plan.resume_date
-    rows = sorted((d, c) for d, c in observed.items() if resume is None or d > resume)
+    rows = observed.after(resume)
     store.replace_observations_after(plan.front, resume, rows, result.run_id)
     result.new_observations += sum(1 for d, _ in rows if plan.last_done is None or d > plan.last_done)
 

@@ -14,9 +14,11 @@ Schema (``PRAGMA user_version = 1``)::
     front_state(front, date, kind, n_obs, detector BLOB, rules TEXT)   PRIMARY KEY (front, date)
         Detector state (run-length distribution and window sums, float64/int64 bytes, exact)
         and rule state (JSON) after processing every observation up to ``date``.  ``kind`` is
-        ``month`` (the last day of a month; kept) or ``run`` (the end of a run; the newest
-        few are kept).  The newest row is the current state; older rows are the checkpoints a
-        revision restarts from.
+        ``month`` (the last day of a month; the newest 12 are kept) or ``run`` (the end of a
+        run; the newest few are kept).  The detector state is stored byte-shuffled and
+        deflated (:meth:`forecast.alerts.bocpd.DetectorState.front_bytes`); a new file uses
+        32 KiB pages so that each state is stored inline.  The newest row is the current
+        state; older rows are the checkpoints a revision restarts from.
     alerts(id PRIMARY KEY, front, date, rule, direction, probability, as_of, payload,
            status, run_id, withdrawn_run_id)
         ``id`` is sha256 of ``front|rule|date|direction``, so re-running never duplicates an
@@ -62,6 +64,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from forecast.errors import ForecastError
 
 __all__ = [
@@ -79,6 +83,11 @@ SCHEMA_VERSION = 1
 NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 #: How many end-of-run states to keep per front, besides the month-end checkpoints.
 KEEP_RUN_STATES = 7
+#: How many month-end checkpoints to keep per front; a revision older than the oldest one
+#: recomputes the front from its first day (exact, only slower).
+KEEP_MONTH_STATES = 12
+#: Page size of a new state file.
+PAGE_SIZE = 32768
 
 STATUS_ISSUED = "issued"
 STATUS_HISTORY = "history"
@@ -170,6 +179,14 @@ class SavedFrontState:
     rules: str
 
 
+class ObservationArrays:
+    """A front's stored observations: ISO dates in order and their counts."""
+
+    def __init__(self, dates: np.ndarray, counts: np.ndarray):
+        self.dates = dates
+        self.counts = counts
+
+
 @dataclass(frozen=True)
 class OutboxRow:
     """An undelivered notification."""
@@ -253,6 +270,10 @@ class AlertStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         create_private(self.path)
         self.connection = sqlite3.connect(str(self.path), timeout=lock_timeout, isolation_level=None)
+        if self.path.stat().st_size == 0:
+            # A new file: pages large enough to hold a detector state inline (with 4 KiB pages each
+            # state spills into overflow pages and the file is three times larger).
+            self.connection.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         self.connection.execute("PRAGMA foreign_keys = ON")
         self.connection.execute("PRAGMA synchronous = FULL")
         self._in_transaction = False
@@ -376,6 +397,25 @@ class AlertStore:
             [(front, date, int(count), run_id) for date, count in rows],
         )
 
+    def all_observations(self) -> dict[str, ObservationArrays]:
+        """Front -> its processed observations as arrays (:class:`ObservationArrays`), dates in order.
+
+        One query for every front, one text row per front (far fewer Python objects than one
+        row per observation: a thousand fronts of two years are 730,000 observations).
+        """
+        rows = self._execute(
+            "SELECT front, group_concat(date, ','), group_concat(count, ',') FROM observations GROUP BY front"
+        ).fetchall()
+        out: dict[str, ObservationArrays] = {}
+        for front, dates_text, counts_text in rows:
+            dates = np.asarray(dates_text.split(","), dtype="U10")
+            counts = np.fromiter(map(int, counts_text.split(",")), dtype=np.int64, count=len(dates))
+            if len(dates) > 1 and not bool(np.all(dates[1:] > dates[:-1])):
+                order = np.argsort(dates, kind="stable")
+                dates, counts = dates[order], counts[order]
+            out[str(front)] = ObservationArrays(dates, counts)
+        return out
+
     def first_observation_dates(self) -> dict[str, str]:
         """Front -> the first day (ISO) of its processed observations."""
         rows = self._execute("SELECT front, MIN(date) FROM observations GROUP BY front")
@@ -416,12 +456,17 @@ class AlertStore:
             (state.front, state.date, state.kind, state.n_obs, sqlite3.Binary(state.detector), state.rules),
         )
 
-    def prune_states(self, front: str, keep: int = KEEP_RUN_STATES) -> None:
-        """Keep the month-end checkpoints and the newest ``keep`` end-of-run states."""
+    def prune_states(self, front: str, keep: int = KEEP_RUN_STATES, keep_months: int = KEEP_MONTH_STATES) -> None:
+        """Keep the newest ``keep_months`` month-end checkpoints and the newest ``keep`` end-of-run states."""
         self._execute(
             f"DELETE FROM front_state WHERE front = ? AND kind = '{KIND_RUN}' AND date NOT IN "
             f"(SELECT date FROM front_state WHERE front = ? ORDER BY date DESC LIMIT ?)",
             (front, front, keep),
+        )
+        self._execute(
+            f"DELETE FROM front_state WHERE front = ? AND kind = '{KIND_MONTH}' AND date NOT IN "
+            f"(SELECT date FROM front_state WHERE front = ? AND kind = '{KIND_MONTH}' ORDER BY date DESC LIMIT ?)",
+            (front, front, keep_months),
         )
 
     # ---------------------------------------------------------------------------------------
