@@ -138,3 +138,14 @@ def test_a_huge_value_in_a_rules_file_is_echoed_cut_short(tmp_path):
     with pytest.raises(RulesConfigError) as caught:
         load_rules(path)
     assert "cooldown_days" in str(caught.value) and len(str(caught.value)) < 500
+
+
+def test_data_check_totals_are_exact_beyond_int64(write_csv):
+    from forecast.jobs.data import DataRequest, check_data, format_check
+
+    half = 2**62
+    path = write_csv(f"date,front,count\n2024-01-01,north,{half}\n2024-01-02,north,{half}\n2024-01-02,south,1\n")
+    result = check_data(DataRequest(events=(path,)))
+    assert result["errors"] == []
+    assert [(f["front"], f["total"], f["rows"]) for f in result["fronts"]] == [("north", 2**63, 2), ("south", 1, 1)]
+    assert f"total events: {2**63 + 1}" in format_check(result)

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from forecast import names as n
@@ -64,25 +65,49 @@ def load_data(request: DataRequest) -> LoadedData:
 
 
 def front_summary(loaded: LoadedData) -> list[dict[str, object]]:
-    """Per front: first and last day, total count and number of input rows used."""
+    """Per front: first and last day, total count (an exact integer) and number of input rows used.
+
+    One grouping over the rows (never one pass per front).
+    """
     panel = loaded.panel
     frame = loaded.events.frame
     last = frame[n.END_DATE].fillna(frame[n.DATE])
-    used = frame[(frame[n.DATE] >= panel.start) & (last <= panel.end)]
-    used_last = last[used.index]
+    used = ((frame[n.DATE] >= panel.start) & (last <= panel.end)).to_numpy()
+    rows = pd.DataFrame(
+        {n.FRONT: frame[n.FRONT].to_numpy()[used], "first": frame[n.DATE].to_numpy()[used], "last": last[used]}
+    )
+    grouped = rows.groupby(n.FRONT, sort=False)
+    first = grouped["first"].min()
+    last_day = grouped["last"].max()
+    size = grouped.size()
+    counts = frame[n.COUNT].to_numpy(dtype=np.int64)[used]
+    totals = _exact_totals(rows[n.FRONT].to_numpy(), counts)
     out = []
     for front in panel.fronts:
-        rows = used[used[n.FRONT] == front]
+        if front not in size.index:
+            continue
         out.append(
             {
                 "front": front,
-                "first_date": rows[n.DATE].min().date().isoformat(),
-                "last_date": used_last[rows.index].max().date().isoformat(),
-                "total": int(rows[n.COUNT].sum()),
-                "rows": int(len(rows)),
+                "first_date": first[front].date().isoformat(),
+                "last_date": last_day[front].date().isoformat(),
+                "total": totals[front],
+                "rows": int(size[front]),
             }
         )
     return out
+
+
+def _exact_totals(fronts: np.ndarray, counts: np.ndarray) -> dict[str, int]:
+    """Sum of ``counts`` per front as Python integers (int64 sums would wrap past 2**63)."""
+    codes, names = pd.factorize(fronts, sort=False)
+    small = np.bincount(codes, weights=counts.astype(float), minlength=len(names)) < 2.0**62
+    sums = np.zeros(len(names), dtype=np.int64)
+    np.add.at(sums, codes, counts)
+    totals = {str(name): int(total) for name, total in zip(names, sums.tolist(), strict=True)}
+    for i in np.flatnonzero(~small).tolist():
+        totals[str(names[i])] = sum(int(c) for c in counts[codes == i].tolist())
+    return totals
 
 
 def check_data(request: DataRequest) -> dict[str, object]:
@@ -138,7 +163,7 @@ def format_check(result: dict[str, object]) -> str:
     )
     fronts = pd.DataFrame(result["fronts"])
     lines.append(fronts.to_string(index=False))
-    lines.append(f"total events: {int(fronts['total'].sum())}")
+    lines.append(f"total events: {sum(int(front['total']) for front in result['fronts'])}")  # type: ignore[union-attr, index]
     warnings = result["warnings"]
     lines.append(f"warnings ({len(warnings)}):" if warnings else "warnings: none")  # type: ignore[arg-type]
     lines += [f"  - {Issue(**w)}" for w in warnings]  # type: ignore[union-attr, arg-type]
