@@ -7,7 +7,13 @@ Measures and prints:
    new day.  Wall time of the whole process, interpreter start included
    (``python -m forecast.jobs.alert``), repeated ``--repeats`` times; median, min and max.
    The target is under 2 s.
-2. **Detector throughput** on one core (``forecast.alerts.bocpd.update`` alone), in
+2. **The daily run at scale** (``--many-fronts-daily``, default 1,000 fronts x 730 days): the
+   run that adds one day, with the state of the 730 days prepared by a first run; process wall
+   time, peak resident memory of that process (``os.wait4``) and the size of the state file.
+   Targets: under 5 s, 500 MB and 100 MB.
+3. **``forecast data check``** of a file of ``--check-rows`` rows (default 1,000,000): wall time
+   and peak memory.  Target: under 20 s.
+4. **Detector throughput** on one core (``forecast.alerts.bocpd.update`` alone), in
    observations per second: one long series, and many fronts at once.  The target is at
    least 100,000 observations per second per core.
 
@@ -15,7 +21,8 @@ It is a script, not a test::
 
     .venv/bin/python benchmarks/bench_alerts.py                  # defaults below
     .venv/bin/python benchmarks/bench_alerts.py --repeats 3 --long-series 50000 \\
-        --many-fronts 100x2000 --out benchmarks/results/alerts
+        --many-fronts 100x2000 --many-fronts-daily 1000x730 --check-rows 1000000 \\
+        --out benchmarks/results/alerts
 
 numpy is pinned to one thread through the usual environment variables before it is imported.
 """
@@ -123,6 +130,91 @@ def bench_scheduled_run(fronts: int, days: int, repeats: int, seed: int) -> dict
     }
 
 
+def timed(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """Run a command; its wall seconds, its peak resident memory (MiB) and its outcome.
+
+    The peak is the child's own ``ru_maxrss`` (from ``os.wait4``), not the largest of all children.
+    """
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        done = subprocess.CompletedProcess(command, process.returncode, out.read(), err.read())
+    return wall, usage.ru_maxrss / 1024, done
+
+
+def bench_many_fronts_daily_run(fronts: int, days: int, repeats: int, seed: int) -> dict[str, object]:
+    """The daily run that adds one day to ``fronts`` fronts with ``days`` days already processed."""
+    with tempfile.TemporaryDirectory(prefix="bench_alerts_many_") as folder:
+        root = Path(folder)
+        full = root / "events.csv"
+        simulate_events(full, fronts, days + 1, seed)
+        text = full.read_text(encoding="utf-8").splitlines()
+        history = root / "history.csv"
+        history.write_text("\n".join(text[: 1 + fronts * days]) + "\n", encoding="utf-8")
+        del text
+        prepared = root / "prepared.sqlite"
+        first_wall, first_peak, done = timed(
+            alert_command(history, prepared, START + timedelta(days=days - 1), root / "a.jsonl")
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"the first run failed ({done.returncode}): {done.stderr}")
+        walls, peaks, sizes = [], [], []
+        for _ in range(repeats):
+            state = root / "state.sqlite"
+            shutil.copyfile(prepared, state)
+            wall, peak, done = timed(alert_command(full, state, START + timedelta(days=days), root / "b.jsonl"))
+            if done.returncode != 0:
+                raise RuntimeError(f"the daily run failed ({done.returncode}): {done.stderr}")
+            walls.append(wall)
+            peaks.append(peak)
+            sizes.append(state.stat().st_size / 2**20)
+    return {
+        "fronts": fronts,
+        "history_days": days,
+        "rows": fronts * (days + 1),
+        "repeats": repeats,
+        "wall_s_median": statistics.median(walls),
+        "wall_s_all": walls,
+        "peak_mib_max": max(peaks),
+        "peak_mib_all": peaks,
+        "state_mib": max(sizes),
+        "first_run_over_history_s": first_wall,
+        "first_run_peak_mib": first_peak,
+        "targets": {"wall_s": 5, "peak_mib": 500, "state_mib": 100},
+    }
+
+
+def bench_data_check(rows: int, repeats: int, seed: int) -> dict[str, object]:
+    """``forecast data check`` of a file of ``rows`` rows (1,000 fronts, one row per front and day)."""
+    fronts = 1000
+    days = max(1, rows // fronts)
+    with tempfile.TemporaryDirectory(prefix="bench_alerts_check_") as folder:
+        events = Path(folder) / "events.csv"
+        simulate_events(events, fronts, days, seed)
+        walls, peaks = [], []
+        for _ in range(repeats):
+            wall, peak, done = timed([sys.executable, "-m", "forecast", "-q", "data", "check", str(events)])
+            if done.returncode != 0:
+                raise RuntimeError(f"data check failed ({done.returncode}): {done.stderr[-2000:]}")
+            walls.append(wall)
+            peaks.append(peak)
+    return {
+        "rows": fronts * days,
+        "fronts": fronts,
+        "repeats": repeats,
+        "wall_s_median": statistics.median(walls),
+        "wall_s_all": walls,
+        "peak_mib_max": max(peaks),
+        "peak_mib_all": peaks,
+        "targets": {"wall_s": 20},
+    }
+
+
 def throughput(n_fronts: int, n_steps: int, repeats: int, seed: int, config: DetectorConfig) -> dict[str, object]:
     counts = np.random.default_rng(seed).negative_binomial(2, 2 / 7, (n_fronts, n_steps)).astype(float)
     # Tables, caches and, for one long series, the compiled steps (numba, cached on disk).
@@ -151,6 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="repetitions of each measurement (default 5)")
     parser.add_argument("--long-series", type=int, default=100_000, help="length of the one long series")
     parser.add_argument("--many-fronts", default="100x2000", help="FRONTSxSTEPS of the many-fronts case")
+    parser.add_argument(
+        "--many-fronts-daily",
+        default="1000x730",
+        help="FRONTSxDAYS of the large daily run that adds one day (default 1000x730; 0 skips it)",
+    )
+    parser.add_argument(
+        "--check-rows", type=int, default=1_000_000, help="rows of the data check case (default 1,000,000; 0 skips)"
+    )
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--out", type=Path, help="folder for bench_alerts.json")
     args = parser.parse_args(argv)
@@ -163,9 +263,17 @@ def main(argv: list[str] | None = None) -> int:
         "numpy": np.__version__,
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
+        "load_average_at_start": list(os.getloadavg()),
         "scheduled_run": scheduled,
         "throughput": [],
     }
+    if args.many_fronts_daily != "0":
+        daily_f, daily_d = (int(x) for x in args.many_fronts_daily.lower().split("x"))
+        results["many_fronts_daily_run"] = bench_many_fronts_daily_run(
+            daily_f, daily_d, max(1, min(args.repeats, 3)), args.seed
+        )
+    if args.check_rows:
+        results["data_check"] = bench_data_check(args.check_rows, max(1, min(args.repeats, 3)), args.seed)
     cases = [(1, args.long_series), (many_f, many_t)]
     for likelihood in ("negative_binomial", "poisson"):
         config = DetectorConfig(likelihood=likelihood)
@@ -175,7 +283,10 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     print(f"# bench_alerts  ({results['command']})")
-    print(f"python {results['python']}, numpy {results['numpy']}, {results['cpus']} CPU(s)")
+    print(
+        f"python {results['python']}, numpy {results['numpy']}, {results['cpus']} CPU(s), load average at start "
+        f"{results['load_average_at_start'][0]:.1f}"
+    )
     print()
     print(
         f"scheduled run, {scheduled['fronts']} fronts x {scheduled['history_days']} days + 1 new day "
@@ -189,6 +300,23 @@ def main(argv: list[str] | None = None) -> int:
         f"  for reference: interpreter + imports {scheduled['interpreter_and_imports_s']:.2f} s; first run over "
         f"the whole history {scheduled['first_run_over_history_s']:.2f} s"
     )
+    if "many_fronts_daily_run" in results:
+        big = results["many_fronts_daily_run"]
+        print()
+        print(
+            f"daily run, {big['fronts']} fronts x {big['history_days']} days + 1 new day ({big['rows']:,} input rows; "
+            f"{big['repeats']} runs):"
+        )
+        print(
+            f"  median {big['wall_s_median']:.2f} s, peak memory {big['peak_mib_max']:.0f} MiB, state file "
+            f"{big['state_mib']:.0f} MiB (targets < 5 s, < 500 MB, < 100 MB); first run over the history "
+            f"{big['first_run_over_history_s']:.1f} s, {big['first_run_peak_mib']:.0f} MiB"
+        )
+    if "data_check" in results:
+        check = results["data_check"]
+        print()
+        print(f"data check of {check['rows']:,} rows ({check['fronts']} fronts; {check['repeats']} runs):")
+        print(f"  median {check['wall_s_median']:.2f} s, peak memory {check['peak_mib_max']:.0f} MiB (target < 20 s)")
     print()
     print("detector throughput, one core (observations per second, median; target >= 100,000):")
     print(f"  {'likelihood':<18} {'fronts':>6} {'steps':>8} {'obs/s':>12}")
