@@ -372,12 +372,12 @@ def _aggregate_points(
     day_index = ((points[n.DATE] - begin) // pd.Timedelta(days=1)).to_numpy(dtype=np.int64)
     cell = position * n_periods + day_period[day_index]
     values = points[n.COUNT].to_numpy(dtype=np.int64)
-    counts = np.zeros(n_fronts * n_periods, dtype=np.int64)
-    np.add.at(counts, cell, values)
+    flat_counts = np.zeros(n_fronts * n_periods, dtype=np.int64)
+    np.add.at(flat_counts, cell, values)
     near = np.bincount(cell, weights=values.astype(float), minlength=n_fronts * n_periods) >= 2.0**62
     if near.any():
         _check_total_overflow(points, cell, values, np.flatnonzero(near))
-    counts = counts.reshape(n_fronts, n_periods)
+    counts = flat_counts.reshape(n_fronts, n_periods)
     precision = _worst_precision_matrix(points, position, periods, freq, n_fronts)
     del codes, position, day_index, cell, values, near  # a million rows: free them before the frame is built
     keep = exposure > 0

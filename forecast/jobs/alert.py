@@ -144,7 +144,8 @@ class AlertRequest:
     notify : tuple of str
         Destination SPECs (see :mod:`forecast.jobs.notify`).
     lock_timeout, notify_timeout : float
-        Seconds to wait for another run's lock, and for a webhook or mail server.
+        Seconds to wait for another run's lock (or its delivery), and the deadline of each whole
+        send to a webhook or mail server.
     """
 
     state: Path = Path(DEFAULT_STATE_FILE)
@@ -1299,7 +1300,7 @@ def _alert_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=10.0,
         metavar="SECONDS",
-        help="network timeout of webhooks and mail (default 10)",
+        help="deadline of each whole send to a webhook or mail server, however slowly it answers (default 10)",
     )
     state.add_argument("--report", type=Path, metavar="FILE", help="also write a JSON summary of the run to FILE")
     replay = parser.add_argument_group("replay")

@@ -163,7 +163,8 @@ def format_check(result: dict[str, object]) -> str:
     )
     fronts = pd.DataFrame(result["fronts"])
     lines.append(fronts.to_string(index=False))
-    lines.append(f"total events: {sum(int(front['total']) for front in result['fronts'])}")  # type: ignore[union-attr, index]
+    totals = [int(front["total"]) for front in result["fronts"]]  # type: ignore[attr-defined]
+    lines.append(f"total events: {sum(totals)}")
     warnings = result["warnings"]
     lines.append(f"warnings ({len(warnings)}):" if warnings else "warnings: none")  # type: ignore[arg-type]
     lines += [f"  - {Issue(**w)}" for w in warnings]  # type: ignore[union-attr, arg-type]
