@@ -94,3 +94,23 @@ def test_a_fixed_typo_is_a_revision_and_the_real_new_days_are_processed(tmp_path
     live = "SELECT id, front, date, direction FROM alerts WHERE status != 'withdrawn' ORDER BY id"
     assert rows(tmp_path / "typo.sqlite", live) == rows(tmp_path / "clean.sqlite", live)
     assert any(a["front"] == "north" and a["direction"] == "up" for a in lines)
+
+
+def test_pruning_keeps_the_newest_month_checkpoints_and_run_states(tmp_path):
+    from forecast.jobs.alert_state import KIND_MONTH, KIND_RUN, AlertStore, SavedFrontState
+
+    with AlertStore(tmp_path / "s.sqlite") as store, store.transaction():
+        for front in ("north", "south"):
+            for month in range(1, 16):  # 15 month ends of 2023-2024, then 9 run ends
+                day = date(2023 + (month - 1) // 12, 1 + (month - 1) % 12, 28).isoformat()
+                store.save_state(SavedFrontState(front, day, KIND_MONTH, 1, b"x", "{}"))
+            for run in range(9):
+                store.save_state(SavedFrontState(front, f"2024-04-{10 + run:02d}", KIND_RUN, 1, b"x", "{}"))
+        store.prune_all_states(keep=7, keep_months=12)
+    kept = rows(tmp_path / "s.sqlite", "SELECT front, kind, COUNT(*), MIN(date) FROM front_state GROUP BY front, kind")
+    assert kept == [
+        ("north", "month", 12, "2023-04-28"),
+        ("north", "run", 7, "2024-04-12"),
+        ("south", "month", 12, "2023-04-28"),
+        ("south", "run", 7, "2024-04-12"),
+    ]

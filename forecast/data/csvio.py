@@ -131,10 +131,24 @@ def _read_unquoted(file: str, data: bytes) -> RawTable | None:
     del raw
     frame.columns = columns
     lines = np.arange(2, len(frame) + 2, dtype=np.int64)
-    # A few substring searches over the bytes instead of one strip per cell.
-    padded = b"\t" in data or data[:1] == b" " or data.rstrip(b"\r\n").endswith(b" ")
-    if padded or any(pair in data for pair in (b" ,", b", ", b" \n", b"\n ", b" \r")):
+    # A few searches over the bytes instead of one strip per cell.
+    padded = False
+    if b" " in data or b"\t" in data:
+        padded = b"\t" in data or data[:1] == b" " or data.rstrip(b"\r\n").endswith(b" ")
+        padded = padded or any(pair in data for pair in (b" ,", b", ", b" \n", b"\n ", b" \r"))
+    if not padded and not data.isascii():
+        # Unicode white space that str.strip() removes too (no-break and typographic spaces...).
+        padded = any(space in data for space in (b"\xc2\xa0", b"\xc2\x85", b"\xe2\x80", b"\xe3\x80\x80"))
+    if not padded:
+        padded = len(data.translate(None, b"\x0b\x0c\x1c\x1d\x1e\x1f")) != len(data)
+    if padded:
         frame = frame.apply(lambda column: column.str.strip())
+    # A blank row is one whose every cell is empty; only a line that starts empty can be one.
+    maybe_blank = data[:1] in (b"\n", b"\r", b",", b" ", b"\t") or any(
+        start in data for start in (b"\n\n", b"\n\r", b"\n,", b"\n ", b"\n\t")
+    )
+    if not maybe_blank:
+        return RawTable(file=file, columns=columns, frame=frame, lines=lines)
     blank = (frame == "").all(axis=1).to_numpy()
     if blank.any():
         frame = frame[~blank].reset_index(drop=True)

@@ -154,21 +154,24 @@ def read_events_csv(path: str | Path, *, table: RawTable | None = None) -> Event
     require_columns(table, [n.DATE, n.FRONT], "a canonical events file")
     raw, file, lines = table.frame, table.file, table.lines
     issues: list[Issue] = []
-    dates, found = parse_dates(raw[n.DATE], file=file, lines=lines, column=n.DATE)
+    dates, found = parse_dates(raw[n.DATE], file=file, lines=lines, column=n.DATE, stripped=True)
     issues += found
     if n.END_DATE in raw:
-        end_dates, found = parse_dates(raw[n.END_DATE], file=file, lines=lines, column=n.END_DATE, required=False)
+        end_dates, found = parse_dates(
+            raw[n.END_DATE], file=file, lines=lines, column=n.END_DATE, required=False, stripped=True
+        )
         issues += found
     else:
         end_dates = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
     if n.COUNT in raw:
-        counts, found = parse_counts(raw[n.COUNT], file=file, lines=lines, column=n.COUNT, default=1)
+        counts, found = parse_counts(raw[n.COUNT], file=file, lines=lines, column=n.COUNT, default=1, stripped=True)
         issues += found
     else:
         counts = pd.Series(1, index=raw.index, dtype="int64")
-    fronts = stripped_text(raw[n.FRONT])
-    for i in np.flatnonzero((fronts == "").to_numpy()):
-        issues.append(Issue(file, int(lines[i]), n.FRONT, "the front is empty"))
+    fronts = stripped_text(raw[n.FRONT], stripped=True)
+    if not all(fronts.to_numpy()):
+        for i in np.flatnonzero((fronts == "").to_numpy()):
+            issues.append(Issue(file, int(lines[i]), n.FRONT, "the front is empty"))
     if n.PRECISION in raw:
         precision = raw[n.PRECISION].astype(str).str.strip().replace("", n.PRECISION_EXACT)
         for i in np.flatnonzero((~precision.isin(PRECISIONS)).to_numpy()):

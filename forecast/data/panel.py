@@ -471,14 +471,22 @@ def _window_rows(windows: pd.DataFrame) -> pd.DataFrame:
 def _outlier_warnings(panel: Panel) -> list[Issue]:
     """Warn (never drop) on period counts far above the rest of their front."""
     out = []
-    obs = panel.observations
-    period = obs.loc[obs[n.OBS_KIND] == n.OBS_PERIOD, [n.FRONT, n.DATE, n.COUNT, n.EXPOSURE_DAYS]]  # narrow copy
-    for front, group in period.groupby(n.FRONT, sort=True):
-        if len(group) < OUTLIER_MIN_PERIODS:
+    obs = panel.observations  # sorted by front and date: each front's periods are one slice
+    period = (obs[n.OBS_KIND] == n.OBS_PERIOD).to_numpy()
+    fronts = obs[n.FRONT].to_numpy()[period]
+    dates = obs[n.DATE].to_numpy()[period]
+    counts = obs[n.COUNT].to_numpy()[period]
+    rates = counts.astype(float) / obs[n.EXPOSURE_DAYS].to_numpy()[period]
+    if not len(fronts):
+        return out
+    starts = np.flatnonzero(np.r_[True, fronts[1:] != fronts[:-1]])
+    for lo, hi in zip(starts.tolist(), [*starts[1:].tolist(), len(fronts)], strict=True):
+        if hi - lo < OUTLIER_MIN_PERIODS:
             continue
-        rate = group[n.COUNT].to_numpy(dtype=float) / group[n.EXPOSURE_DAYS].to_numpy()
+        front, rate = fronts[lo], rates[lo:hi]
         limit = OUTLIER_RATIO * max(1.0, float(np.quantile(rate, OUTLIER_QUANTILE)))
-        for date, count in zip(group[n.DATE][rate > limit], group[n.COUNT][rate > limit], strict=True):
+        for date, count in zip(dates[lo:hi][rate > limit], counts[lo:hi][rate > limit], strict=True):
+            date = pd.Timestamp(date)
             out.append(
                 Issue(
                     "<panel>",

@@ -773,12 +773,13 @@ def _update_state(
     plans: list[_FrontPlan] = []
     observed_now: list[_Observed] = []
     all_stored = store.all_observations()
+    latest_states = store.latest_states()
     dates_array = np.asarray(series.dates)
     behind: list[str] = []
     contradicted: list[str] = []
     n_daily = len(series.fronts)
     for f, front in enumerate((*series.fronts, *series.window_fronts)):
-        latest = store.latest_state(front)
+        latest = latest_states.get(front)
         last_done = latest.date if latest is not None else None
         if last_done is not None and last_done > series.end and not reset:
             if request.as_of is not None and request.as_of.isoformat() < last_done:
@@ -889,7 +890,7 @@ def _update_state(
         if i not in alerts_by_front:
             continue
         _record_front(store, plan, observed_now[i], alerts_by_front[i], since, as_of, notifiers, result)
-        store.prune_states(plan.front)
+    store.prune_all_states()
     store.finish_run(
         run_id,
         new_observations=result.new_observations,

@@ -432,6 +432,15 @@ class AlertStore:
         ).fetchone()
         return None if row is None else SavedFrontState(*row)
 
+    def latest_states(self) -> dict[str, SavedFrontState]:
+        """Front -> its newest saved state, for every front, in one query."""
+        rows = self._execute(
+            "SELECT s.front, s.date, s.kind, s.n_obs, s.detector, s.rules FROM front_state AS s "
+            "JOIN (SELECT front, MAX(date) AS date FROM front_state GROUP BY front) AS newest "
+            "ON s.front = newest.front AND s.date = newest.date"
+        )
+        return {str(row[0]): SavedFrontState(*row) for row in rows}
+
     def state_before(self, front: str, date: str) -> SavedFrontState | None:
         """The newest saved state of ``front`` dated before ``date``."""
         row = self._execute(
@@ -454,6 +463,21 @@ class AlertStore:
             "ON CONFLICT (front, date) DO UPDATE SET kind = CASE WHEN front_state.kind = 'month' THEN 'month' "
             "ELSE excluded.kind END, n_obs = excluded.n_obs, detector = excluded.detector, rules = excluded.rules",
             (state.front, state.date, state.kind, state.n_obs, sqlite3.Binary(state.detector), state.rules),
+        )
+
+    def prune_all_states(self, keep: int = KEEP_RUN_STATES, keep_months: int = KEEP_MONTH_STATES) -> None:
+        """:meth:`prune_states` for every front, in two statements."""
+        self._execute(
+            "DELETE FROM front_state WHERE (front, date) IN (SELECT front, date FROM (SELECT front, date, kind, "
+            "ROW_NUMBER() OVER (PARTITION BY front ORDER BY date DESC) AS newest FROM front_state) "
+            f"WHERE kind = '{KIND_RUN}' AND newest > ?)",
+            (keep,),
+        )
+        self._execute(
+            "DELETE FROM front_state WHERE (front, date) IN (SELECT front, date FROM (SELECT front, date, "
+            "ROW_NUMBER() OVER (PARTITION BY front ORDER BY date DESC) AS newest FROM front_state "
+            f"WHERE kind = '{KIND_MONTH}') WHERE newest > ?)",
+            (keep_months,),
         )
 
     def prune_states(self, front: str, keep: int = KEEP_RUN_STATES, keep_months: int = KEEP_MONTH_STATES) -> None:
