@@ -143,13 +143,11 @@ def _read_unquoted(file: str, data: bytes) -> RawTable | None:
         padded = len(data.translate(None, b"\x0b\x0c\x1c\x1d\x1e\x1f")) != len(data)
     if padded:
         frame = frame.apply(lambda column: column.str.strip())
-    # A blank row is one whose every cell is empty; only a line that starts empty can be one.
-    maybe_blank = data[:1] in (b"\n", b"\r", b",", b" ", b"\t") or any(
-        start in data for start in (b"\n\n", b"\n\r", b"\n,", b"\n ", b"\n\t")
-    )
-    if not maybe_blank:
+    # A blank row is one whose every cell is empty: look at the rows whose first cell is.
+    maybe_blank = (frame.iloc[:, 0] == "").to_numpy()
+    if not maybe_blank.any():
         return RawTable(file=file, columns=columns, frame=frame, lines=lines)
-    blank = (frame == "").all(axis=1).to_numpy()
+    blank = maybe_blank & (frame == "").all(axis=1).to_numpy()
     if blank.any():
         frame = frame[~blank].reset_index(drop=True)
         lines = lines[~blank]

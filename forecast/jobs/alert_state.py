@@ -198,6 +198,14 @@ class OutboxRow:
     payload: dict[str, Any]
 
 
+def _int_list(text: str, size: int) -> np.ndarray:
+    """``"3,0,12"`` -> int64 array, exactly (numpy's C parser; Python's when it disagrees)."""
+    values = np.fromstring(text, dtype=np.int64, sep=",")  # text mode: not deprecated, exact for int64
+    if len(values) != size:
+        values = np.fromiter(map(int, text.split(",")), dtype=np.int64, count=size)
+    return values
+
+
 def create_private(path: Path) -> None:
     """Create ``path`` readable and writable by its owner only (0600) unless it exists.
 
@@ -409,7 +417,7 @@ class AlertStore:
         out: dict[str, ObservationArrays] = {}
         for front, dates_text, counts_text in rows:
             dates = np.asarray(dates_text.split(","), dtype="U10")
-            counts = np.fromiter(map(int, counts_text.split(",")), dtype=np.int64, count=len(dates))
+            counts = _int_list(counts_text, len(dates))
             if len(dates) > 1 and not bool(np.all(dates[1:] > dates[:-1])):
                 order = np.argsort(dates, kind="stable")
                 dates, counts = dates[order], counts[order]
