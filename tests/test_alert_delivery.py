@@ -196,3 +196,18 @@ def test_the_state_and_the_output_file_are_private(tmp_path):
     assert run_alert_job(request).issued
     for path in (tmp_path / "state.sqlite", tmp_path / "alerts.jsonl"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_webhooks_go_through_the_proxy_the_environment_names(monkeypatch):
+    from tests.test_notifiers import Receiver, http_server
+
+    receiver = Receiver()
+    with http_server(receiver) as proxy:
+        monkeypatch.setenv("http_proxy", proxy)
+        monkeypatch.setenv("no_proxy", "")
+        WebhookNotifier("http://hooks.invalid/T0/SECRET", timeout=5).send(ALERT)
+        monkeypatch.setenv("no_proxy", "hooks.invalid")
+        with pytest.raises(NotifyError, match="unreachable"):  # bypassed: straight to a host that does not exist
+            WebhookNotifier("http://hooks.invalid/T0/SECRET", timeout=5).send(ALERT)
+    (request,) = receiver.requests
+    assert request["path"] == "http://hooks.invalid/T0/SECRET" and request["body"] == ALERT

@@ -48,6 +48,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from pathlib import Path
@@ -290,6 +291,28 @@ class WebhookNotifier(Notifier):
     def payload(self, alert: Mapping[str, Any]) -> dict[str, Any]:
         return {"text": alert_text(alert)} if self.slack else dict(alert)
 
+    def _connection(self, parts: urllib.parse.SplitResult, timeout: float) -> http.client.HTTPConnection:
+        """A connection to the receiver, or through the proxy that ``http(s)_proxy`` names.
+
+        The proxy settings and ``no_proxy`` are read as :mod:`urllib` reads them; an HTTPS
+        receiver is reached through a CONNECT tunnel, so the proxy never sees the URL's path.
+        """
+        host, port = parts.hostname or "", parts.port
+        proxy = urllib.request.getproxies().get(parts.scheme)
+        if proxy and not urllib.request.proxy_bypass(host):
+            proxy_parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+            proxy_host, proxy_port = proxy_parts.hostname or "", proxy_parts.port or 8080
+            if parts.scheme == "https":
+                tunnel = http.client.HTTPSConnection(
+                    proxy_host, proxy_port, timeout=timeout, context=ssl.create_default_context()
+                )
+                tunnel.set_tunnel(host, port)
+                return tunnel
+            return http.client.HTTPConnection(proxy_host, proxy_port, timeout=timeout)
+        if parts.scheme == "https":
+            return http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl.create_default_context())
+        return http.client.HTTPConnection(host, port, timeout=timeout)
+
     def send(self, alert: Mapping[str, Any]) -> None:
         body = json.dumps(self.payload(alert)).encode("utf-8")
         parts = urllib.parse.urlsplit(self.url)
@@ -300,13 +323,9 @@ class WebhookNotifier(Notifier):
             "User-Agent": "forecast-alert",
         }
         deadline = _Deadline(self.timeout)
-        connection: http.client.HTTPConnection
-        if parts.scheme == "https":
-            connection = http.client.HTTPSConnection(
-                parts.hostname or "", parts.port, timeout=deadline.remaining(), context=ssl.create_default_context()
-            )
-        else:
-            connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=deadline.remaining())
+        connection = self._connection(parts, deadline.remaining())
+        if parts.scheme == "http" and connection.host != parts.hostname:
+            target = self.url  # through an HTTP proxy: the request names the whole URL
         deadline.watch(lambda: connection.sock)
         try:
             connection.request("POST", target, body=body, headers=headers)
