@@ -51,6 +51,7 @@ class DripServer:
         self.requests = threading.Event()
         self.sent = 0
         self.stop = threading.Event()
+        self.read_first = True  # HTTP: the client speaks first; SMTP: the server greets first
         self.thread = threading.Thread(target=self.serve, daemon=True)
 
     def serve(self) -> None:
@@ -62,7 +63,8 @@ class DripServer:
             with closing(connection):
                 connection.settimeout(2)
                 try:
-                    connection.recv(65536)
+                    if self.read_first:
+                        connection.recv(65536)
                     self.requests.set()
                     for i in range(min(self.max_bytes, len(self.ANSWER))):
                         if self.stop.is_set():
@@ -211,3 +213,18 @@ def test_webhooks_go_through_the_proxy_the_environment_names(monkeypatch):
             WebhookNotifier("http://hooks.invalid/T0/SECRET", timeout=5).send(ALERT)
     (request,) = receiver.requests
     assert request["path"] == "http://hooks.invalid/T0/SECRET" and request["body"] == ALERT
+
+
+def test_a_drip_feeding_mail_server_is_cut_off_at_the_whole_send_deadline():
+    from forecast.jobs.notify import SmtpNotifier
+
+    with DripServer(step=0.2, max_bytes=150) as server:  # its greeting drips for 30 s
+        server.ANSWER = b"220 " + b"x" * 300 + b"\r\n"
+        server.read_first = False
+        notifier = SmtpNotifier("127.0.0.1", server.port, to=("ops@example.org",), sender="f@example.org", timeout=1.0)
+        started = time.monotonic()
+        with pytest.raises(NotifyError, match="within 1 s"):
+            notifier.send(ALERT)
+        dripped = server.sent
+    assert time.monotonic() - started < 2.5
+    assert 0 < dripped < 30  # it was dripping its greeting, and it was cut off
