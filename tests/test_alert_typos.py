@@ -114,3 +114,16 @@ def test_pruning_keeps_the_newest_month_checkpoints_and_run_states(tmp_path):
         ("south", "month", 12, "2023-04-28"),
         ("south", "run", 7, "2024-04-12"),
     ]
+
+
+def test_a_window_total_ending_before_its_fronts_history_is_excluded(tmp_path, caplog):
+    from tests.test_alert_job import write_events
+
+    events = write_events(tmp_path / "events.csv")
+    run(tmp_path / "s.sqlite", events, day(90))
+    typo = tmp_path / "typo.csv"
+    typo.write_text(events.read_text() + "2023-01-01,2023-01-10,east,30\n", encoding="utf-8")  # 2023 for 2024
+    caplog.set_level(logging.WARNING, logger="forecast")
+    result, lines = run(tmp_path / "s.sqlite", typo, day(90))
+    assert result.revisions == [] and lines == []
+    assert "front 'east' dated before the front's history" in caplog.text

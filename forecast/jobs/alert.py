@@ -253,8 +253,8 @@ def load_daily_series(
 
     * a row dated after ``as_of`` (or a window ending after it), such as a year mistyped
       2033 for 2023;
-    * a row dated before the front's known history (``known_starts``: the first day the state
-      file holds for the front), such as a year mistyped 2013 for 2023.
+    * a row (or a window) ending before the front's known history (``known_starts``: the first
+      day the state file holds for the front), such as a year mistyped 2013 for 2023.
 
     An excluded row extends no front: the span ends on the last day of the rows that are kept
     (never later; days after the last input row are not filled with zeros), and each front's
@@ -296,8 +296,8 @@ def load_daily_series(
         excluded |= late
     if known_starts:
         starts = pd.to_datetime(frame[n.FRONT].map(known_starts))
-        # Daily rows only: a window front's state is keyed by window end dates.
-        early = (frame[n.DATE] < starts).to_numpy() & frame[n.END_DATE].isna().to_numpy() & ~excluded
+        # A row's last day (a window's end: a window front's state is keyed by end dates).
+        early = (last_day < starts).to_numpy() & ~excluded
         _warn_excluded(
             frame[early],
             "dated before the front's history in the state file",
