@@ -347,6 +347,9 @@ def _backtest(args: argparse.Namespace) -> int:
     from forecast.jobs.backtest_page import headline
 
     print(headline(outcome.summary)[0])
+    from forecast.jobs.backtest import summary_lines
+
+    print("\n".join(summary_lines(outcome.summary)))
     print(f"wrote {paths['scores']}, {paths['summary']} and {paths['page']}")
     return EXIT_OK
 

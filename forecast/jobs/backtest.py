@@ -58,7 +58,13 @@ from forecast.data.interventions import InterventionTable, read_interventions_cs
 from forecast.data.panel import Panel, build_panel
 from forecast.data.readers import read_events
 from forecast.errors import ForecastError
-from forecast.evaluation.baselines import BASELINES, BaselineForecast, period_baselines, window_baselines
+from forecast.evaluation.baselines import (
+    BASELINES,
+    BaselineForecast,
+    last_value,
+    period_baselines,
+    window_baselines,
+)
 from forecast.evaluation.reliability import RELIABILITY_COLUMNS, brier_score, reliability_table
 from forecast.evaluation.scores import (
     count_distribution,
@@ -95,6 +101,11 @@ DEFAULT_HORIZON = {n.FREQ_DAY: 28, n.FREQ_WEEK: 4, n.FREQ_MONTH: 3, n.FREQ_YEAR:
 MOVING_AVERAGE = {n.FREQ_DAY: 7, n.FREQ_WEEK: 4, n.FREQ_MONTH: 3, n.FREQ_YEAR: 2}
 SEASON = {n.FREQ_DAY: 7, n.FREQ_WEEK: 52, n.FREQ_MONTH: 12, n.FREQ_YEAR: None}
 DEFAULT_MIN_TRAIN = {n.FREQ_DAY: 56, n.FREQ_WEEK: 8, n.FREQ_MONTH: 3, n.FREQ_YEAR: 2}
+#: The baselines' dispersions are fitted on this many latest periods (windows) only: local,
+#: so that an old stretch of zeros or a past outlier does not decide today's spread.
+RECENT_PERIODS = {n.FREQ_DAY: 56, n.FREQ_WEEK: 26, n.FREQ_MONTH: 24, n.FREQ_YEAR: 10}
+#: References of the per-front and pooled skills (every method against each of them).
+SKILL_REFERENCES = ("no_change", "last", "conflictology")
 #: Origins are this many grid periods apart by default (a week on a daily grid).
 ORIGIN_SPACING = {n.FREQ_DAY: 7, n.FREQ_WEEK: 1, n.FREQ_MONTH: 1, n.FREQ_YEAR: 1}
 DEFAULT_MAX_ORIGINS = 20
@@ -121,6 +132,7 @@ SCORE_COLUMNS = [
     "pit",
     "in_50",
     "in_90",
+    "last_value",
 ]
 EXCEEDANCE_COLUMNS = ["origin", "front", "method", "threshold", "p_exceed", "observed_total", "exceeded"]
 
@@ -484,9 +496,11 @@ def _model_scores(origin: pd.Timestamp, targets: pd.DataFrame, predictive: dict,
 def _baseline_scores(origin: pd.Timestamp, rows: pd.DataFrame, forecast: BaselineForecast, seed: int) -> pd.DataFrame:
     y = rows["observed"].to_numpy(dtype=float)
     mean, alpha = forecast.mean, forecast.alpha
+    rng = np.random.default_rng([seed, 3, BASELINES.index(forecast.method)])
+    if forecast.samples is not None:
+        return _sample_baseline_scores(origin, rows, forecast, rng)
     lower50, upper50 = count_interval(mean, alpha, 0.5)
     lower90, upper90 = count_interval(mean, alpha, 0.9)
-    rng = np.random.default_rng([seed, 3, BASELINES.index(forecast.method)])
     return _score_rows(
         origin,
         forecast.method,
@@ -506,28 +520,79 @@ def _baseline_scores(origin: pd.Timestamp, rows: pd.DataFrame, forecast: Baselin
     )
 
 
-def _baselines_for_front(train: Panel, front: str, rows: pd.DataFrame, freq: str) -> dict[str, BaselineForecast]:
-    if (rows["kind"] == WINDOW).any():
+def _sample_baseline_scores(
+    origin: pd.Timestamp, rows: pd.DataFrame, forecast: BaselineForecast, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Scores of a baseline given by equally likely samples (``zero``, ``conflictology``).
+
+    Its log score is left empty: a point mass or a dozen atoms give most outcomes probability 0.
+    """
+    y = rows["observed"].to_numpy(dtype=float)
+    draws = np.asarray(forecast.samples, dtype=float)
+    bounds = {prob: central_intervals(draws, prob) for prob in (0.5, 0.9)}
+    return _score_rows(
+        origin,
+        forecast.method,
+        rows,
+        {
+            "mean": forecast.mean,
+            "q05": bounds[0.9][0],
+            "q25": bounds[0.5][0],
+            "q75": bounds[0.5][1],
+            "q95": bounds[0.9][1],
+            "crps": crps_draws(y, draws),
+            "log_score": np.full(y.shape, np.nan),
+            "pit": randomized_pit(y, draws, rng),
+            "in_50": (y >= bounds[0.5][0]) & (y <= bounds[0.5][1]),
+            "in_90": (y >= bounds[0.9][0]) & (y <= bounds[0.9][1]),
+        },
+    )
+
+
+def _front_series(train: Panel, front: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Training counts and exposures of one front: per grid period, or per window."""
+    if kind == WINDOW:
         windows = train.window_obs[train.window_obs[n.FRONT] == front]
-        return window_baselines(
-            windows[n.COUNT].to_numpy(),
-            windows[n.EXPOSURE_DAYS].to_numpy(),
-            target_days=rows["days"].to_numpy(),
-            window=MOVING_AVERAGE[freq],
-        )
+        return windows[n.COUNT].to_numpy(dtype=float), windows[n.EXPOSURE_DAYS].to_numpy(dtype=float)
     counts, exposure = train.counts_matrix()
     f = train.fronts.index(front)
+    return counts[f], exposure[f].astype(float)
+
+
+def _baselines_for_front(train: Panel, front: str, rows: pd.DataFrame, freq: str) -> dict[str, BaselineForecast]:
+    if (rows["kind"] == WINDOW).any():
+        counts, days = _front_series(train, front, WINDOW)
+        return window_baselines(
+            counts,
+            days,
+            target_days=rows["days"].to_numpy(),
+            window=MOVING_AVERAGE[freq],
+            recent=RECENT_PERIODS[freq],
+        )
+    counts, exposure = _front_series(train, front, PERIOD)
     season = SEASON[freq]
-    if season is not None and int((exposure[f] > 0).sum()) < 2 * season:
+    if season is not None and int((exposure > 0).sum()) < 2 * season:
         season = None
     return period_baselines(
-        counts[f],
-        exposure[f],
+        counts,
+        exposure,
         steps=rows["horizon"].to_numpy(),
         target_days=rows["days"].to_numpy(),
         window=MOVING_AVERAGE[freq],
         season=season,
+        recent=RECENT_PERIODS[freq],
     )
+
+
+def _last_values(train: Panel, targets: pd.DataFrame) -> np.ndarray:
+    """The point forecast "next = last observed value" of each target (NaN where the front has none)."""
+    out = np.full(len(targets), np.nan)
+    for (front, kind), rows in targets.groupby(["front", "kind"], sort=False):
+        if front not in train.fronts:
+            continue
+        counts, exposure = _front_series(train, front, kind)
+        out[targets.index.get_indexer(rows.index)] = last_value(counts, exposure, rows["days"].to_numpy())
+    return out
 
 
 def score_origin(task: OriginTask) -> OriginResult:
@@ -556,6 +621,13 @@ def score_origin(task: OriginTask) -> OriginResult:
                 if kind == PERIOD:
                     baseline_draws[(front, method)] = _first_week_draws(rows, prediction, task.seed, request.data.freq)
     scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
+    if len(scores):
+        point = targets[["front", "kind", "horizon", "target_start", "target_end"]].assign(
+            last_value=_last_values(train, targets)
+        )
+        scores = scores.merge(point, on=["front", "kind", "horizon", "target_start", "target_end"], how="left")
+    else:
+        scores["last_value"] = pd.Series(dtype=float)
     exceedance = _exceedance(task, train, truth, forecast, baseline_draws, notes)
     info["total_s"] = round(time.perf_counter() - start, 2)
     model_crps = scores.loc[scores["method"] == MODEL, "crps"]
@@ -582,6 +654,10 @@ def _first_week_draws(rows: pd.DataFrame, prediction: BaselineForecast, seed: in
     if steps == 0 or first.sum() != steps:
         return None
     rng = np.random.default_rng([seed, 4, BASELINES.index(prediction.method)])
+    if prediction.samples is not None:  # one equally likely sample per day, independently
+        samples = prediction.samples[:, first]
+        picks = rng.integers(0, samples.shape[0], size=(BASELINE_DRAWS, samples.shape[1]))
+        return np.take_along_axis(samples, picks, axis=0).sum(axis=1)
     dist = count_distribution(prediction.mean[first], prediction.alpha[first])
     return dist.rvs(size=(BASELINE_DRAWS, int(first.sum())), random_state=rng).sum(axis=1)
 
@@ -700,6 +776,8 @@ def summarise_backtest(request: BacktestRequest, results: list[OriginResult], *,
     summary["model"] = per_method.get(MODEL)
     summary["baselines"] = {m: per_method[m] for m in methods if m != MODEL}
     summary["skill"] = _skills(scores, methods)
+    summary["by_front"] = _by_front(scores, methods)
+    summary["skill_by_front"], summary["pooled_skill"] = _front_skills(scores, methods)
     summary["by_horizon"] = {
         m: {
             str(h): round(float(v), 6)
@@ -720,8 +798,11 @@ def _method_summary(rows: pd.DataFrame, exceedance: pd.DataFrame) -> dict[str, o
     brier = (
         brier_score(exceedance["p_exceed"].to_numpy(), exceedance["exceeded"].to_numpy()) if len(exceedance) else np.nan
     )
+    observed = rows["observed"].to_numpy(dtype=float)
     return {
         "crps": _clean(rows["crps"].mean()),
+        "mae": _clean(np.mean(np.abs(observed - rows["mean"].to_numpy(dtype=float))) if len(rows) else np.nan),
+        "mae_last_value": _clean(_mae_last_value(rows)),
         "log_score": _clean(rows["log_score"].mean()),
         "coverage_50": _clean(rows["in_50"].astype(float).mean()),
         "coverage_90": _clean(rows["in_90"].astype(float).mean()),
@@ -729,6 +810,84 @@ def _method_summary(rows: pd.DataFrame, exceedance: pd.DataFrame) -> dict[str, o
         "n_targets": int(len(rows)),
         "n_exceedance": int(len(exceedance)),
     }
+
+
+def _mae_last_value(rows: pd.DataFrame) -> float:
+    """Mean absolute error of the point forecast "next = last value" on these rows' targets."""
+    error = np.abs(rows["observed"].to_numpy(dtype=float) - rows["last_value"].to_numpy(dtype=float))
+    error = error[np.isfinite(error)]
+    return float(error.mean()) if error.size else np.nan
+
+
+def _by_front(scores: pd.DataFrame, methods: list[str]) -> dict[str, dict[str, object]]:
+    """CRPS, MAE and the last value's MAE of every method, per front."""
+    out: dict[str, dict[str, object]] = {}
+    for front, rows in scores.groupby("front", sort=True):
+        out[str(front)] = {}
+        for method in methods:
+            mine = rows[rows["method"] == method]
+            if len(mine):
+                observed = mine["observed"].to_numpy(dtype=float)
+                out[str(front)][method] = {
+                    "crps": _clean(mine["crps"].mean()),
+                    "mae": _clean(np.mean(np.abs(observed - mine["mean"].to_numpy(dtype=float)))),
+                    "mae_last_value": _clean(_mae_last_value(mine)),
+                    "coverage_90": _clean(mine["in_90"].astype(float).mean()),
+                    "n_targets": int(len(mine)),
+                }
+    return out
+
+
+def _front_skills(scores: pd.DataFrame, methods: list[str]) -> tuple[dict[str, object], dict[str, object]]:
+    r"""CRPS skill of every method against each of :data:`SKILL_REFERENCES`, per front and pooled.
+
+    Per front: :math:`1 - \sum \text{CRPS} / \sum \text{CRPS}_\text{ref}` on the targets both
+    scored.  Pooled, scale-free: :math:`1 - \frac1F \sum_f \text{ratio}_f`, the mean of the
+    per-front ratios over the fronts whose reference CRPS is positive, so that every front
+    counts once whatever its scale (the CRPS pooled over targets is decided by the largest).
+    """
+    by_front: dict[str, object] = {}
+    pooled: dict[str, object] = {}
+    for method in methods:
+        by_front[method] = {}
+        pooled[method] = {}
+        for reference in SKILL_REFERENCES:
+            if reference not in methods or reference == method:
+                continue
+            matched = _matched(scores, method, reference)
+            sums = matched.groupby("front", sort=True)[["crps", "crps_ref"]].sum()
+            sums = sums[sums["crps_ref"] > 0]
+            ratios = sums["crps"] / sums["crps_ref"]
+            by_front[method][reference] = {str(f): _clean(1.0 - r) for f, r in ratios.items()}
+            pooled[method][reference] = {
+                "value": _clean(1.0 - ratios.mean()) if len(ratios) else None,
+                "fronts_better": int((ratios < 1).sum()),
+                "n_fronts": int(len(ratios)),
+            }
+    return by_front, pooled
+
+
+def summary_lines(summary: dict[str, object]) -> list[str]:
+    """The command's table: CRPS beside the MAE of "last value", and the pooled skills, per method."""
+    rows = ([(MODEL, summary["model"])] if summary.get("model") else []) + list(summary["baselines"].items())
+    references = [r for r in SKILL_REFERENCES if r in summary["baselines"]]
+    head = f"{'method':<16}{'CRPS':>10}{'MAE':>10}{'MAE last':>10}{'cover90':>9}"
+    head += "".join(f"{'vs ' + r:>18}" for r in references)
+    lines = [head + "   (skill: mean over fronts of 1 - CRPS/CRPS_ref)"]
+    for name, row in rows:
+        pooled = summary["pooled_skill"].get(name, {})
+        text = f"{name:<16}{_fmt(row['crps']):>10}{_fmt(row['mae']):>10}{_fmt(row['mae_last_value']):>10}"
+        text += f"{_fmt(row['coverage_90']):>9}"
+        for reference in references:
+            entry = pooled.get(reference)
+            cell = "" if entry is None else f"{_fmt(entry['value'])} {entry['fronts_better']}/{entry['n_fronts']}"
+            text += f"{cell:>18}"
+        lines.append(text)
+    return lines
+
+
+def _fmt(value: object) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 KEYS = ["origin", "front", "kind", "horizon", "target_start", "target_end"]
