@@ -18,7 +18,10 @@ What is scored
     * Fronts counted per grid period: each period :math:`h = 1..H` after the origin (days on
       a daily grid, Monday-Sunday weeks on a weekly grid...).  Origins are period ends (any
       day on a daily grid, a Sunday on a weekly one), so a step is a whole period.  Periods
-      partly covered by a window (fewer observed days than the period has) are not scored.
+      partly covered by a window or a declared gap (fewer observed days than the period has)
+      are not scored, and a period wholly inside a declared gap has no observation at all:
+      each gap in a horizon is noted as ``declared_gap``.  The baselines skip gap periods too
+      (their rates are NaN), so a gap is never learnt as a lull.
     * Fronts reported through window totals: a window is scored only when it lies entirely
       inside the horizon (``o < start`` and ``end <= o + horizon days``); its step is the
       period holding its last day.  Windows that overlap the horizon without lying inside
@@ -27,6 +30,13 @@ What is scored
     * The exceedance indicator :math:`P(\\sum_{d=1}^{7} Y_{o+d} \\ge c)` per front and
       threshold (``forecast.indicators``), scored by the Brier score against whether the
       7-day total reached :math:`c` (fronts counted day by day or week by week only).
+
+Baselines (:mod:`forecast.evaluation.baselines`, with the VIEWS benchmarks ``zero``, ``last``
+and ``conflictology``) are scored on the same targets; every score row carries the target's
+``last_value`` (the point forecast "next = last observed value"), and the summary gives, per
+method and per front, the CRPS beside the MAE of that last value, and the skill per front
+against :data:`SKILL_REFERENCES` with its scale-free pooled form (the mean of per-front CRPS
+ratios).
 
 The model's predictive of a target covering days :math:`D` is, per posterior draw
 :math:`s`, :math:`\\operatorname{NB}(\\sum_{d \\in D} \\lambda_{s,d}, \\alpha_s)` (the model's
@@ -225,7 +235,7 @@ def load_truth(request: BacktestRequest) -> tuple[object, Panel]:
     """The events and the full panel (everything up to ``as_of``) that forecasts are scored against."""
     data = request.data
     events = read_events(data.event_files(), format=data.format, options=data.options)
-    truth = build_panel(events, freq=data.freq, as_of=data.as_of, start=data.start)
+    truth = build_panel(events, freq=data.freq, as_of=data.as_of, start=data.start, **data.panel_options())
     return events, truth
 
 
@@ -315,6 +325,10 @@ def forecast_targets(
                 notes.append({"front": front, "reason": "front_not_in_training", "detail": "no data up to the origin"})
             continue
         periods = mine[(mine[n.OBS_KIND] == PERIOD) & (mine[n.DATE] > origin) & (mine[n.DATE] <= horizon_end)]
+        for first, last in truth.gap_ranges(front):  # declared gaps are not targets
+            if first <= horizon_end and last > origin:
+                label = f"{max(first, origin + pd.Timedelta(days=1)).date()}..{min(last, horizon_end).date()}"
+                notes.append({"front": front, "reason": "declared_gap", "detail": label})
         for row in periods.itertuples(index=False):
             row_d = row._asdict()
             index = truth.periods.get_loc(row_d[n.DATE])
@@ -600,7 +614,9 @@ def score_origin(task: OriginTask) -> OriginResult:
     start = time.perf_counter()
     request = task.request
     events, truth = load_truth(request)
-    train = build_panel(events, freq=request.data.freq, as_of=task.origin, start=request.data.start)
+    train = build_panel(
+        events, freq=request.data.freq, as_of=task.origin, start=request.data.start, **request.data.panel_options()
+    )
     targets, notes, horizon_end = forecast_targets(train, truth, task.origin, request.horizon_steps())
     frames = []
     forecast = None

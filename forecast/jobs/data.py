@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from forecast import names as n
-from forecast.data.events import EventTable
+from forecast.data.events import PRECISION_NOT_OBSERVED, EventTable
 from forecast.data.interventions import InterventionTable, read_interventions_csv
 from forecast.data.options import SelectOptions
 from forecast.data.panel import Panel, build_panel
@@ -31,6 +31,12 @@ class DataRequest:
     freq: str = n.FREQ_DAY
     as_of: pd.Timestamp | None = None
     start: pd.Timestamp | None = None
+    period_tables: str = "auto"
+    uncertain_dates: str = "middle"
+
+    def panel_options(self) -> dict[str, str]:
+        """How :func:`~forecast.data.panel.build_panel` reads period tables and uncertain dates."""
+        return {"period_tables": self.period_tables, "uncertain_dates": self.uncertain_dates}
 
     def event_files(self) -> list[Path]:
         return list(self.events) if self.events else default_event_files()
@@ -53,7 +59,7 @@ def load_data(request: DataRequest) -> LoadedData:
     files = request.event_files()
     log.info("reading %d event file(s): %s", len(files), ", ".join(str(f) for f in files))
     events = read_events(files, format=request.format, options=request.options)
-    panel = build_panel(events, freq=request.freq, as_of=request.as_of, start=request.start)
+    panel = build_panel(events, freq=request.freq, as_of=request.as_of, start=request.start, **request.panel_options())
     interventions = None
     path = request.interventions_file()
     if path is not None:
@@ -67,6 +73,7 @@ def front_summary(loaded: LoadedData) -> list[dict[str, object]]:
     """Per front: first and last day, total count and number of input rows used."""
     panel = loaded.panel
     frame = loaded.events.frame
+    frame = frame[frame[n.PRECISION] != PRECISION_NOT_OBSERVED]  # declared gaps are listed apart
     last = frame[n.END_DATE].fillna(frame[n.DATE])
     used = frame[(frame[n.DATE] >= panel.start) & (last <= panel.end)]
     used_last = last[used.index]
@@ -114,6 +121,15 @@ def check_data(request: DataRequest) -> dict[str, object]:
             "periods": panel.n_periods,
             "fronts": front_summary(loaded),
             "windows": int(len(panel.window_obs)),
+            "period_tables": list(panel.period_table_fronts),
+            "gaps": {
+                front: [
+                    {"start": a.date().isoformat(), "end": b.date().isoformat(), "days": (b - a).days + 1}
+                    for a, b in panel.gap_ranges(front)
+                ]
+                for front in panel.fronts
+                if panel.gap_ranges(front)
+            },
             "interventions": len(loaded.interventions) if loaded.interventions is not None else 0,
             "warnings": [issue.to_dict() for issue in panel.warnings],
             "data_hash": panel.data_hash(),
@@ -136,6 +152,16 @@ def format_check(result: dict[str, object]) -> str:
         f"span: {result['start']} .. {result['end']}  frequency: {result['freq']} ({result['periods']} periods)"
         f"  window totals: {result['windows']}"
     )
+    if result.get("period_tables"):
+        lines.append(
+            f"read as {result['freq']} tables (each row the total of its whole {result['freq']}; --period-tables no "
+            f"reads them as one-day events): {', '.join(result['period_tables'])}"  # type: ignore[arg-type]
+        )
+    gaps = result.get("gaps") or {}
+    lines.append("declared gaps (not observed):" if gaps else "declared gaps: none")
+    for front, ranges in gaps.items():  # type: ignore[union-attr]
+        shown = ", ".join(f"{g['start']}..{g['end']} ({g['days']} days)" for g in ranges)
+        lines.append(f"  {front}: {shown}")
     fronts = pd.DataFrame(result["fronts"])
     lines.append(fronts.to_string(index=False))
     lines.append(f"total events: {int(fronts['total'].sum())}")
