@@ -211,6 +211,7 @@ def test_outputs(written):
     assert set(exceedance["method"]) >= {"model", "no_change"}
     page = paths["page"].read_text()
     assert "data:image/png;base64," in page and "Rolling-origin backtest" in page
+    assert "Skill per front" in page and "CRPS per front" in page and "conflictology" in page
     for name in ("pit_histograms.png", "reliability.png", "crps_by_horizon.png"):
         assert paths[name].read_bytes().startswith(b"\x89PNG")
 

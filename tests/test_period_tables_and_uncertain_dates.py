@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forecast import names as n
-from forecast.data.events import read_events_csv
+from forecast.data.events import EventTable, make_event_frame, read_events_csv
 from forecast.data.options import SelectOptions
-from forecast.data.panel import build_panel
+from forecast.data.panel import UNCERTAIN_END, build_panel, period_start
 from forecast.data.ucdp import read_ucdp_csv
 from forecast.errors import DataValidationError
 from forecast.jobs.data import DataRequest, check_data, format_check
@@ -155,3 +158,53 @@ def test_acled_rows_dated_to_a_month_count_in_that_month(tmp_path):
     assert int(panel.period_obs[n.COUNT].sum()) == len(events) - 1
     syria = panel.period_obs[panel.period_obs[n.FRONT] == "Syria"].set_index(n.DATE)[n.COUNT]
     assert syria[pd.Timestamp("2024-01-01")] == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    spans=st.lists(
+        st.tuples(st.integers(0, 120), st.integers(0, 60), st.sampled_from(["a", "b"]), st.integers(0, 9)),
+        min_size=1,
+        max_size=30,
+    ),
+    freq=st.sampled_from([n.FREQ_DAY, n.FREQ_WEEK, n.FREQ_MONTH]),
+    policy=st.sampled_from(["start", "middle", "drop"]),
+)
+def test_placing_uncertain_dates_conserves_counts_or_counts_what_it_drops(spans, freq, policy):
+    start = pd.Timestamp("2024-01-01")
+    first = [start + pd.Timedelta(days=a) for a, _, _, _ in spans]
+    frame = make_event_frame(
+        dates=pd.Series(first),
+        end_dates=pd.Series([pd.NaT] * len(spans), dtype="datetime64[ns]"),
+        fronts=pd.Series([f for _, _, f, _ in spans]),
+        counts=pd.Series([c for *_, c in spans], dtype="int64"),
+        precision=pd.Series(["exact"] * len(spans)),
+        source=pd.Series([""] * len(spans)),
+        file="<test>",
+        lines=np.arange(2, len(spans) + 2),
+    )
+    frame[UNCERTAIN_END] = [
+        d + pd.Timedelta(days=w) if w else pd.NaT for d, (_, w, _, _) in zip(first, spans, strict=True)
+    ]
+    events = EventTable(frame=frame, files=("<test>",))
+    as_of = start + pd.Timedelta(days=200)
+    crossing = [
+        w
+        and (
+            period_start(pd.DatetimeIndex([d]), freq)
+            != period_start(pd.DatetimeIndex([d + pd.Timedelta(days=w)]), freq)
+        )[0]
+        for d, (_, w, _, _) in zip(first, spans, strict=True)
+    ]
+    if policy == "drop" and all(crossing):
+        with pytest.raises(DataValidationError, match="no events left to aggregate"):
+            build_panel(events, freq=freq, uncertain_dates=policy, as_of=as_of)
+        return
+    panel = build_panel(events, freq=freq, uncertain_dates=policy, as_of=as_of)
+    total = int(panel.period_obs[n.COUNT].sum())
+    if policy == "drop":
+        dropped = [w for w in panel.warnings if "were dropped" in str(w)]
+        lost = int(re.search(r"\(count (\d+)\)", str(dropped[0])).group(1)) if dropped else 0
+        assert total + lost == sum(c for *_, c in spans)
+    else:
+        assert total == sum(c for *_, c in spans)

@@ -345,7 +345,8 @@ def build_panel(
     is_gap = (frame[n.PRECISION] == PRECISION_NOT_OBSERVED).to_numpy()
     declared_gaps, frame = frame[is_gap], frame[~is_gap]
     if frame.empty:
-        raise DataValidationError(Issue(files, None, None, "no events to aggregate, only declared gaps"))
+        left = "; ".join([str(w) for w in placed if "dropped" in str(w)] + ["declared gaps are no events"])
+        raise DataValidationError(Issue(files, None, None, f"no events left to aggregate ({left})"))
     table_fronts = period_table_fronts(frame, freq, period_tables, files)
     last_day = frame[n.END_DATE].fillna(frame[n.DATE])
     in_table = frame[n.FRONT].isin(table_fronts).to_numpy()
@@ -587,7 +588,7 @@ def _partial_period_warnings(panel: Panel) -> list[Issue]:
     """Say which first and last periods are cut by the span: their counts cover only the days observed."""
     days = panel.period_days()
     full = ((panel.period_ends() - panel.periods) / pd.Timedelta(days=1)).to_numpy().astype(np.int64) + 1
-    out = []
+    out: list[Issue] = []
     if panel.freq == n.FREQ_DAY or not len(panel.period_obs):
         return out
     for i, which in ((0, "first"), (panel.n_periods - 1, "last")):

@@ -56,6 +56,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -854,7 +855,9 @@ def _by_front(scores: pd.DataFrame, methods: list[str]) -> dict[str, dict[str, o
     return out
 
 
-def _front_skills(scores: pd.DataFrame, methods: list[str]) -> tuple[dict[str, object], dict[str, object]]:
+def _front_skills(
+    scores: pd.DataFrame, methods: list[str]
+) -> tuple[dict[str, dict[str, object]], dict[str, dict[str, object]]]:
     r"""CRPS skill of every method against each of :data:`SKILL_REFERENCES`, per front and pooled.
 
     Per front: :math:`1 - \sum \text{CRPS} / \sum \text{CRPS}_\text{ref}` on the targets both
@@ -862,8 +865,8 @@ def _front_skills(scores: pd.DataFrame, methods: list[str]) -> tuple[dict[str, o
     per-front ratios over the fronts whose reference CRPS is positive, so that every front
     counts once whatever its scale (the CRPS pooled over targets is decided by the largest).
     """
-    by_front: dict[str, object] = {}
-    pooled: dict[str, object] = {}
+    by_front: dict[str, dict[str, object]] = {}
+    pooled: dict[str, dict[str, object]] = {}
     for method in methods:
         by_front[method] = {}
         pooled[method] = {}
@@ -883,7 +886,7 @@ def _front_skills(scores: pd.DataFrame, methods: list[str]) -> tuple[dict[str, o
     return by_front, pooled
 
 
-def summary_lines(summary: dict[str, object]) -> list[str]:
+def summary_lines(summary: dict[str, Any]) -> list[str]:
     """The command's table: CRPS beside the MAE of "last value", and the pooled skills, per method."""
     rows = ([(MODEL, summary["model"])] if summary.get("model") else []) + list(summary["baselines"].items())
     references = [r for r in SKILL_REFERENCES if r in summary["baselines"]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import jinja2
 
@@ -147,7 +147,7 @@ def write_page(outcome: BacktestOutcome, out: Path) -> dict[str, Path]:
         origins=[o.date().isoformat() for o in outcome.origins],
         methods=rows,
         keys=["crps", "mae", "mae_last_value", "log_score", "coverage_50", "coverage_90", "brier", "n_targets"],
-        references=[r for r in SKILL_REFERENCES if r in summary["baselines"]],
+        references=[r for r in SKILL_REFERENCES if r in cast(dict, summary["baselines"])],
         figures=encoded,
         headline=text,
         met=met,

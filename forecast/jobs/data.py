@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
@@ -152,14 +153,15 @@ def format_check(result: dict[str, object]) -> str:
         f"span: {result['start']} .. {result['end']}  frequency: {result['freq']} ({result['periods']} periods)"
         f"  window totals: {result['windows']}"
     )
-    if result.get("period_tables"):
+    tables = cast(list[str], result.get("period_tables") or [])
+    if tables:
         lines.append(
             f"read as {result['freq']} tables (each row the total of its whole {result['freq']}; --period-tables no "
-            f"reads them as one-day events): {', '.join(result['period_tables'])}"  # type: ignore[arg-type]
+            f"reads them as one-day events): {', '.join(tables)}"
         )
-    gaps = result.get("gaps") or {}
+    gaps = cast(dict[str, list[dict[str, object]]], result.get("gaps") or {})
     lines.append("declared gaps (not observed):" if gaps else "declared gaps: none")
-    for front, ranges in gaps.items():  # type: ignore[union-attr]
+    for front, ranges in gaps.items():
         shown = ", ".join(f"{g['start']}..{g['end']} ({g['days']} days)" for g in ranges)
         lines.append(f"  {front}: {shown}")
     fronts = pd.DataFrame(result["fronts"])
