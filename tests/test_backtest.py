@@ -204,6 +204,7 @@ def test_outputs(written):
     assert summary["pooled_skill"]["model"]["no_change"]["value"] == pytest.approx(1 - np.mean(ratios), abs=1e-5)
     assert summary["pooled_skill"]["model"]["no_change"]["n_fronts"] == 3
     assert summary["baselines"]["zero"]["log_score"] is None  # undefined for a point mass
+    assert set(summary["by_horizon_mae_last_value"]["model"]) == set(summary["by_horizon"]["model"])
     assert summary["skill"]["no_change"]["crps"]["interval"][0] <= summary["skill"]["no_change"]["crps"]["value"]
     assert summary["not_scored"]["window_outside_horizon"] >= 1
     assert "crps_skill_vs_no_change" in summary["first_week"]

@@ -376,7 +376,7 @@ def build_panel(
     points = kept[~is_window]
     _check_windows(windows, points)
     gaps = _clip_gaps(declared_gaps, begin, end)
-    _check_gaps(gaps, declared_gaps, kept)
+    _check_gaps(gaps, kept)
 
     fronts = tuple(sorted(kept[n.FRONT].unique().tolist()))
     periods = period_grid(begin, end, freq)
@@ -428,7 +428,7 @@ def _clip_gaps(declared: pd.DataFrame, begin: pd.Timestamp, end: pd.Timestamp) -
     return pd.DataFrame(merged, columns=GAP_COLUMNS)
 
 
-def _check_gaps(gaps: pd.DataFrame, declared: pd.DataFrame, kept: pd.DataFrame) -> None:
+def _check_gaps(gaps: pd.DataFrame, kept: pd.DataFrame) -> None:
     """A row of a front dated inside one of its declared gaps contradicts it: an error."""
     issues = []
     for front, first, last in gaps.itertuples(index=False):

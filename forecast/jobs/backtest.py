@@ -802,6 +802,10 @@ def summarise_backtest(request: BacktestRequest, results: list[OriginResult], *,
         }
         for m in methods
     }
+    summary["by_horizon_mae_last_value"] = {
+        m: {str(h): _clean(_mae_last_value(rows)) for h, rows in scores[scores["method"] == m].groupby("horizon")}
+        for m in methods
+    }
     summary["first_week"] = _first_week(scores, request.data.freq)
     summary["not_scored"] = not_scored
     return BacktestOutcome(request, [r.origin for r in results], scores, exceedance, reliability, summary)
