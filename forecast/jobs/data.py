@@ -71,13 +71,18 @@ def load_data(request: DataRequest) -> LoadedData:
 
 
 def front_summary(loaded: LoadedData) -> list[dict[str, object]]:
-    """Per front: first and last day, total count and number of input rows used."""
+    """Per front: first and last day, total count and number of input rows used.
+
+    The total is the panel's (what the models see: uncertain dates dropped by
+    ``--uncertain-dates drop`` are not in it; the warnings count them).
+    """
     panel = loaded.panel
     frame = loaded.events.frame
     frame = frame[frame[n.PRECISION] != PRECISION_NOT_OBSERVED]  # declared gaps are listed apart
     last = frame[n.END_DATE].fillna(frame[n.DATE])
     used = frame[(frame[n.DATE] >= panel.start) & (last <= panel.end)]
     used_last = last[used.index]
+    totals = panel.observations.groupby(n.FRONT)[n.COUNT].sum()
     out = []
     for front in panel.fronts:
         rows = used[used[n.FRONT] == front]
@@ -86,7 +91,7 @@ def front_summary(loaded: LoadedData) -> list[dict[str, object]]:
                 "front": front,
                 "first_date": rows[n.DATE].min().date().isoformat(),
                 "last_date": used_last[rows.index].max().date().isoformat(),
-                "total": int(rows[n.COUNT].sum()),
+                "total": int(totals.get(front, 0)),
                 "rows": int(len(rows)),
             }
         )
