@@ -205,6 +205,8 @@ def test_outputs(written):
     assert summary["pooled_skill"]["model"]["no_change"]["n_fronts"] == 3
     assert summary["baselines"]["zero"]["log_score"] is None  # undefined for a point mass
     assert set(summary["by_horizon_mae_last_value"]["model"]) == set(summary["by_horizon"]["model"])
+    printed = "\n".join(bt.summary_lines(summary))  # the command's output
+    assert "MAE last" in printed and "CRPS skill per front against no_change" in printed and "gamma" in printed
     assert summary["skill"]["no_change"]["crps"]["interval"][0] <= summary["skill"]["no_change"]["crps"]["value"]
     assert summary["not_scored"]["window_outside_horizon"] >= 1
     assert "crps_skill_vs_no_change" in summary["first_week"]

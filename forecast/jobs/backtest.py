@@ -115,6 +115,8 @@ DEFAULT_MIN_TRAIN = {n.FREQ_DAY: 56, n.FREQ_WEEK: 8, n.FREQ_MONTH: 3, n.FREQ_YEA
 #: The baselines' dispersions are fitted on this many latest periods (windows) only: local,
 #: so that an old stretch of zeros or a past outlier does not decide today's spread.
 RECENT_PERIODS = {n.FREQ_DAY: 56, n.FREQ_WEEK: 26, n.FREQ_MONTH: 24, n.FREQ_YEAR: 10}
+#: The command prints per-front skills up to this many fronts (all are in summary.json).
+MAX_FRONTS_PRINTED = 12
 #: References of the per-front and pooled skills (every method against each of them).
 SKILL_REFERENCES = ("no_change", "last", "conflictology")
 #: Origins are this many grid periods apart by default (a week on a daily grid).
@@ -906,6 +908,17 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             cell = "" if entry is None else f"{_fmt(entry['value'])} {entry['fronts_better']}/{entry['n_fronts']}"
             text += f"{cell:>18}"
         lines.append(text)
+    by_front = summary.get("skill_by_front", {})
+    fronts = sorted({f for per_method in by_front.values() for f in per_method.get("no_change", {})})
+    if fronts and len(fronts) <= MAX_FRONTS_PRINTED:
+        lines.append("CRPS skill per front against no_change (1 - CRPS/CRPS_no_change):")
+        names = [name for name, _ in rows if name != "no_change"]
+        lines.append(f"{'front':<20}" + "".join(f"{name[:14]:>15}" for name in names))
+        for front in fronts:
+            cells = [_fmt(by_front.get(name, {}).get("no_change", {}).get(front)) for name in names]
+            lines.append(f"{front[:19]:<20}" + "".join(f"{cell:>15}" for cell in cells))
+    elif fronts:
+        lines.append(f"CRPS skill per front ({len(fronts)} fronts): skill_by_front in summary.json and backtest.html")
     return lines
 
 
