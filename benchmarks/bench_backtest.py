@@ -14,7 +14,8 @@ compiled by the same worker for an earlier origin of the same structure.
 ``--baselines-only`` scores the baselines and the VIEWS benchmarks alone (``--inference none``,
 no model fit) on the shipped data (daily, 20 weekly origins, horizon 28 days) and on the
 45-series monthly ACLED panel in ``../shared/data/`` (12 monthly origins, horizon 3 months),
-and writes ``baselines.json`` and ``baselines.md`` (pooled and per-front skill):
+the same panel without its ``end_date`` column (a month table dated on the 1st, read as month
+totals), and writes ``baselines.json`` and ``baselines.md`` (pooled and per-front skill):
 
     python benchmarks/bench_backtest.py --baselines-only --out benchmarks/results/backtest/baselines
 """
@@ -22,6 +23,7 @@ and writes ``baselines.json`` and ``baselines.md`` (pooled and per-front skill):
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import subprocess
@@ -61,6 +63,7 @@ MONTHLY_FILE = "acled_monthly_political_violence_15_countries_2021_2024.csv"
 BASELINE_RUNS = {
     "shipped": ["--origins", "20"],
     "acled_monthly": ["--freq", "month", "--origins", "12", "--horizon", "3"],
+    "acled_monthly_table": ["--freq", "month", "--origins", "12", "--horizon", "3"],
 }
 REFERENCES = ("no_change", "last", "conflictology")
 
@@ -68,8 +71,19 @@ REFERENCES = ("no_change", "last", "conflictology")
 def run_baselines(out: Path, workers: int, monthly: Path) -> int:
     """Score the baselines alone on the shipped data and the monthly panel; write the tables."""
     results = {}
+    # The same panel as a period table: one row per month dated on the 1st, without end_date
+    # (the layout of most published statistics); read as month totals (--period-tables auto).
+    table = out / "acled_monthly_table.csv"
+    out.mkdir(parents=True, exist_ok=True)
+    with monthly.open(newline="") as source, table.open("w", newline="") as target:
+        rows = csv.DictReader(source)
+        fields = [f for f in rows.fieldnames or [] if f != "end_date"]
+        writer = csv.DictWriter(target, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    files = {"acled_monthly": os.path.relpath(monthly), "acled_monthly_table": os.path.relpath(table)}
     for label, extra in BASELINE_RUNS.items():
-        data = ["--events", os.path.relpath(monthly)] if label == "acled_monthly" else []
+        data = ["--events", files[label]] if label in files else []
         command = [sys.executable, "-m", "forecast", "-q", "backtest", *data, *extra, "--inference", "none"]
         command += ["--workers", str(workers), "--out", str(out / label)]
         print("$", " ".join(command), flush=True)
