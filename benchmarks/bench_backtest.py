@@ -100,7 +100,7 @@ def run_baselines(out: Path, workers: int, monthly: Path) -> int:
             f"`python -m forecast {result['command']}`",
             "",
             "| method | CRPS | MAE | MAE of last value | 90% coverage | "
-            + " | ".join(f"pooled skill vs {r} (fronts better)" for r in REFERENCES)
+            + " | ".join(f"pooled skill vs {r} [90% interval] (fronts better)" for r in REFERENCES)
             + " |",
             "|---|---|---|---|---|" + "---|" * len(REFERENCES),
         ]
@@ -109,7 +109,8 @@ def run_baselines(out: Path, workers: int, monthly: Path) -> int:
             cells = [
                 ""
                 if r not in pooled
-                else f"{_pct(pooled[r]['value'])} ({pooled[r]['fronts_better']}/{pooled[r]['n_fronts']})"
+                else f"{_pct(pooled[r]['value'])} [{_interval(pooled[r].get('interval'))}] "
+                f"({pooled[r]['fronts_better']}/{pooled[r]['n_fronts']})"
                 for r in REFERENCES
             ]
             lines.append(
@@ -151,6 +152,10 @@ def run_baselines(out: Path, workers: int, monthly: Path) -> int:
 
 def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+
+
+def _interval(bounds: list[float | None] | None) -> str:
+    return "n/a" if not bounds else f"{_pct(bounds[0])}, {_pct(bounds[1])}".replace("%", "")
 
 
 def _pct(value: float | None) -> str:

@@ -22,6 +22,7 @@ from forecast.evaluation.scores import (
     crps_draws,
     log_score_count,
     mixture_log_score,
+    pooled_front_skill,
     randomized_pit_count,
     skill,
 )
@@ -197,3 +198,17 @@ def test_views_benchmarks():
     )
     np.testing.assert_allclose(windows["last"].mean, [30.0])
     np.testing.assert_allclose(np.sort(windows["conflictology"].samples[:, 0]), [5.0, 10.0, 30.0])
+
+
+def test_pooled_front_skill_counts_every_front_once_whatever_its_scale():
+    origins = np.repeat(np.arange(4), 2)
+    fronts = np.tile(["big", "small"], 4)
+    reference = np.tile([1000.0, 1.0], 4)
+    method = np.tile([500.0, 2.0], 4)  # halves the big front's score, doubles the small one's
+    pooled = pooled_front_skill(method, reference, fronts, origins)
+    assert pooled.value == pytest.approx(1 - (0.5 + 2.0) / 2)  # -0.25: the fronts disagree
+    assert skill(method, reference, origins).value == pytest.approx(1 - 2008 / 4004)  # the big front decides
+    assert pooled.lower == pytest.approx(-0.25) and pooled.upper == pytest.approx(-0.25)
+    # a front whose reference score is 0 has no ratio and is left out
+    zero = pooled_front_skill(np.array([1.0, 3.0]), np.array([2.0, 0.0]), np.array(["a", "b"]), np.array([0, 0]))
+    assert zero.value == pytest.approx(0.5)

@@ -84,6 +84,7 @@ from forecast.evaluation.scores import (
     crps_draws,
     log_score_count,
     mixture_log_score,
+    pooled_front_skill,
     randomized_pit_count,
     skill,
 )
@@ -869,7 +870,8 @@ def _front_skills(
     Per front: :math:`1 - \sum \text{CRPS} / \sum \text{CRPS}_\text{ref}` on the targets both
     scored.  Pooled, scale-free: :math:`1 - \frac1F \sum_f \text{ratio}_f`, the mean of the
     per-front ratios over the fronts whose reference CRPS is positive, so that every front
-    counts once whatever its scale (the CRPS pooled over targets is decided by the largest).
+    counts once whatever its scale (the CRPS pooled over targets is decided by the largest),
+    with a 90% bootstrap interval over origins (:func:`~forecast.evaluation.scores.pooled_front_skill`).
     """
     by_front: dict[str, dict[str, object]] = {}
     pooled: dict[str, dict[str, object]] = {}
@@ -884,8 +886,14 @@ def _front_skills(
             sums = sums[sums["crps_ref"] > 0]
             ratios = sums["crps"] / sums["crps_ref"]
             by_front[method][reference] = {str(f): _clean(1.0 - r) for f, r in ratios.items()}
+            estimate = pooled_front_skill(
+                matched["crps"].to_numpy(),
+                matched["crps_ref"].to_numpy(),
+                matched["front"].to_numpy(),
+                matched["origin"].to_numpy(),
+            )
             pooled[method][reference] = {
-                "value": _clean(1.0 - ratios.mean()) if len(ratios) else None,
+                **estimate.to_dict(),
                 "fronts_better": int((ratios < 1).sum()),
                 "n_fronts": int(len(ratios)),
             }

@@ -40,11 +40,13 @@ th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: ta
 <p>MAE: absolute error of the method's mean; MAE last: of the point forecast "next = last value" on the
 same targets. <code>zero</code>, <code>last</code> and <code>conflictology</code> are the VIEWS
 prediction challenge's benchmarks.</p>
-<h2>Skill per front, pooled without scale (1 - mean over fronts of CRPS / reference CRPS)</h2>
+<h2>Skill per front, pooled without scale (1 - mean over fronts of CRPS / reference CRPS; 90% bootstrap
+interval over origins; fronts better)</h2>
 <table><tr><th>method</th>{% for r in references %}<th>vs {{ r }} (fronts better)</th>{% endfor %}</tr>
 {% for name, _ in methods %}<tr><td>{{ name }}</td>
 {% for r in references %}{% set e = summary.pooled_skill.get(name, {}).get(r) %}
-<td class="num">{% if e %}{{ fmt(e.value) }} ({{ e.fronts_better }}/{{ e.n_fronts }}){% endif %}</td>{% endfor %}</tr>
+<td class="num">{% if e %}{{ fmt(e.value) }} [{{ fmt(e.interval[0]) }}, {{ fmt(e.interval[1]) }}]
+({{ e.fronts_better }}/{{ e.n_fronts }}){% endif %}</td>{% endfor %}</tr>
 {% endfor %}</table>
 <h3>CRPS per front (MAE of the last value in brackets)</h3>
 <table><tr><th>front</th>{% for name, _ in methods %}<th>{{ name }}</th>{% endfor %}</tr>
