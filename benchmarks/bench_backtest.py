@@ -15,7 +15,8 @@ compiled by the same worker for an earlier origin of the same structure.
 no model fit) on the shipped data (daily, 20 weekly origins, horizon 28 days) and on the
 45-series monthly ACLED panel in ``../shared/data/`` (12 monthly origins, horizon 3 months),
 the same panel without its ``end_date`` column (a month table dated on the 1st, read as month
-totals), and writes ``baselines.json`` and ``baselines.md`` (pooled and per-front skill):
+totals), and writes ``baselines.md`` (pooled and per-front skill) and ``baselines.json`` (per method;
+per front in each run's ``summary.json``); ``--tables-only`` re-writes them from those files:
 
     python benchmarks/bench_backtest.py --baselines-only --out benchmarks/results/backtest/baselines
 """
@@ -68,7 +69,7 @@ BASELINE_RUNS = {
 REFERENCES = ("no_change", "last", "conflictology")
 
 
-def run_baselines(out: Path, workers: int, monthly: Path) -> int:
+def run_baselines(out: Path, workers: int, monthly: Path, *, tables_only: bool = False) -> int:
     """Score the baselines alone on the shipped data and the monthly panel; write the tables."""
     results = {}
     # The same panel as a period table: one row per month dated on the 1st, without end_date
@@ -87,7 +88,8 @@ def run_baselines(out: Path, workers: int, monthly: Path) -> int:
         command = [sys.executable, "-m", "forecast", "-q", "backtest", *data, *extra, "--inference", "none"]
         command += ["--workers", str(workers), "--out", str(out / label)]
         print("$", " ".join(command), flush=True)
-        subprocess.run(command, check=True)
+        if not tables_only:
+            subprocess.run(command, check=True)
         summary = json.loads((out / label / "summary.json").read_text())
         results[label] = {"command": " ".join(command[3:]), "summary": summary}
     lines = []
@@ -139,9 +141,7 @@ def run_baselines(out: Path, workers: int, monthly: Path) -> int:
             )
         lines.append("")
     out.mkdir(parents=True, exist_ok=True)
-    tables = {
-        label: {k: r["summary"][k] for k in ("baselines", "pooled_skill", "by_front")} for label, r in results.items()
-    }
+    tables = {label: {k: r["summary"][k] for k in ("baselines", "pooled_skill")} for label, r in results.items()}
     for label, r in results.items():
         tables[label]["command"] = r["command"]
     (out / "baselines.json").write_text(json.dumps(tables, indent=2) + "\n", encoding="utf-8")
@@ -172,12 +172,13 @@ def main() -> int:
     parser.add_argument("--fast-draws", type=int, default=1000)
     parser.add_argument("--skip-nuts", action="store_true")
     parser.add_argument("--baselines-only", action="store_true", help="score the baselines alone (see above)")
+    parser.add_argument("--tables-only", action="store_true", help="with --baselines-only: re-write the tables only")
     parser.add_argument("--monthly", type=Path, default=MONTHLY_PANEL / MONTHLY_FILE, help="the monthly panel")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/backtest"))
     parser.add_argument("model_args", nargs="*", help="model options for forecast backtest, after --")
     args = parser.parse_args()
     if args.baselines_only:
-        return run_baselines(args.out, args.workers, args.monthly)
+        return run_baselines(args.out, args.workers, args.monthly, tables_only=args.tables_only)
     common = ["--origins", str(args.origins), "--workers", str(args.workers), *args.model_args]
     results = []
     if not args.skip_nuts:
