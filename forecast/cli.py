@@ -66,6 +66,28 @@ def _reader_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--freq", choices=n.FREQS, default=n.FREQ_DAY, help="grid frequency (default: day)")
     group.add_argument("--as-of", type=_date, help="last date used, YYYY-MM-DD (default: the latest date in the data)")
     group.add_argument("--start", type=_date, help="first date used (default: the earliest date in the data)")
+    _panel_reading_options(group)
+
+
+def _panel_reading_options(group: argparse._ArgumentGroup) -> None:
+    """How rows become a panel: period tables, uncertain dates, empty fronts (forecast/data/panel.py)."""
+    group.add_argument(
+        "--period-tables",
+        choices=["auto", "yes", "no"],
+        default="auto",
+        help="read a front whose rows all fall on --freq period starts (no end_date) as period totals: auto "
+        "(default), yes (every front without end dates), no (one-day events)",
+    )
+    group.add_argument(
+        "--uncertain-dates",
+        choices=["start", "middle", "drop"],
+        default="middle",
+        help="an event whose uncertain date span (UCDP date_start..date_end, ACLED time_precision 2/3) crosses "
+        "a period boundary goes on its span's start or middle (default), or is dropped and counted",
+    )
+    group.add_argument(
+        "--strict-fronts", action="store_true", help="an empty --by value is an error (default: front 'unknown')"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,6 +193,7 @@ def _fit_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--freq", choices=n.FREQS, default=n.FREQ_DAY, help="grid frequency (default: day)")
     group.add_argument("--as-of", type=_date, help="last date used (default: the latest date in the data)")
     group.add_argument("--start", type=_date, help="first date used (default: the earliest date in the data)")
+    _panel_reading_options(group)
     model = parser.add_argument_group("model")
     model.add_argument("--priors", type=Path, help="prior file (default: the code defaults = priors/default.yaml)")
     model.add_argument("--changepoints", type=int, default=1, metavar="K", help="changepoints per front (default 1)")
@@ -208,6 +231,7 @@ def _request(args: argparse.Namespace, files: list[Path] | None = None) -> DataR
         sub_event_types=tuple(args.sub_event_type),
         actors=tuple(args.actor),
         measure=args.measure,
+        strict_fronts=getattr(args, "strict_fronts", False),
     )
     return DataRequest(
         events=tuple(args.files if files is None else files),
@@ -217,6 +241,8 @@ def _request(args: argparse.Namespace, files: list[Path] | None = None) -> DataR
         freq=args.freq,
         as_of=args.as_of,
         start=args.start,
+        period_tables=getattr(args, "period_tables", "auto"),
+        uncertain_dates=getattr(args, "uncertain_dates", "middle"),
     )
 
 
@@ -347,6 +373,9 @@ def _backtest(args: argparse.Namespace) -> int:
     from forecast.jobs.backtest_page import headline
 
     print(headline(outcome.summary)[0])
+    from forecast.jobs.backtest import summary_lines
+
+    print("\n".join(summary_lines(outcome.summary)))
     print(f"wrote {paths['scores']}, {paths['summary']} and {paths['page']}")
     return EXIT_OK
 

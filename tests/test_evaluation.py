@@ -7,7 +7,13 @@ import pytest
 import scoringrules as sr
 from scipy import stats
 
-from forecast.evaluation.baselines import fit_dispersion, period_baselines, window_baselines
+from forecast.evaluation.baselines import (
+    fit_dispersion,
+    fit_dispersion_robust,
+    last_value,
+    period_baselines,
+    window_baselines,
+)
 from forecast.evaluation.reliability import brier_score, reliability_table
 from forecast.evaluation.scores import (
     count_distribution,
@@ -16,6 +22,7 @@ from forecast.evaluation.scores import (
     crps_draws,
     log_score_count,
     mixture_log_score,
+    pooled_front_skill,
     randomized_pit_count,
     skill,
 )
@@ -140,3 +147,68 @@ def test_dispersion_is_recovered_by_maximum_likelihood():
     y = rng.poisson(rng.gamma(2.0, mu / 2.0))
     assert fit_dispersion(y, mu) == pytest.approx(2.0, rel=0.15)
     assert fit_dispersion(rng.poisson(mu), mu) > 50  # Poisson data: no overdispersion
+
+
+def test_a_stretch_of_zeros_leaves_the_baselines_intervals_sane():
+    """Six weeks read as zeros inside ~500 attacks a week must not collapse the dispersion.
+
+    Plain maximum likelihood over the whole window gives alpha near 0 and a 90% interval of
+    [0, several times the level]; the robust, local fit keeps it near the series' own spread.
+    """
+    rng = np.random.default_rng(3)
+    counts = rng.poisson(rng.gamma(20.0, 500.0 / 20.0, size=60)).astype(float)
+    counts[40:46] = 0.0  # a source gone dark, read as zeros
+    exposure = np.full(60, 7.0)
+    out = period_baselines(
+        counts, exposure, steps=np.array([1, 2, 3, 4]), target_days=np.full(4, 7.0), window=4, season=None, recent=26
+    )
+    for method in ("no_change", "moving_average", "constant_rate"):
+        lower, upper = count_interval(out[method].mean, out[method].alpha, 0.9)
+        assert lower[0] > 0.3 * out[method].mean[0], method
+        assert upper[0] < 2.0 * out[method].mean[0], method
+    # the same series fitted by plain maximum likelihood over every pair is what broke
+    pairs = np.flatnonzero(np.arange(60) >= 1)
+    assert fit_dispersion(counts[pairs], counts[pairs - 1]) < 0.1
+
+
+def test_robust_dispersion_is_maximum_likelihood_on_clean_series():
+    rng = np.random.default_rng(5)
+    for mu, alpha in ((0.5, None), (5.0, 2.0), (30.0, 0.5)):
+        y = rng.poisson(mu if alpha is None else rng.gamma(alpha, mu / alpha, size=400), size=400).astype(float)
+        mean = np.full(400, y.mean())
+        assert fit_dispersion_robust(y, mean) == pytest.approx(fit_dispersion(y, mean), rel=0.05)
+
+
+def test_views_benchmarks():
+    counts = np.array([3.0, 0.0, 5.0, np.nan, 8.0] + [2.0] * 12 + [4.0])
+    exposure = np.where(np.isnan(counts), 0, 1).astype(float)
+    out = period_baselines(
+        counts, exposure, steps=np.array([1, 2]), target_days=np.array([1.0, 2.0]), window=3, season=None
+    )
+    assert out["zero"].samples.shape == (1, 2) and not out["zero"].samples.any()
+    np.testing.assert_allclose(out["last"].mean, [4.0, 8.0])  # Poisson around the last value
+    assert out["last"].alpha[0] >= 1e6
+    # conflictology: the last 12 observed values, equally likely, times the target's days
+    expected = np.array([2.0] * 11 + [4.0])
+    np.testing.assert_allclose(np.sort(out["conflictology"].samples[:, 0]), np.sort(expected))
+    np.testing.assert_allclose(out["conflictology"].samples[:, 1], 2 * out["conflictology"].samples[:, 0])
+    np.testing.assert_allclose(last_value(counts, exposure, np.array([7.0])), [28.0])
+    windows = window_baselines(
+        np.array([10.0, 20.0, 30.0]), np.array([10.0, 10.0, 5.0]), target_days=np.array([5.0]), window=2
+    )
+    np.testing.assert_allclose(windows["last"].mean, [30.0])
+    np.testing.assert_allclose(np.sort(windows["conflictology"].samples[:, 0]), [5.0, 10.0, 30.0])
+
+
+def test_pooled_front_skill_counts_every_front_once_whatever_its_scale():
+    origins = np.repeat(np.arange(4), 2)
+    fronts = np.tile(["big", "small"], 4)
+    reference = np.tile([1000.0, 1.0], 4)
+    method = np.tile([500.0, 2.0], 4)  # halves the big front's score, doubles the small one's
+    pooled = pooled_front_skill(method, reference, fronts, origins)
+    assert pooled.value == pytest.approx(1 - (0.5 + 2.0) / 2)  # -0.25: the fronts disagree
+    assert skill(method, reference, origins).value == pytest.approx(1 - 2008 / 4004)  # the big front decides
+    assert pooled.lower == pytest.approx(-0.25) and pooled.upper == pytest.approx(-0.25)
+    # a front whose reference score is 0 has no ratio and is left out
+    zero = pooled_front_skill(np.array([1.0, 3.0]), np.array([2.0, 0.0]), np.array(["a", "b"]), np.array([0, 0]))
+    assert zero.value == pytest.approx(0.5)

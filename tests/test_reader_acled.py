@@ -27,6 +27,7 @@ from forecast.data.acled import (
 )
 from forecast.data.csvio import RawTable, read_raw_csv
 from forecast.data.options import SelectOptions
+from forecast.data.panel import UNCERTAIN_END
 from forecast.errors import DataValidationError
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -78,7 +79,14 @@ def test_every_date_format_gives_the_same_events(name):
     table = read_acled_csv(FIXTURES / name)
     frame = table.frame
     assert _ids(table) == IDS
-    assert frame[n.DATE].tolist() == DATES.tolist()
+    # rows dated to a week or a month are events with an uncertain date: their span's first
+    # day, and its last in uncertain_end (the week around event_date; the calendar month)
+    assert (
+        frame[n.DATE].tolist()
+        == pd.to_datetime(["2024-01-20", "2024-02-02", "2024-01-30", "2024-01-01", "2024-02-10"]).tolist()
+    )
+    assert frame[UNCERTAIN_END].tolist()[2:4] == pd.to_datetime(["2024-02-05", "2024-01-31"]).tolist()
+    assert frame[UNCERTAIN_END].isna().tolist() == [True, True, False, False, True]
     assert frame[n.END_DATE].isna().all()
     assert frame[n.COUNT].tolist() == [1] * 5
     assert frame[n.FRONT].tolist() == ["Iraq", "Iraq", "Syria", "Syria", "Iraq"]
@@ -338,9 +346,12 @@ def test_header_only_file(tmp_path):
     assert "header but no rows" in str(_error(path))
 
 
-def test_empty_front_of_a_kept_row_is_an_issue(tmp_path):
+def test_empty_front_of_a_kept_row_is_the_front_unknown_or_an_issue_when_strict(tmp_path):
     path = _variant(tmp_path, "acled_api.csv", {(4, "admin1"): ""})
-    _assert_located(_error(path, SelectOptions(by="admin1")), path, 6, "admin1")
+    _assert_located(_error(path, SelectOptions(by="admin1", strict_fronts=True)), path, 6, "admin1")
+    table = read_acled_csv(path, SelectOptions(by="admin1"))
+    assert table.frame[n.FRONT].tolist().count("unknown") == 1 and len(table) == 5
+    assert any("1 kept row(s) (count 1) have an empty 'admin1'" in str(w) for w in table.warnings)
     assert len(read_acled_csv(path, SelectOptions(by="admin1", countries=("Syria",)))) == 2  # row not selected
 
 

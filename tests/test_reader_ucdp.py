@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from forecast import names as n
 from forecast.data.csvio import RawTable, read_raw_csv
 from forecast.data.options import SelectOptions
+from forecast.data.panel import UNCERTAIN_END
 from forecast.data.ucdp import UCDP_BY, looks_like_ucdp, read_ucdp_csv
 from forecast.errors import DataValidationError
 
@@ -70,9 +71,11 @@ def test_both_layouts_and_every_date_form(name):
     frame = table.frame
     assert _ids(table) == IDS
     assert frame[n.DATE].tolist() == pd.to_datetime(["2024-01-28", "2024-02-01", "2024-01-01", "2024-02-10"]).tolist()
-    assert frame[n.END_DATE].isna().tolist() == [True, False, False, True]
-    assert frame[n.END_DATE].iloc[1] == pd.Timestamp("2024-02-04")  # a window total
-    assert frame[n.END_DATE].iloc[2] == pd.Timestamp("2024-01-31")
+    # an uncertain date is one event somewhere in its span, never a window total
+    assert frame[n.END_DATE].isna().all()
+    assert frame[UNCERTAIN_END].isna().tolist() == [True, False, False, True]
+    assert frame[UNCERTAIN_END].iloc[1] == pd.Timestamp("2024-02-04")
+    assert frame[UNCERTAIN_END].iloc[2] == pd.Timestamp("2024-01-31")
     assert frame[n.COUNT].tolist() == [1, 1, 1, 1]
     assert frame[n.FRONT].tolist() == ["Syria", "Iraq", "Syria", "Iraq"]
     assert frame[n.ORIGIN_LINE].tolist() == [2, 3, 4, 5]

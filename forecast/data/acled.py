@@ -16,6 +16,12 @@ are both accepted.  The columns used are:
 ``time_precision``
     Optional: ``1`` exact day, ``2`` within a week (flag ``within_week``), ``3`` within a
     month (flag ``within_month``).  Low-precision rows are kept and listed in the warnings.
+    Such an event is **one event with an uncertain date**, placed by the panel like a UCDP
+    event with a span (:mod:`forecast.data.panel`).  The span is an assumption of this
+    reader, documented here: for ``2``, ``event_date`` plus or minus :data:`WEEK_HALF_SPAN`
+    days (the week around the coded day; ``--uncertain-dates middle`` then keeps
+    ``event_date`` itself); for ``3``, the calendar month of ``event_date``.  The row gets
+    ``date`` = the span's first day and the extra column ``uncertain_end`` = its last.
 ``fatalities``
     Integer >= 0 (``3.0`` accepted); required when ``measure`` is ``deaths``.
 ``inter1``, ``inter2``, ``interaction``
@@ -55,6 +61,7 @@ from forecast.data.external import (
     text_column,
 )
 from forecast.data.options import MEASURE_DEATHS, SelectOptions
+from forecast.data.panel import UNCERTAIN_END
 from forecast.data.parse import ISO_DATE, parse_counts, parse_dates, parse_int_codes
 from forecast.errors import DataValidationError, Issue
 
@@ -81,6 +88,8 @@ ACLED_BY = ("country", "admin1", "actor1", "event_type")
 ACLED_DATE_FORMATS = (ISO_DATE, "%d %B %Y", "%d-%m-%Y", "%d/%m/%Y")
 #: ``time_precision`` code -> precision flag.
 TIME_PRECISION_FLAGS = {1: n.PRECISION_EXACT, 2: n.PRECISION_WEEK, 3: n.PRECISION_MONTH}
+#: A ``time_precision`` 2 date lies within this many days either side of ``event_date``.
+WEEK_HALF_SPAN = 3
 
 #: ACLED ``inter`` codes and the text labels newer exports write instead.
 ACTOR_TYPES = {
@@ -136,7 +145,8 @@ def read_acled_csv(
     require_option_columns(table, _needed_columns(options, by))
     frame = _parse_rows(table, by, options.measure)
     keep = _selection(table.frame, options)
-    return event_table(select_rows(frame, keep, file=table.file, options=options, by=by), table.file)
+    kept, warnings = select_rows(frame, keep, file=table.file, options=options, by=by)
+    return event_table(kept, table.file, warnings)
 
 
 def _needed_columns(options: SelectOptions, by: str) -> list[tuple[str, list[str]]]:
@@ -168,8 +178,10 @@ def _parse_rows(table: RawTable, by: str, measure: str) -> pd.DataFrame:
     else:
         counts = pd.Series(1, index=raw.index, dtype="int64")
     extra = raw.drop(columns=[ACLED_DATE, ACLED_SOURCE], errors="ignore").assign(**parsed)
+    span_start, span_end = uncertain_spans(dates, codes)
+    extra[UNCERTAIN_END] = span_end.to_numpy()
     return make_event_frame(
-        dates=dates,
+        dates=span_start,
         end_dates=pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]"),
         fronts=text_column(raw, by),
         counts=counts,
@@ -179,6 +191,22 @@ def _parse_rows(table: RawTable, by: str, measure: str) -> pd.DataFrame:
         lines=lines,
         extra=extra,
     )
+
+
+def uncertain_spans(dates: pd.Series, codes: pd.Series | None) -> tuple[pd.Series, pd.Series]:
+    """The span each event's date lies in: ``(first day, last day or NaT)`` (see the module docstring)."""
+    start = dates.copy()
+    end = pd.Series(pd.NaT, index=dates.index, dtype="datetime64[ns]")
+    if codes is None:
+        return start, end
+    week = (codes == 2).to_numpy(dtype=bool, na_value=False)
+    month = (codes == 3).to_numpy(dtype=bool, na_value=False)
+    start[week] = dates[week] - pd.Timedelta(days=WEEK_HALF_SPAN)
+    end[week] = dates[week] + pd.Timedelta(days=WEEK_HALF_SPAN)
+    first = dates[month].dt.to_period("M").dt.to_timestamp()
+    start[month] = first
+    end[month] = first + pd.offsets.MonthEnd(0)
+    return start, end
 
 
 def _parse_extra_columns(raw: pd.DataFrame, file: str, lines: np.ndarray) -> tuple[dict[str, pd.Series], list[Issue]]:

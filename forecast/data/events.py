@@ -13,7 +13,9 @@ Canonical events CSV (a contract; later layers rely on these names):
     ``date..end_date`` inclusive (as in running totals from press briefings).
 ``precision``
     Optional flag: ``exact`` (default), ``at_least`` (a lower bound: censored from below),
-    ``approx``, ``approx_date``, ``within_week``, ``within_month``.
+    ``approx``, ``approx_date``, ``within_week``, ``within_month``, or ``not_observed``: a
+    **declared gap**, "the front was not observed from ``date`` to ``end_date``" (one day
+    without ``end_date``; ``count`` is ignored).  See :mod:`forecast.data.panel`.
 ``source``
     Optional text.
 
@@ -34,6 +36,8 @@ from forecast.data.csvio import RawTable, read_raw_csv, require_columns
 from forecast.data.parse import parse_counts, parse_dates, stripped_text
 from forecast.errors import DataValidationError, Issue
 
+#: ``precision`` of a declared gap row (see the module docstring).
+PRECISION_NOT_OBSERVED = "not_observed"
 PRECISIONS = (
     n.PRECISION_EXACT,
     n.PRECISION_AT_LEAST,
@@ -41,6 +45,7 @@ PRECISIONS = (
     n.PRECISION_APPROX_DATE,
     n.PRECISION_WEEK,
     n.PRECISION_MONTH,
+    PRECISION_NOT_OBSERVED,
 )
 
 #: Column order of the canonical in-memory events table.

@@ -21,7 +21,7 @@ import pandas as pd
 from forecast import names as n
 from forecast.data.csvio import RawTable, require_columns
 from forecast.data.events import EventTable, low_precision_warnings
-from forecast.data.options import MEASURE_DEATHS, MEASURE_EVENTS, SelectOptions
+from forecast.data.options import MEASURE_DEATHS, MEASURE_EVENTS, UNKNOWN_FRONT, SelectOptions
 from forecast.data.parse import parse_int_codes
 from forecast.errors import DataValidationError, Issue
 
@@ -158,14 +158,20 @@ def describe_selection(options: SelectOptions, by: str) -> str:
     return ", ".join(parts)
 
 
-def select_rows(frame: pd.DataFrame, keep: np.ndarray, *, file: str, options: SelectOptions, by: str) -> pd.DataFrame:
+def select_rows(
+    frame: pd.DataFrame, keep: np.ndarray, *, file: str, options: SelectOptions, by: str
+) -> tuple[pd.DataFrame, list[Issue]]:
     """Keep the selected rows of a canonical frame.
+
+    Kept rows whose front (the ``by`` column) is empty get the front
+    :data:`~forecast.data.options.UNKNOWN_FRONT`, and one warning counts them.
 
     Raises
     ------
     DataValidationError
-        If the file has no rows, if the selection leaves none (naming the options used), or
-        if a kept row has an empty front (naming its line and the ``by`` column).
+        If the file has no rows, if the selection leaves none (naming the options used), or,
+        with ``options.strict_fronts``, if a kept row has an empty front (naming its line and
+        the ``by`` column).
     """
     if frame.empty:
         raise DataValidationError(Issue(file, None, None, "the file has a header but no rows"))
@@ -180,13 +186,27 @@ def select_rows(frame: pd.DataFrame, keep: np.ndarray, *, file: str, options: Se
         )
     kept = frame.loc[keep].reset_index(drop=True)
     empty = np.flatnonzero((kept[n.FRONT].astype(str).str.strip() == "").to_numpy())
-    if len(empty):
+    if len(empty) and options.strict_fronts:
         raise DataValidationError(
             [Issue(file, int(kept[n.ORIGIN_LINE].iloc[i]), by, f"the front column {by!r} is empty") for i in empty]
         )
-    return kept
+    warnings = []
+    if len(empty):
+        kept.loc[kept.index[empty], n.FRONT] = UNKNOWN_FRONT
+        lines = kept[n.ORIGIN_LINE].iloc[empty].tolist()
+        shown = ", ".join(str(x) for x in lines[:10]) + (" ..." if len(lines) > 10 else "")
+        warnings.append(
+            Issue(
+                file,
+                None,
+                by,
+                f"{len(empty)} kept row(s) (count {int(kept[n.COUNT].iloc[empty].sum())}) have an empty {by!r}: they "
+                f"form the front {UNKNOWN_FRONT!r} (lines {shown}; --strict-fronts makes this an error)",
+            )
+        )
+    return kept, warnings
 
 
-def event_table(frame: pd.DataFrame, file: str) -> EventTable:
-    """Wrap a validated canonical frame, with its low-precision warnings."""
-    return EventTable(frame=frame, warnings=tuple(low_precision_warnings(frame)), files=(file,))
+def event_table(frame: pd.DataFrame, file: str, warnings: Sequence[Issue] = ()) -> EventTable:
+    """Wrap a validated canonical frame, with its low-precision warnings and ``warnings``."""
+    return EventTable(frame=frame, warnings=(*warnings, *low_precision_warnings(frame)), files=(file,))

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 MEASURE_EVENTS = "events"
 MEASURE_DEATHS = "deaths"
+#: The front of kept rows whose ``by`` column is empty (unless ``strict_fronts``).
+UNKNOWN_FRONT = "unknown"
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,9 @@ class SelectOptions:
         ``side_a``, ``side_b``); empty keeps all.
     measure : str
         ``events`` (one per row) or ``deaths`` (UCDP ``best``, ACLED ``fatalities``).
+    strict_fronts : bool
+        An empty ``by`` value is an error; by default such rows form the front
+        :data:`UNKNOWN_FRONT`, with a warning that counts them.
     """
 
     by: str | None = None
@@ -35,6 +40,7 @@ class SelectOptions:
     sub_event_types: tuple[str, ...] = ()
     actors: tuple[str, ...] = ()
     measure: str = MEASURE_EVENTS
+    strict_fronts: bool = False
 
     @property
     def selects_rows(self) -> bool:

@@ -18,6 +18,47 @@ single-day row is observed on every day of the span that none of its own windows
 those days get zeros where no event is recorded.  A front with window rows only is observed
 only through its windows.  Rows after ``as_of`` (and windows that end after it) are
 excluded and reported as warnings; they are never used.
+
+Declared gaps
+-------------
+A row with ``precision = not_observed`` says "this front was not observed from ``date`` to
+``end_date``" (a reporting blackout, a change of coding).  A gap is neither zero nor a window:
+its days are left out of the front's observed days, exactly as the days under a window are
+(:func:`_aggregate_points` receives the gaps with the windows), so a period wholly inside a
+gap has **no observation row** (its count is NaN in :meth:`Panel.counts_matrix`, so the
+baselines skip it and the backtest does not score it) and a period partly inside one has only
+its observed days as exposure.  The models read observations only, so gap days have no
+likelihood term.  :attr:`Panel.gaps` keeps the gaps (clipped to the span), and
+:meth:`Panel.gap_mask` gives them day by day for the alert detector.  An event row or a
+window of the same front inside a gap is an error.  Gaps count towards the span's default
+start and end.
+
+Period tables
+-------------
+Published statistics often come as one row per period, dated on its first day (a monthly
+table dated on the 1st).  Read as one-day events, such a table gets ``as_of`` = the last
+row's date and its last month one day of exposure: a normal month then looks like a 30x
+outlier.  So, with ``period_tables="auto"`` (the default) and a grid coarser than a day, a
+front whose rows (at least two) all fall on the first day of a grid period and none has an
+``end_date`` is read as a **period table**: each row is the total of its whole period.  Its
+rows count as ending on their period's last day: the span's default end is the end of the
+last period (whole-period exposure), and a row whose period ends after ``as_of`` is
+excluded like any row after it (its total is not known at ``as_of``).  ``"yes"`` reads every
+front without end dates as a period table (rows not on a period start are then an error),
+``"no"`` never does.  :attr:`Panel.period_table_fronts` names them and ``data check`` says so.
+A period cut by ``start`` or ``as_of`` keeps only its observed days as exposure and is
+reported as a partial period in the warnings, never scaled up.
+
+Uncertain dates
+---------------
+An event whose date is known only to lie in a span (UCDP GED ``date_start..date_end``, ACLED
+``time_precision`` 2 or 3) is **one event somewhere in its span**, never a total over a
+window.  Readers give it its span's first day as ``date`` and the last as
+:data:`UNCERTAIN_END` (an extra column).  Placement: when the whole span lies inside one grid
+period, the event counts in that period; otherwise ``uncertain_dates`` decides: ``start``
+(the span's first day), ``middle`` (its middle day, rounded down; the default) or ``drop``
+(left out, counted in a warning with the events and the deaths it held).  Every event and
+every death is kept, in exactly one period, unless dropped.
 """
 
 from __future__ import annotations
@@ -29,7 +70,7 @@ import numpy as np
 import pandas as pd
 
 from forecast import names as n
-from forecast.data.events import EventTable
+from forecast.data.events import PRECISION_NOT_OBSERVED, EventTable
 from forecast.errors import DataValidationError, Issue
 
 #: Columns of :attr:`Panel.observations`.
@@ -45,6 +86,14 @@ OBSERVATION_COLUMNS = [
     n.ORIGIN_FILE,
     n.ORIGIN_LINE,
 ]
+
+#: Columns of :attr:`Panel.gaps`: the front and the first and last day not observed.
+GAP_COLUMNS = [n.FRONT, n.DATE, n.END_DATE]
+#: Extra column of an event table: last day of the span an uncertain date lies in (see above).
+UNCERTAIN_END = "uncertain_end"
+#: Values of ``period_tables`` and of ``uncertain_dates``.
+PERIOD_TABLE_CHOICES = ("auto", "yes", "no")
+UNCERTAIN_DATE_CHOICES = ("start", "middle", "drop")
 
 #: Columns written by :meth:`Panel.to_frame` (the ``data panel`` CSV).
 PANEL_CSV_COLUMNS = [n.DATE, n.FRONT, n.COUNT, n.END_DATE, n.PRECISION]
@@ -99,6 +148,11 @@ class Panel:
         Columns :data:`OBSERVATION_COLUMNS`, sorted by front, date and kind.
     warnings : tuple of Issue
         Reader warnings and what the aggregation excluded or found suspicious.
+    period_table_fronts : tuple of str
+        Fronts read as period tables (each row the total of its whole period).
+    gaps : pandas.DataFrame
+        Declared gaps, columns :data:`GAP_COLUMNS` (``date``..``end_date`` inclusive, clipped
+        to ``start..end``), sorted by front and date.
     """
 
     freq: str
@@ -109,6 +163,8 @@ class Panel:
     periods: pd.DatetimeIndex
     observations: pd.DataFrame
     warnings: tuple[Issue, ...] = field(default_factory=tuple)
+    period_table_fronts: tuple[str, ...] = ()
+    gaps: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=GAP_COLUMNS))
 
     @property
     def n_periods(self) -> int:
@@ -121,6 +177,28 @@ class Panel:
     @property
     def window_obs(self) -> pd.DataFrame:
         return self.observations[self.observations[n.OBS_KIND] == n.OBS_WINDOW]
+
+    def days(self) -> pd.DatetimeIndex:
+        """Every day of the span ``start..end``."""
+        return pd.date_range(self.start, self.end, freq="D")
+
+    def gap_ranges(self, front: str) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+        """The declared gaps of ``front`` as ``(first day, last day)`` pairs, inclusive, in date order."""
+        mine = self.gaps[self.gaps[n.FRONT] == front]
+        return [(pd.Timestamp(a), pd.Timestamp(b)) for a, b in zip(mine[n.DATE], mine[n.END_DATE], strict=True)]
+
+    def gap_mask(self) -> np.ndarray:
+        """``(front, day)`` booleans over :meth:`days`: True where the front was declared not observed.
+
+        The alert detector's view of gaps: such a day is no observation (advance no run
+        length, raise nothing), neither a zero nor part of a window.
+        """
+        days = self.days().to_numpy()
+        mask = np.zeros((len(self.fronts), len(days)), dtype=bool)
+        for f, front in enumerate(self.fronts):
+            for first, last in self.gap_ranges(front):
+                mask[f] |= (days >= first.to_datetime64()) & (days <= last.to_datetime64())
+        return mask
 
     def period_days(self) -> np.ndarray:
         """Days of each period that lie inside ``start..end`` (partial edge periods count less)."""
@@ -186,6 +264,17 @@ class Panel:
                 n.PRECISION: obs[n.PRECISION],
             }
         )
+        if len(self.gaps):  # written as the events format declares them, so the CSV reads back
+            gaps = pd.DataFrame(
+                {
+                    n.DATE: pd.to_datetime(self.gaps[n.DATE]).dt.strftime("%Y-%m-%d"),
+                    n.FRONT: self.gaps[n.FRONT].to_numpy(),
+                    n.COUNT: 0,
+                    n.END_DATE: pd.to_datetime(self.gaps[n.END_DATE]).dt.strftime("%Y-%m-%d"),
+                    n.PRECISION: PRECISION_NOT_OBSERVED,
+                }
+            )
+            frame = pd.concat([frame, gaps], ignore_index=True)
         return frame[PANEL_CSV_COLUMNS].reset_index(drop=True)
 
     def data_hash(self) -> str:
@@ -212,6 +301,8 @@ def build_panel(
     freq: str = n.FREQ_DAY,
     as_of: str | pd.Timestamp | None = None,
     start: str | pd.Timestamp | None = None,
+    period_tables: str = "auto",
+    uncertain_dates: str = "middle",
 ) -> Panel:
     """Aggregate validated events to a panel.
 
@@ -227,6 +318,10 @@ def build_panel(
     start : date-like, optional
         First observed day.  Defaults to the earliest date in the input; rows before it are
         excluded and reported.
+    period_tables : {"auto", "yes", "no"}
+        Which fronts are read as period tables (see the module docstring).
+    uncertain_dates : {"start", "middle", "drop"}
+        Placement of an event whose span crosses a period boundary (see the module docstring).
 
     Raises
     ------
@@ -236,15 +331,33 @@ def build_panel(
     """
     if freq not in n.FREQS:
         raise ValueError(f"unknown frequency {freq!r}; allowed: {list(n.FREQS)}")
+    if period_tables not in PERIOD_TABLE_CHOICES:
+        raise ValueError(f"unknown period_tables {period_tables!r}; allowed: {list(PERIOD_TABLE_CHOICES)}")
+    if uncertain_dates not in UNCERTAIN_DATE_CHOICES:
+        raise ValueError(f"unknown uncertain_dates {uncertain_dates!r}; allowed: {list(UNCERTAIN_DATE_CHOICES)}")
     frame = events.frame
     files = ", ".join(events.files) or "<memory>"
     if frame.empty:
         raise DataValidationError(Issue(files, None, None, "no events to aggregate"))
     warnings = list(events.warnings)
+    frame, placed = place_uncertain_dates(frame, freq, uncertain_dates)
+    warnings += placed
+    is_gap = (frame[n.PRECISION] == PRECISION_NOT_OBSERVED).to_numpy()
+    declared_gaps, frame = frame[is_gap], frame[~is_gap]
+    if frame.empty:
+        left = "; ".join([str(w) for w in placed if "dropped" in str(w)] + ["declared gaps are no events"])
+        raise DataValidationError(Issue(files, None, None, f"no events left to aggregate ({left})"))
+    table_fronts = period_table_fronts(frame, freq, period_tables, files)
     last_day = frame[n.END_DATE].fillna(frame[n.DATE])
+    in_table = frame[n.FRONT].isin(table_fronts).to_numpy()
+    if in_table.any():
+        last_day = last_day.where(~in_table, period_end(frame[n.DATE], freq))
 
-    end = pd.Timestamp(as_of).normalize() if as_of is not None else last_day.max()
-    begin = pd.Timestamp(start).normalize() if start is not None else frame[n.DATE].min()
+    # Gaps count towards the default span: "not observed until D2" says the data reach D2.
+    every_last = pd.concat([last_day, declared_gaps[n.END_DATE].fillna(declared_gaps[n.DATE])])
+    every_first = pd.concat([frame[n.DATE], declared_gaps[n.DATE]])
+    end = pd.Timestamp(as_of).normalize() if as_of is not None else every_last.max()
+    begin = pd.Timestamp(start).normalize() if start is not None else every_first.min()
     if begin > end:
         raise DataValidationError(
             Issue(files, None, None, f"start {begin.date()} is after the end of the span {end.date()}")
@@ -262,10 +375,15 @@ def build_panel(
     windows = kept[is_window]
     points = kept[~is_window] if is_window.any() else kept  # no copy when there are no windows
     _check_windows(windows, points)
+    gaps = _clip_gaps(declared_gaps, begin, end)
+    _check_gaps(gaps, kept)
 
     fronts = tuple(sorted(kept[n.FRONT].unique().tolist()))
     periods = period_grid(begin, end, freq)
-    period_obs = _aggregate_points(points, windows, fronts, periods, begin, end, freq)
+    # Gap days are unobserved exactly as window days are: handed over with the windows.
+    unobserved = pd.concat([windows[[n.FRONT, n.DATE, n.END_DATE]], gaps], ignore_index=True) if len(gaps) else windows
+    period_obs = _aggregate_points(points, unobserved, fronts, periods, begin, end, freq)
+    period_obs = _whole_periods_only(period_obs, table_fronts, periods, begin, end, freq)
     window_obs = _window_rows(windows)
     parts = [part for part in (period_obs, window_obs) if not part.empty]
     observations = pd.concat(parts, ignore_index=True)
@@ -279,9 +397,214 @@ def build_panel(
         periods=periods,
         observations=observations[OBSERVATION_COLUMNS],
         warnings=(),
+        period_table_fronts=table_fronts,
+        gaps=gaps[gaps[n.FRONT].isin(fronts)].reset_index(drop=True),
     )
+    warnings += _partial_period_warnings(panel)
     warnings += _outlier_warnings(panel)
     return replace(panel, warnings=tuple(warnings))
+
+
+def _clip_gaps(declared: pd.DataFrame, begin: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Declared gaps as :data:`GAP_COLUMNS`, clipped to ``begin..end``, overlapping ones merged."""
+    if declared.empty:
+        return pd.DataFrame(columns=GAP_COLUMNS)
+    first = declared[n.DATE].clip(lower=begin)
+    last = declared[n.END_DATE].fillna(declared[n.DATE]).clip(upper=end)
+    frame = pd.DataFrame({n.FRONT: declared[n.FRONT].to_numpy(), n.DATE: first.to_numpy(), n.END_DATE: last.to_numpy()})
+    frame = frame[frame[n.DATE] <= frame[n.END_DATE]].sort_values([n.FRONT, n.DATE], kind="mergesort")
+    merged = []
+    for front, group in frame.groupby(n.FRONT, sort=True):
+        current = None
+        for a, b in zip(group[n.DATE], group[n.END_DATE], strict=True):
+            if current is not None and a <= current[1] + pd.Timedelta(days=1):
+                current[1] = max(current[1], b)
+            else:
+                if current is not None:
+                    merged.append((front, *current))
+                current = [a, b]
+        if current is not None:
+            merged.append((front, *current))
+    return pd.DataFrame(merged, columns=GAP_COLUMNS)
+
+
+def _check_gaps(gaps: pd.DataFrame, kept: pd.DataFrame) -> None:
+    """A row of a front dated inside one of its declared gaps contradicts it: an error."""
+    issues = []
+    for front, first, last in gaps.itertuples(index=False):
+        rows = kept[kept[n.FRONT] == front]
+        row_last = rows[n.END_DATE].fillna(rows[n.DATE])
+        inside = rows[(rows[n.DATE] <= last) & (row_last >= first)]
+        for row in inside.itertuples(index=False):
+            row_d = row._asdict()
+            issues.append(
+                Issue(
+                    row_d[n.ORIGIN_FILE],
+                    row_d[n.ORIGIN_LINE],
+                    n.DATE,
+                    f"row dated {row_d[n.DATE].date()} of front {front!r} falls inside its declared gap "
+                    f"{first.date()}..{last.date()} (not_observed)",
+                )
+            )
+    if issues:
+        raise DataValidationError(issues)
+
+
+def _whole_periods_only(
+    period_obs: pd.DataFrame,
+    table_fronts: tuple[str, ...],
+    periods: pd.DatetimeIndex,
+    begin: pd.Timestamp,
+    end: pd.Timestamp,
+    freq: str,
+) -> pd.DataFrame:
+    """Period tables are observed in whole periods only: a period cut by ``start`` or ``as_of`` is unknown.
+
+    (Its row is excluded as before the start or after ``as_of``; counting the period as zero
+    over the days inside the span would invent a lull.)
+    """
+    if not table_fronts or period_obs.empty:
+        return period_obs
+    first = periods[0] < begin
+    last = period_end(pd.Series([periods[-1]]), freq).iloc[0] > end
+    cut = np.zeros(len(period_obs), dtype=bool)
+    if first:
+        cut |= (period_obs[n.DATE] == periods[0]).to_numpy()
+    if last:
+        cut |= (period_obs[n.DATE] == periods[-1]).to_numpy()
+    drop = cut & period_obs[n.FRONT].isin(table_fronts).to_numpy()
+    return period_obs[~drop].reset_index(drop=True)
+
+
+def period_end(dates: pd.Series, freq: str) -> pd.Series:
+    """Last day of the grid period containing each date."""
+    starts = period_start(dates, freq)
+    following = {
+        n.FREQ_DAY: starts + pd.Timedelta(days=1),
+        n.FREQ_WEEK: starts + pd.Timedelta(days=7),
+        n.FREQ_MONTH: starts + pd.offsets.MonthBegin(1),
+        n.FREQ_YEAR: starts + pd.offsets.YearBegin(1),
+    }[freq]
+    return pd.Series(following - pd.Timedelta(days=1), index=dates.index)
+
+
+def period_table_fronts(frame: pd.DataFrame, freq: str, mode: str, files: str = "<memory>") -> tuple[str, ...]:
+    """Fronts read as period tables under ``mode`` (see the module docstring).
+
+    Raises
+    ------
+    DataValidationError
+        With ``mode="yes"``, for rows of such a front that are not on a period start.
+    """
+    if mode == "no" or freq == n.FREQ_DAY:
+        return ()
+    on_start = (frame[n.DATE] == period_start(frame[n.DATE], freq)).to_numpy()
+    no_end = frame[n.END_DATE].isna().to_numpy()
+    uncertain = frame[UNCERTAIN_END].notna().to_numpy() if UNCERTAIN_END in frame else np.zeros(len(frame), bool)
+    out = []
+    issues = []
+    for front, index in frame.groupby(n.FRONT, sort=True).indices.items():
+        if not no_end[index].all() or uncertain[index].any():
+            continue
+        if mode == "auto" and (len(index) >= 2 and on_start[index].all()):
+            out.append(str(front))
+        elif mode == "yes":
+            bad = index[~on_start[index]]
+            for i in bad[:10]:
+                row = frame.iloc[i]
+                issues.append(
+                    Issue(
+                        str(row[n.ORIGIN_FILE]),
+                        int(row[n.ORIGIN_LINE]),
+                        n.DATE,
+                        f"front {front!r} is read as a {freq} table but {row[n.DATE].date()} is not the first day "
+                        f"of a {freq}",
+                    )
+                )
+            out.append(str(front))
+    if issues:
+        raise DataValidationError(issues)
+    return tuple(out)
+
+
+def place_uncertain_dates(frame: pd.DataFrame, freq: str, policy: str) -> tuple[pd.DataFrame, list[Issue]]:
+    """Give each event with an uncertain date one day (see the module docstring); a new frame.
+
+    Returns the frame (rows dropped by ``policy="drop"`` removed, :data:`UNCERTAIN_END`
+    cleared) and the warnings that count what was moved or dropped.
+    """
+    if UNCERTAIN_END not in frame or frame[UNCERTAIN_END].isna().all():
+        return frame, []
+    span_end = pd.to_datetime(frame[UNCERTAIN_END])
+    uncertain = span_end.notna() & (span_end > frame[n.DATE])
+    if not uncertain.any():
+        return frame.assign(**{UNCERTAIN_END: pd.NaT}), []
+    rows = frame[uncertain]
+    inside = np.asarray(period_start(rows[n.DATE], freq) == period_start(span_end[uncertain], freq))
+    crossing = rows[~inside]
+    out = frame.copy()
+    warnings = []
+    label = ", ".join(sorted({str(f) for f in rows[n.ORIGIN_FILE]}))
+    if len(crossing):
+        if policy == "drop":
+            out = out.drop(index=crossing.index)
+            dropped = int(crossing[n.COUNT].sum())
+            warnings.append(
+                Issue(
+                    label,
+                    None,
+                    n.DATE,
+                    f"{len(crossing)} event row(s) (count {dropped}) whose uncertain dates span more than one {freq} "
+                    "were dropped (--uncertain-dates drop)",
+                )
+            )
+        else:
+            if policy == "middle":
+                days = ((span_end[crossing.index] - crossing[n.DATE]) / pd.Timedelta(days=1)).astype(np.int64) // 2
+                out.loc[crossing.index, n.DATE] = crossing[n.DATE] + pd.to_timedelta(days, unit="D")
+            warnings.append(
+                Issue(
+                    label,
+                    None,
+                    n.DATE,
+                    f"{len(crossing)} event row(s) (count {int(crossing[n.COUNT].sum())}) whose uncertain dates span "
+                    f"more than one {freq} were placed on the {policy} of their span",
+                )
+            )
+    if inside.any():
+        warnings.append(
+            Issue(
+                label,
+                None,
+                n.DATE,
+                f"{int(inside.sum())} event row(s) with uncertain dates lie within one {freq} each and count there",
+            )
+        )
+    out[UNCERTAIN_END] = pd.NaT
+    return out, warnings
+
+
+def _partial_period_warnings(panel: Panel) -> list[Issue]:
+    """Say which first and last periods are cut by the span: their counts cover only the days observed."""
+    days = panel.period_days()
+    full = ((panel.period_ends() - panel.periods) / pd.Timedelta(days=1)).to_numpy().astype(np.int64) + 1
+    out: list[Issue] = []
+    if panel.freq == n.FREQ_DAY or not len(panel.period_obs):
+        return out
+    for i, which in ((0, "first"), (panel.n_periods - 1, "last")):
+        if days[i] < full[i]:
+            out.append(
+                Issue(
+                    "<panel>",
+                    None,
+                    n.DATE,
+                    f"the {which} {panel.freq} starting {panel.periods[i].date()} is partial: {days[i]} of {full[i]} "
+                    "days observed (its counts cover those days only; rates use the days observed)",
+                )
+            )
+        if panel.n_periods == 1:
+            break
+    return out
 
 
 def _exclusion_warnings(rows: pd.DataFrame, why: str) -> list[Issue]:

@@ -9,8 +9,11 @@ later) and the older 41-column ones (GED 19.1) are both accepted.  The columns u
 ``date_start``, ``date_end``
     Required; ``YYYY-MM-DD``, ``YYYY-MM-DD HH:MM:SS`` or ``YYYY-MM-DD HH:MM:SS.fff`` (GED
     CSVs use all three; the time of day is dropped).  An event whose ``date_end`` is after
-    its ``date_start`` becomes a **window total** (``end_date`` set); ``date_end`` before
-    ``date_start`` is an error.
+    its ``date_start`` is **one event with an uncertain date** somewhere in that span, never
+    a total over a window: it gets ``date = date_start`` and the extra column
+    :data:`~forecast.data.panel.UNCERTAIN_END` ``= date_end``, and the panel places it (in
+    the grid period that holds the whole span, else by ``--uncertain-dates``; see
+    :mod:`forecast.data.panel`).  ``date_end`` before ``date_start`` is an error.
 ``country``, ``type_of_violence``
     Required.  ``type_of_violence`` is ``1`` state-based, ``2`` non-state, ``3`` one-sided
     (``1.0`` accepted); the code is kept, and ``by="type_of_violence"`` names the front with
@@ -30,7 +33,8 @@ later) and the older 41-column ones (GED 19.1) are both accepted.  The columns u
 ``source_article``
     Becomes the canonical ``source`` when present.
 
-Every other column is kept as an extra column.
+Every other column is kept as an extra column.  Kept events with an empty ``by`` value form
+the front ``unknown`` (a warning counts them; an error with ``strict_fronts``).
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from forecast.data.external import (
     text_column,
 )
 from forecast.data.options import MEASURE_DEATHS, SelectOptions
+from forecast.data.panel import UNCERTAIN_END
 from forecast.data.parse import ISO_DATE, parse_counts, parse_dates, parse_int_codes
 from forecast.errors import DataValidationError, Issue
 
@@ -115,8 +120,8 @@ def read_ucdp_csv(
     Returns
     -------
     EventTable
-        One row per selected event, a window total when it spans several days; warnings
-        list rows whose dates are known only to a week or a month.
+        One row per selected event (with its span in :data:`UNCERTAIN_END` when it spans
+        several days); warnings list rows whose dates are known only to a week or a month.
 
     Raises
     ------
@@ -135,7 +140,8 @@ def read_ucdp_csv(
     keep &= contains_any(table.frame, UCDP_ACTOR_COLUMNS, options.actors)
     if violence:
         keep &= codes.isin(violence).to_numpy(dtype=bool, na_value=False)
-    return event_table(select_rows(frame, keep, file=table.file, options=options, by=by), table.file)
+    kept, warnings = select_rows(frame, keep, file=table.file, options=options, by=by)
+    return event_table(kept, table.file, warnings)
 
 
 def _violence_codes(options: SelectOptions, file: str) -> set[int]:
@@ -212,6 +218,9 @@ def _parse_rows(table: RawTable, by: str, measure: str) -> tuple[pd.DataFrame, p
     issues += check_windows(frame, file, lines, column=UCDP_DATE_END)
     if issues:
         raise DataValidationError(issues)
+    # An uncertain date is one event somewhere in date_start..date_end, never a window total.
+    frame[UNCERTAIN_END] = frame[n.END_DATE]
+    frame[n.END_DATE] = pd.NaT
     return frame, codes
 
 

@@ -53,6 +53,11 @@ Skill with an interval
     (reference) over the same targets and returns
     :math:`1 - \sum_o m_o / \sum_o r_o` with a percentile bootstrap interval that resamples
     origins with replacement (origins are the independent units of a backtest).
+
+Pooled skill over fronts, without scale
+    :func:`pooled_front_skill`: :math:`1 - \frac1F \sum_f \sum m_f / \sum r_f`, the mean
+    of the per-front score ratios over the fronts whose reference score is positive, so that
+    every front counts once whatever its scale; bootstrapped over origins the same way.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ __all__ = [
     "crps_draws",
     "log_score_count",
     "mixture_log_score",
+    "pooled_front_skill",
     "randomized_pit_count",
     "skill",
 ]
@@ -244,3 +250,52 @@ def skill(
     boot = boot[np.isfinite(boot)]
     lower, upper = np.quantile(boot, [(1 - prob) / 2, (1 + prob) / 2]) if boot.size else (np.nan, np.nan)
     return SkillEstimate(float(value), float(lower), float(upper), len(labels), int(method.size), prob)
+
+
+def pooled_front_skill(
+    method: np.ndarray,
+    reference: np.ndarray,
+    fronts: np.ndarray,
+    origins: np.ndarray,
+    *,
+    prob: float = 0.9,
+    n_boot: int = 2000,
+    random_seed: int = 0,
+) -> SkillEstimate:
+    """Scale-free skill: one minus the mean over fronts of each front's score ratio.
+
+    Parameters
+    ----------
+    method, reference : array (target,)
+        Scores (lower is better) of the same targets.
+    fronts, origins : array (target,)
+        The front and the origin of each target; the bootstrap resamples whole origins and
+        recomputes every front's ratio (fronts whose reference sum is 0 are left out).
+    """
+    method = np.asarray(method, dtype=float)
+    reference = np.asarray(reference, dtype=float)
+    if not method.shape == reference.shape == np.shape(fronts) == np.shape(origins):
+        raise ValueError("method, reference, fronts and origins must have the same shape")
+    if method.size == 0:
+        return SkillEstimate(np.nan, np.nan, np.nan, 0, 0, prob)
+    origin_labels, o = np.unique(np.asarray(origins), return_inverse=True)
+    _, f = np.unique(np.asarray(fronts), return_inverse=True)
+    shape = (len(origin_labels), int(f.max()) + 1)
+    m_sum = np.zeros(shape)
+    r_sum = np.zeros(shape)
+    np.add.at(m_sum, (o, f), method)
+    np.add.at(r_sum, (o, f), reference)
+
+    def value_of(m: np.ndarray, r: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(r > 0, m / np.where(r > 0, r, 1.0), np.nan)
+        counted = np.sum(r > 0, axis=-1)
+        return np.where(counted > 0, 1.0 - np.nansum(ratio, axis=-1) / np.maximum(counted, 1), np.nan)
+
+    value = float(value_of(m_sum.sum(axis=0), r_sum.sum(axis=0)))
+    rng = np.random.default_rng(random_seed)
+    picks = rng.integers(0, len(origin_labels), size=(n_boot, len(origin_labels)))
+    boot = value_of(m_sum[picks].sum(axis=1), r_sum[picks].sum(axis=1))
+    boot = boot[np.isfinite(boot)]
+    lower, upper = np.quantile(boot, [(1 - prob) / 2, (1 + prob) / 2]) if boot.size else (np.nan, np.nan)
+    return SkillEstimate(value, float(lower), float(upper), len(origin_labels), int(method.size), prob)

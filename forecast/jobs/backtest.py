@@ -18,7 +18,10 @@ What is scored
     * Fronts counted per grid period: each period :math:`h = 1..H` after the origin (days on
       a daily grid, Monday-Sunday weeks on a weekly grid...).  Origins are period ends (any
       day on a daily grid, a Sunday on a weekly one), so a step is a whole period.  Periods
-      partly covered by a window (fewer observed days than the period has) are not scored.
+      partly covered by a window or a declared gap (fewer observed days than the period has)
+      are not scored, and a period wholly inside a declared gap has no observation at all:
+      each gap in a horizon is noted as ``declared_gap``.  The baselines skip gap periods too
+      (their rates are NaN), so a gap is never learnt as a lull.
     * Fronts reported through window totals: a window is scored only when it lies entirely
       inside the horizon (``o < start`` and ``end <= o + horizon days``); its step is the
       period holding its last day.  Windows that overlap the horizon without lying inside
@@ -27,6 +30,13 @@ What is scored
     * The exceedance indicator :math:`P(\\sum_{d=1}^{7} Y_{o+d} \\ge c)` per front and
       threshold (``forecast.indicators``), scored by the Brier score against whether the
       7-day total reached :math:`c` (fronts counted day by day or week by week only).
+
+Baselines (:mod:`forecast.evaluation.baselines`, with the VIEWS benchmarks ``zero``, ``last``
+and ``conflictology``) are scored on the same targets; every score row carries the target's
+``last_value`` (the point forecast "next = last observed value"), and the summary gives, per
+method and per front, the CRPS beside the MAE of that last value, and the skill per front
+against :data:`SKILL_REFERENCES` with its scale-free pooled form (the mean of per-front CRPS
+ratios).
 
 The model's predictive of a target covering days :math:`D` is, per posterior draw
 :math:`s`, :math:`\\operatorname{NB}(\\sum_{d \\in D} \\lambda_{s,d}, \\alpha_s)` (the model's
@@ -46,6 +56,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,7 +69,13 @@ from forecast.data.interventions import InterventionTable, read_interventions_cs
 from forecast.data.panel import Panel, build_panel
 from forecast.data.readers import read_events
 from forecast.errors import ForecastError
-from forecast.evaluation.baselines import BASELINES, BaselineForecast, period_baselines, window_baselines
+from forecast.evaluation.baselines import (
+    BASELINES,
+    BaselineForecast,
+    last_value,
+    period_baselines,
+    window_baselines,
+)
 from forecast.evaluation.reliability import RELIABILITY_COLUMNS, brier_score, reliability_table
 from forecast.evaluation.scores import (
     count_distribution,
@@ -67,6 +84,7 @@ from forecast.evaluation.scores import (
     crps_draws,
     log_score_count,
     mixture_log_score,
+    pooled_front_skill,
     randomized_pit_count,
     skill,
 )
@@ -95,6 +113,13 @@ DEFAULT_HORIZON = {n.FREQ_DAY: 28, n.FREQ_WEEK: 4, n.FREQ_MONTH: 3, n.FREQ_YEAR:
 MOVING_AVERAGE = {n.FREQ_DAY: 7, n.FREQ_WEEK: 4, n.FREQ_MONTH: 3, n.FREQ_YEAR: 2}
 SEASON = {n.FREQ_DAY: 7, n.FREQ_WEEK: 52, n.FREQ_MONTH: 12, n.FREQ_YEAR: None}
 DEFAULT_MIN_TRAIN = {n.FREQ_DAY: 56, n.FREQ_WEEK: 8, n.FREQ_MONTH: 3, n.FREQ_YEAR: 2}
+#: The baselines' dispersions are fitted on this many latest periods (windows) only: local,
+#: so that an old stretch of zeros or a past outlier does not decide today's spread.
+RECENT_PERIODS = {n.FREQ_DAY: 56, n.FREQ_WEEK: 26, n.FREQ_MONTH: 24, n.FREQ_YEAR: 10}
+#: The command prints per-front skills up to this many fronts (all are in summary.json).
+MAX_FRONTS_PRINTED = 12
+#: References of the per-front and pooled skills (every method against each of them).
+SKILL_REFERENCES = ("no_change", "last", "conflictology")
 #: Origins are this many grid periods apart by default (a week on a daily grid).
 ORIGIN_SPACING = {n.FREQ_DAY: 7, n.FREQ_WEEK: 1, n.FREQ_MONTH: 1, n.FREQ_YEAR: 1}
 DEFAULT_MAX_ORIGINS = 20
@@ -121,6 +146,7 @@ SCORE_COLUMNS = [
     "pit",
     "in_50",
     "in_90",
+    "last_value",
 ]
 EXCEEDANCE_COLUMNS = ["origin", "front", "method", "threshold", "p_exceed", "observed_total", "exceeded"]
 
@@ -213,7 +239,7 @@ def load_truth(request: BacktestRequest) -> tuple[object, Panel]:
     """The events and the full panel (everything up to ``as_of``) that forecasts are scored against."""
     data = request.data
     events = read_events(data.event_files(), format=data.format, options=data.options)
-    truth = build_panel(events, freq=data.freq, as_of=data.as_of, start=data.start)
+    truth = build_panel(events, freq=data.freq, as_of=data.as_of, start=data.start, **data.panel_options())
     return events, truth
 
 
@@ -303,6 +329,10 @@ def forecast_targets(
                 notes.append({"front": front, "reason": "front_not_in_training", "detail": "no data up to the origin"})
             continue
         periods = mine[(mine[n.OBS_KIND] == PERIOD) & (mine[n.DATE] > origin) & (mine[n.DATE] <= horizon_end)]
+        for first, last in truth.gap_ranges(front):  # declared gaps are not targets
+            if first <= horizon_end and last > origin:
+                label = f"{max(first, origin + pd.Timedelta(days=1)).date()}..{min(last, horizon_end).date()}"
+                notes.append({"front": front, "reason": "declared_gap", "detail": label})
         for row in periods.itertuples(index=False):
             row_d = row._asdict()
             index = truth.periods.get_loc(row_d[n.DATE])
@@ -484,9 +514,11 @@ def _model_scores(origin: pd.Timestamp, targets: pd.DataFrame, predictive: dict,
 def _baseline_scores(origin: pd.Timestamp, rows: pd.DataFrame, forecast: BaselineForecast, seed: int) -> pd.DataFrame:
     y = rows["observed"].to_numpy(dtype=float)
     mean, alpha = forecast.mean, forecast.alpha
+    rng = np.random.default_rng([seed, 3, BASELINES.index(forecast.method)])
+    if forecast.samples is not None:
+        return _sample_baseline_scores(origin, rows, forecast, rng)
     lower50, upper50 = count_interval(mean, alpha, 0.5)
     lower90, upper90 = count_interval(mean, alpha, 0.9)
-    rng = np.random.default_rng([seed, 3, BASELINES.index(forecast.method)])
     return _score_rows(
         origin,
         forecast.method,
@@ -506,28 +538,79 @@ def _baseline_scores(origin: pd.Timestamp, rows: pd.DataFrame, forecast: Baselin
     )
 
 
-def _baselines_for_front(train: Panel, front: str, rows: pd.DataFrame, freq: str) -> dict[str, BaselineForecast]:
-    if (rows["kind"] == WINDOW).any():
+def _sample_baseline_scores(
+    origin: pd.Timestamp, rows: pd.DataFrame, forecast: BaselineForecast, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Scores of a baseline given by equally likely samples (``zero``, ``conflictology``).
+
+    Its log score is left empty: a point mass or a dozen atoms give most outcomes probability 0.
+    """
+    y = rows["observed"].to_numpy(dtype=float)
+    draws = np.asarray(forecast.samples, dtype=float)
+    bounds = {prob: central_intervals(draws, prob) for prob in (0.5, 0.9)}
+    return _score_rows(
+        origin,
+        forecast.method,
+        rows,
+        {
+            "mean": forecast.mean,
+            "q05": bounds[0.9][0],
+            "q25": bounds[0.5][0],
+            "q75": bounds[0.5][1],
+            "q95": bounds[0.9][1],
+            "crps": crps_draws(y, draws),
+            "log_score": np.full(y.shape, np.nan),
+            "pit": randomized_pit(y, draws, rng),
+            "in_50": (y >= bounds[0.5][0]) & (y <= bounds[0.5][1]),
+            "in_90": (y >= bounds[0.9][0]) & (y <= bounds[0.9][1]),
+        },
+    )
+
+
+def _front_series(train: Panel, front: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Training counts and exposures of one front: per grid period, or per window."""
+    if kind == WINDOW:
         windows = train.window_obs[train.window_obs[n.FRONT] == front]
-        return window_baselines(
-            windows[n.COUNT].to_numpy(),
-            windows[n.EXPOSURE_DAYS].to_numpy(),
-            target_days=rows["days"].to_numpy(),
-            window=MOVING_AVERAGE[freq],
-        )
+        return windows[n.COUNT].to_numpy(dtype=float), windows[n.EXPOSURE_DAYS].to_numpy(dtype=float)
     counts, exposure = train.counts_matrix()
     f = train.fronts.index(front)
+    return counts[f], exposure[f].astype(float)
+
+
+def _baselines_for_front(train: Panel, front: str, rows: pd.DataFrame, freq: str) -> dict[str, BaselineForecast]:
+    if (rows["kind"] == WINDOW).any():
+        counts, days = _front_series(train, front, WINDOW)
+        return window_baselines(
+            counts,
+            days,
+            target_days=rows["days"].to_numpy(),
+            window=MOVING_AVERAGE[freq],
+            recent=RECENT_PERIODS[freq],
+        )
+    counts, exposure = _front_series(train, front, PERIOD)
     season = SEASON[freq]
-    if season is not None and int((exposure[f] > 0).sum()) < 2 * season:
+    if season is not None and int((exposure > 0).sum()) < 2 * season:
         season = None
     return period_baselines(
-        counts[f],
-        exposure[f],
+        counts,
+        exposure,
         steps=rows["horizon"].to_numpy(),
         target_days=rows["days"].to_numpy(),
         window=MOVING_AVERAGE[freq],
         season=season,
+        recent=RECENT_PERIODS[freq],
     )
+
+
+def _last_values(train: Panel, targets: pd.DataFrame) -> np.ndarray:
+    """The point forecast "next = last observed value" of each target (NaN where the front has none)."""
+    out = np.full(len(targets), np.nan)
+    for (front, kind), rows in targets.groupby(["front", "kind"], sort=False):
+        if front not in train.fronts:
+            continue
+        counts, exposure = _front_series(train, front, kind)
+        out[targets.index.get_indexer(rows.index)] = last_value(counts, exposure, rows["days"].to_numpy())
+    return out
 
 
 def score_origin(task: OriginTask) -> OriginResult:
@@ -535,7 +618,9 @@ def score_origin(task: OriginTask) -> OriginResult:
     start = time.perf_counter()
     request = task.request
     events, truth = load_truth(request)
-    train = build_panel(events, freq=request.data.freq, as_of=task.origin, start=request.data.start)
+    train = build_panel(
+        events, freq=request.data.freq, as_of=task.origin, start=request.data.start, **request.data.panel_options()
+    )
     targets, notes, horizon_end = forecast_targets(train, truth, task.origin, request.horizon_steps())
     frames = []
     forecast = None
@@ -556,6 +641,13 @@ def score_origin(task: OriginTask) -> OriginResult:
                 if kind == PERIOD:
                     baseline_draws[(front, method)] = _first_week_draws(rows, prediction, task.seed, request.data.freq)
     scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
+    if len(scores):
+        point = targets[["front", "kind", "horizon", "target_start", "target_end"]].assign(
+            last_value=_last_values(train, targets)
+        )
+        scores = scores.merge(point, on=["front", "kind", "horizon", "target_start", "target_end"], how="left")
+    else:
+        scores["last_value"] = pd.Series(dtype=float)
     exceedance = _exceedance(task, train, truth, forecast, baseline_draws, notes)
     info["total_s"] = round(time.perf_counter() - start, 2)
     model_crps = scores.loc[scores["method"] == MODEL, "crps"]
@@ -582,6 +674,10 @@ def _first_week_draws(rows: pd.DataFrame, prediction: BaselineForecast, seed: in
     if steps == 0 or first.sum() != steps:
         return None
     rng = np.random.default_rng([seed, 4, BASELINES.index(prediction.method)])
+    if prediction.samples is not None:  # one equally likely sample per day, independently
+        samples = prediction.samples[:, first]
+        picks = rng.integers(0, samples.shape[0], size=(BASELINE_DRAWS, samples.shape[1]))
+        return np.take_along_axis(samples, picks, axis=0).sum(axis=1)
     dist = count_distribution(prediction.mean[first], prediction.alpha[first])
     return dist.rvs(size=(BASELINE_DRAWS, int(first.sum())), random_state=rng).sum(axis=1)
 
@@ -700,11 +796,17 @@ def summarise_backtest(request: BacktestRequest, results: list[OriginResult], *,
     summary["model"] = per_method.get(MODEL)
     summary["baselines"] = {m: per_method[m] for m in methods if m != MODEL}
     summary["skill"] = _skills(scores, methods)
+    summary["by_front"] = _by_front(scores, methods)
+    summary["skill_by_front"], summary["pooled_skill"] = _front_skills(scores, methods)
     summary["by_horizon"] = {
         m: {
             str(h): round(float(v), 6)
             for h, v in scores[scores["method"] == m].groupby("horizon")["crps"].mean().items()
         }
+        for m in methods
+    }
+    summary["by_horizon_mae_last_value"] = {
+        m: {str(h): _clean(_mae_last_value(rows)) for h, rows in scores[scores["method"] == m].groupby("horizon")}
         for m in methods
     }
     summary["first_week"] = _first_week(scores, request.data.freq)
@@ -720,8 +822,11 @@ def _method_summary(rows: pd.DataFrame, exceedance: pd.DataFrame) -> dict[str, o
     brier = (
         brier_score(exceedance["p_exceed"].to_numpy(), exceedance["exceeded"].to_numpy()) if len(exceedance) else np.nan
     )
+    observed = rows["observed"].to_numpy(dtype=float)
     return {
         "crps": _clean(rows["crps"].mean()),
+        "mae": _clean(np.mean(np.abs(observed - rows["mean"].to_numpy(dtype=float))) if len(rows) else np.nan),
+        "mae_last_value": _clean(_mae_last_value(rows)),
         "log_score": _clean(rows["log_score"].mean()),
         "coverage_50": _clean(rows["in_50"].astype(float).mean()),
         "coverage_90": _clean(rows["in_90"].astype(float).mean()),
@@ -729,6 +834,104 @@ def _method_summary(rows: pd.DataFrame, exceedance: pd.DataFrame) -> dict[str, o
         "n_targets": int(len(rows)),
         "n_exceedance": int(len(exceedance)),
     }
+
+
+def _mae_last_value(rows: pd.DataFrame) -> float:
+    """Mean absolute error of the point forecast "next = last value" on these rows' targets."""
+    error = np.abs(rows["observed"].to_numpy(dtype=float) - rows["last_value"].to_numpy(dtype=float))
+    error = error[np.isfinite(error)]
+    return float(error.mean()) if error.size else np.nan
+
+
+def _by_front(scores: pd.DataFrame, methods: list[str]) -> dict[str, dict[str, object]]:
+    """CRPS, MAE and the last value's MAE of every method, per front."""
+    out: dict[str, dict[str, object]] = {}
+    for front, rows in scores.groupby("front", sort=True):
+        out[str(front)] = {}
+        for method in methods:
+            mine = rows[rows["method"] == method]
+            if len(mine):
+                observed = mine["observed"].to_numpy(dtype=float)
+                out[str(front)][method] = {
+                    "crps": _clean(mine["crps"].mean()),
+                    "mae": _clean(np.mean(np.abs(observed - mine["mean"].to_numpy(dtype=float)))),
+                    "mae_last_value": _clean(_mae_last_value(mine)),
+                    "coverage_90": _clean(mine["in_90"].astype(float).mean()),
+                    "n_targets": int(len(mine)),
+                }
+    return out
+
+
+def _front_skills(
+    scores: pd.DataFrame, methods: list[str]
+) -> tuple[dict[str, dict[str, object]], dict[str, dict[str, object]]]:
+    r"""CRPS skill of every method against each of :data:`SKILL_REFERENCES`, per front and pooled.
+
+    Per front: :math:`1 - \sum \text{CRPS} / \sum \text{CRPS}_\text{ref}` on the targets both
+    scored.  Pooled, scale-free: :math:`1 - \frac1F \sum_f \text{ratio}_f`, the mean of the
+    per-front ratios over the fronts whose reference CRPS is positive, so that every front
+    counts once whatever its scale (the CRPS pooled over targets is decided by the largest),
+    with a 90% bootstrap interval over origins (:func:`~forecast.evaluation.scores.pooled_front_skill`).
+    """
+    by_front: dict[str, dict[str, object]] = {}
+    pooled: dict[str, dict[str, object]] = {}
+    for method in methods:
+        by_front[method] = {}
+        pooled[method] = {}
+        for reference in SKILL_REFERENCES:
+            if reference not in methods or reference == method:
+                continue
+            matched = _matched(scores, method, reference)
+            sums = matched.groupby("front", sort=True)[["crps", "crps_ref"]].sum()
+            sums = sums[sums["crps_ref"] > 0]
+            ratios = sums["crps"] / sums["crps_ref"]
+            by_front[method][reference] = {str(f): _clean(1.0 - r) for f, r in ratios.items()}
+            estimate = pooled_front_skill(
+                matched["crps"].to_numpy(),
+                matched["crps_ref"].to_numpy(),
+                matched["front"].to_numpy(),
+                matched["origin"].to_numpy(),
+            )
+            pooled[method][reference] = {
+                **estimate.to_dict(),
+                "fronts_better": int((ratios < 1).sum()),
+                "n_fronts": int(len(ratios)),
+            }
+    return by_front, pooled
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The command's table: CRPS beside the MAE of "last value", and the pooled skills, per method."""
+    rows = ([(MODEL, summary["model"])] if summary.get("model") else []) + list(summary["baselines"].items())
+    references = [r for r in SKILL_REFERENCES if r in summary["baselines"]]
+    head = f"{'method':<16}{'CRPS':>10}{'MAE':>10}{'MAE last':>10}{'cover90':>9}"
+    head += "".join(f"{'vs ' + r:>18}" for r in references)
+    lines = [head + "   (skill: mean over fronts of 1 - CRPS/CRPS_ref)"]
+    for name, row in rows:
+        pooled = summary["pooled_skill"].get(name, {})
+        text = f"{name:<16}{_fmt(row['crps']):>10}{_fmt(row['mae']):>10}{_fmt(row['mae_last_value']):>10}"
+        text += f"{_fmt(row['coverage_90']):>9}"
+        for reference in references:
+            entry = pooled.get(reference)
+            cell = "" if entry is None else f"{_fmt(entry['value'])} {entry['fronts_better']}/{entry['n_fronts']}"
+            text += f"{cell:>18}"
+        lines.append(text)
+    by_front = summary.get("skill_by_front", {})
+    fronts = sorted({f for per_method in by_front.values() for f in per_method.get("no_change", {})})
+    if fronts and len(fronts) <= MAX_FRONTS_PRINTED:
+        lines.append("CRPS skill per front against no_change (1 - CRPS/CRPS_no_change):")
+        names = [name for name, _ in rows if name != "no_change"]
+        lines.append(f"{'front':<20}" + "".join(f"{name[:14]:>15}" for name in names))
+        for front in fronts:
+            cells = [_fmt(by_front.get(name, {}).get("no_change", {}).get(front)) for name in names]
+            lines.append(f"{front[:19]:<20}" + "".join(f"{cell:>15}" for cell in cells))
+    elif fronts:
+        lines.append(f"CRPS skill per front ({len(fronts)} fronts): skill_by_front in summary.json and backtest.html")
+    return lines
+
+
+def _fmt(value: object) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 KEYS = ["origin", "front", "kind", "horizon", "target_start", "target_end"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import jinja2
 
 from forecast.checks.diagnostics import FAILED_HEADLINE
-from forecast.jobs.backtest import MODEL, PAGE_FILE
+from forecast.jobs.backtest import MODEL, PAGE_FILE, SKILL_REFERENCES
 from forecast.plots.backtest import plot_crps_by_horizon, plot_pit_histograms, plot_reliability_diagram
 
 if TYPE_CHECKING:
@@ -36,6 +36,23 @@ th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: ta
 <table><tr><th>method</th>{% for k in keys %}<th>{{ k }}</th>{% endfor %}</tr>
 {% for name, row in methods %}<tr><td>{{ name }}</td>
 {% for k in keys %}<td class="num">{{ fmt(row[k]) }}</td>{% endfor %}</tr>
+{% endfor %}</table>
+<p>MAE: absolute error of the method's mean; MAE last: of the point forecast "next = last value" on the
+same targets. <code>zero</code>, <code>last</code> and <code>conflictology</code> are the VIEWS
+prediction challenge's benchmarks.</p>
+<h2>Skill per front, pooled without scale (1 - mean over fronts of CRPS / reference CRPS; 90% bootstrap
+interval over origins; fronts better)</h2>
+<table><tr><th>method</th>{% for r in references %}<th>vs {{ r }} (fronts better)</th>{% endfor %}</tr>
+{% for name, _ in methods %}<tr><td>{{ name }}</td>
+{% for r in references %}{% set e = summary.pooled_skill.get(name, {}).get(r) %}
+<td class="num">{% if e %}{{ fmt(e.value) }} [{{ fmt(e.interval[0]) }}, {{ fmt(e.interval[1]) }}]
+({{ e.fronts_better }}/{{ e.n_fronts }}){% endif %}</td>{% endfor %}</tr>
+{% endfor %}</table>
+<h3>CRPS per front (MAE of the last value in brackets)</h3>
+<table><tr><th>front</th>{% for name, _ in methods %}<th>{{ name }}</th>{% endfor %}</tr>
+{% for front, row in summary.by_front.items() %}<tr><td>{{ front }}</td>
+{% for name, _ in methods %}{% set e = row.get(name) %}
+<td class="num">{% if e %}{{ fmt(e.crps) }} [{{ fmt(e.mae_last_value) }}]{% endif %}</td>{% endfor %}</tr>
 {% endfor %}</table>
 <h2>Skill of the model (1 - score / baseline score, 90% bootstrap interval over origins)</h2>
 <table><tr><th>baseline</th><th>CRPS skill</th><th>log-score skill</th></tr>
@@ -131,7 +148,8 @@ def write_page(outcome: BacktestOutcome, out: Path) -> dict[str, Path]:
         summary=summary,
         origins=[o.date().isoformat() for o in outcome.origins],
         methods=rows,
-        keys=["crps", "log_score", "coverage_50", "coverage_90", "brier", "n_targets"],
+        keys=["crps", "mae", "mae_last_value", "log_score", "coverage_50", "coverage_90", "brier", "n_targets"],
+        references=[r for r in SKILL_REFERENCES if r in cast(dict, summary["baselines"])],
         figures=encoded,
         headline=text,
         met=met,

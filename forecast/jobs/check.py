@@ -40,10 +40,15 @@ def request_from_provenance(provenance: FitProvenance) -> FitRequest:
         events=tuple(Path(p) for p in data["events"]),
         interventions=Path(data["interventions"]) if data["interventions"] else None,
         format=data["format"],
-        options=SelectOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["options"].items()}),
+        options=SelectOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["options"].items()}),  # type: ignore[arg-type]
         freq=data["freq"],
         as_of=pd.Timestamp(data["end"]),
         start=pd.Timestamp(data["start"]),
+        # Fits saved before these options existed read every row as a one-day event ("no");
+        # their uncertain UCDP dates were windows, which no option reproduces (the data hash
+        # check then refuses the fit).
+        period_tables=data.get("period_tables", "no"),
+        uncertain_dates=data.get("uncertain_dates", "middle"),
     )
     return FitRequest(data=request, options=options, settings=SamplerSettings.from_dict(provenance.sampler))
 

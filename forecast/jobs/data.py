@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
 
 from forecast import names as n
-from forecast.data.events import EventTable
+from forecast.data.events import PRECISION_NOT_OBSERVED, EventTable
 from forecast.data.interventions import InterventionTable, read_interventions_csv
 from forecast.data.options import SelectOptions
 from forecast.data.panel import Panel, build_panel
@@ -32,6 +33,12 @@ class DataRequest:
     freq: str = n.FREQ_DAY
     as_of: pd.Timestamp | None = None
     start: pd.Timestamp | None = None
+    period_tables: str = "auto"
+    uncertain_dates: str = "middle"
+
+    def panel_options(self) -> dict[str, str]:
+        """How :func:`~forecast.data.panel.build_panel` reads period tables and uncertain dates."""
+        return {"period_tables": self.period_tables, "uncertain_dates": self.uncertain_dates}
 
     def event_files(self) -> list[Path]:
         return list(self.events) if self.events else default_event_files()
@@ -54,7 +61,7 @@ def load_data(request: DataRequest) -> LoadedData:
     files = request.event_files()
     log.info("reading %d event file(s): %s", len(files), ", ".join(str(f) for f in files))
     events = read_events(files, format=request.format, options=request.options)
-    panel = build_panel(events, freq=request.freq, as_of=request.as_of, start=request.start)
+    panel = build_panel(events, freq=request.freq, as_of=request.as_of, start=request.start, **request.panel_options())
     interventions = None
     path = request.interventions_file()
     if path is not None:
@@ -67,10 +74,13 @@ def load_data(request: DataRequest) -> LoadedData:
 def front_summary(loaded: LoadedData) -> list[dict[str, object]]:
     """Per front: first and last day, total count (an exact integer) and number of input rows used.
 
-    One grouping over the rows (never one pass per front).
+    One grouping over the rows (never one pass per front).  The total is the panel's (what the
+    models see: uncertain dates dropped by ``--uncertain-dates drop`` are not in it; the
+    warnings count them).
     """
     panel = loaded.panel
     frame = loaded.events.frame
+    frame = frame[frame[n.PRECISION] != PRECISION_NOT_OBSERVED]  # declared gaps are listed apart
     last = frame[n.END_DATE].fillna(frame[n.DATE])
     used = ((frame[n.DATE] >= panel.start) & (last <= panel.end)).to_numpy()
     rows = pd.DataFrame(
@@ -80,8 +90,8 @@ def front_summary(loaded: LoadedData) -> list[dict[str, object]]:
     first = grouped["first"].min()
     last_day = grouped["last"].max()
     size = grouped.size()
-    counts = frame[n.COUNT].to_numpy(dtype=np.int64)[used]
-    totals = _exact_totals(rows[n.FRONT].to_numpy(), counts)
+    observations = panel.observations
+    totals = _exact_totals(observations[n.FRONT].to_numpy(), observations[n.COUNT].to_numpy(dtype=np.int64))
     out = []
     for front in panel.fronts:
         if front not in size.index:
@@ -91,7 +101,7 @@ def front_summary(loaded: LoadedData) -> list[dict[str, object]]:
                 "front": front,
                 "first_date": first[front].date().isoformat(),
                 "last_date": last_day[front].date().isoformat(),
-                "total": totals[front],
+                "total": totals.get(front, 0),
                 "rows": int(size[front]),
             }
         )
@@ -139,6 +149,15 @@ def check_data(request: DataRequest) -> dict[str, object]:
             "periods": panel.n_periods,
             "fronts": front_summary(loaded),
             "windows": int(len(panel.window_obs)),
+            "period_tables": list(panel.period_table_fronts),
+            "gaps": {
+                front: [
+                    {"start": a.date().isoformat(), "end": b.date().isoformat(), "days": (b - a).days + 1}
+                    for a, b in panel.gap_ranges(front)
+                ]
+                for front in panel.fronts
+                if panel.gap_ranges(front)
+            },
             "interventions": len(loaded.interventions) if loaded.interventions is not None else 0,
             "warnings": [issue.to_dict() for issue in panel.warnings],
             "data_hash": panel.data_hash(),
@@ -161,6 +180,17 @@ def format_check(result: dict[str, object]) -> str:
         f"span: {result['start']} .. {result['end']}  frequency: {result['freq']} ({result['periods']} periods)"
         f"  window totals: {result['windows']}"
     )
+    tables = cast(list[str], result.get("period_tables") or [])
+    if tables:
+        lines.append(
+            f"read as {result['freq']} tables (each row the total of its whole {result['freq']}; --period-tables no "
+            f"reads them as one-day events): {', '.join(tables)}"
+        )
+    gaps = cast(dict[str, list[dict[str, object]]], result.get("gaps") or {})
+    lines.append("declared gaps (not observed):" if gaps else "declared gaps: none")
+    for front, ranges in gaps.items():
+        shown = ", ".join(f"{g['start']}..{g['end']} ({g['days']} days)" for g in ranges)
+        lines.append(f"  {front}: {shown}")
     fronts = pd.DataFrame(result["fronts"])
     lines.append(fronts.to_string(index=False))
     totals = [int(front["total"]) for front in result["fronts"]]  # type: ignore[attr-defined]

@@ -95,6 +95,7 @@ def data_provenance(request: DataRequest, loaded: LoadedData) -> dict[str, objec
         "freq": request.freq,
         "start": loaded.panel.start.date().isoformat(),
         "end": loaded.panel.end.date().isoformat(),
+        **request.panel_options(),
     }
 
 

@@ -485,6 +485,7 @@ def fan_chart(
         scenario_label=scenario_label,
         unit=unit,
         as_of=panel.end,
+        gaps=panel.gap_ranges(front),
     )
 
 

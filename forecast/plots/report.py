@@ -36,6 +36,7 @@ _BASELINE_COLOUR = "tab:blue"
 _SCENARIO_COLOUR = "tab:orange"
 _INTERVENTION_COLOUR = "tab:red"
 _SPAN_COLOUR = "tab:green"
+_GAP_COLOUR = "#9a9a9a"
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ def plot_fan_chart(
     scenario_label: str = "scenario",
     unit: str = "events per day",
     as_of: pd.Timestamp | None = None,
+    gaps: Sequence[tuple[object, object]] = (),
 ) -> Figure:
     """Observed counts, interventions and the forecast fan of one front.
 
@@ -141,6 +143,9 @@ def plot_fan_chart(
         The y-axis label.
     as_of : Timestamp, optional
         Drawn as a dashed line (the end of the data).
+    gaps : sequence of (first day, last day)
+        Declared gaps (not observed), shaded and labelled; the observed line breaks there
+        rather than joining across them.
 
     Returns
     -------
@@ -157,9 +162,24 @@ def plot_fan_chart(
     figure = Figure(figsize=(10.0, 4.2), layout="constrained")
     ax = figure.subplots()
     tops = [baseline[4].max(initial=0.0)]
+    for i, (first, last) in enumerate(gaps):
+        ax.axvspan(
+            pd.Timestamp(first),
+            pd.Timestamp(last) + pd.Timedelta(days=1),
+            facecolor="none",
+            edgecolor=_GAP_COLOUR,
+            hatch="///",
+            linewidth=0.0,
+            label="not observed (declared gap)" if i == 0 else None,
+        )
+    if gaps and obs_values.size:  # a NaN at each gap's first day breaks the line there
+        breaks = pd.to_datetime([pd.Timestamp(first) for first, _ in gaps]).to_numpy()
+        order = np.argsort(np.concatenate([obs_dates, breaks]), kind="mergesort")
+        obs_dates = np.concatenate([obs_dates, breaks])[order]
+        obs_values = np.concatenate([obs_values, np.full(len(breaks), np.nan)])[order]
     if obs_values.size:
         ax.plot(obs_dates, obs_values, "o-", color=_OBSERVED_COLOUR, markersize=2.5, linewidth=0.6, label="observed")
-        tops.append(float(obs_values.max()))
+        tops.append(float(np.nanmax(obs_values, initial=0.0)))
     for i, window in enumerate(windows):
         start = pd.Timestamp(window.start)
         end = pd.Timestamp(window.end) + pd.Timedelta(days=1)
