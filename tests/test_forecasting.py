@@ -163,3 +163,25 @@ def test_placeholder_interventions_are_zero_over_the_data_and_left_out_of_foreca
     )["rate"]
     np.testing.assert_allclose(rate.to_numpy(), expected.to_numpy())
     assert expected.sel({n.FRONT: "a"}).isel(chain=0, draw=0).to_numpy()[0] == pytest.approx(1.0)
+
+
+def test_daily_forecast_draws_sum_to_the_likelihoods_total_distribution():
+    """One definition of a multi-day total: seven daily draws sum to NB(7 x rate, 7 x alpha).
+
+    At 5 a day and alpha 1 the week's total has sd 14.5 (NB(35, 1), the old likelihood's
+    reading, has 35.5); the likelihood, backtest scoring and p_exceed all use the same one.
+    """
+    from scipy import stats
+
+    from forecast.forecasting.counts import _draw_counts
+    from forecast.models.escalation import total_dispersion
+
+    rng = np.random.default_rng(0)
+    rate = np.full((200_000, 7), 5.0)
+    weekly = _draw_counts(rate, np.ones_like(rate), rng).sum(axis=1)
+    alpha = total_dispersion(1.0, 7)
+    total = stats.nbinom(alpha, alpha / (alpha + 35.0))
+    assert abs(weekly.std() - total.std()) < 0.1
+    assert total.std() == pytest.approx(14.49, abs=0.01)
+    for q in (0.05, 0.5, 0.9, 0.99):
+        assert abs(np.quantile(weekly, q) - total.ppf(q)) <= 1

@@ -39,10 +39,11 @@ against :data:`SKILL_REFERENCES` with its scale-free pooled form (the mean of pe
 ratios).
 
 The model's predictive of a target covering days :math:`D` is, per posterior draw
-:math:`s`, :math:`\\operatorname{NB}(\\sum_{d \\in D} \\lambda_{s,d}, \\alpha_s)` (the model's
-own likelihood of such an observation; for one day it is the distribution of
-``forecast_counts``' counts).  Its log score is the exact mixture over draws and its CRPS,
-PIT and intervals come from one count drawn per posterior draw.
+:math:`s`, :math:`\\operatorname{NB}(\\sum_{d \\in D} \\lambda_{s,d}, |D|\\,\\alpha_s)` (the model's
+own likelihood of such an observation, ``total_dispersion``; the sum of ``forecast_counts``'
+daily counts over :math:`D` has this distribution when the rate is constant).  Its log score
+is the exact mixture over draws and its CRPS, PIT and intervals come from one count drawn per
+posterior draw.
 
 Origins run through a pluggable executor (:mod:`forecast.jobs.executors`); each task loads
 the data itself and gets the seed ``SeedSequence([seed, origin index])``, so the scores are
@@ -94,6 +95,7 @@ from forecast.indicators import default_thresholds, exceedance_probabilities, we
 from forecast.jobs.data import DataRequest
 from forecast.jobs.executors import Executor, SerialExecutor
 from forecast.models.design import ModelOptions
+from forecast.models.escalation import total_dispersion
 from forecast.models.fast import DEFAULT_FAST_METHOD, fit_fast
 from forecast.models.model import EscalationModel, SamplerSettings
 from forecast.models.nutpie_compile import CompiledModels
@@ -461,7 +463,8 @@ def _model_predictive(
     alpha = None
     if "dispersion" in posterior:
         dispersion = posterior["dispersion"].stack(sample=("chain", "draw")).transpose("sample", n.FRONT).to_numpy()
-        alpha = dispersion[:, [fronts.index(f) for f in mine["front"]]]
+        daily = dispersion[:, [fronts.index(f) for f in mine["front"]]]
+        alpha = total_dispersion(daily, mine["days"].to_numpy(dtype=float))
     predictive = {"index": mine.index.to_numpy(), "mu": mu, "alpha": alpha, "fronts": fronts}
     return predictive, forecast, {"fit_s": round(fit_s, 2), "fronts": list(fronts), **info}
 
