@@ -42,6 +42,7 @@ from forecast.errors import PriorConfigError
 from forecast.names import CHANGEPOINT, FRONT
 
 __all__ = [
+    "DEFAULT_DYNAMIC_PRIORS",
     "DEFAULT_PRIORS",
     "DEFAULTS_SOURCE",
     "EXPECTED_DIMS",
@@ -74,6 +75,28 @@ EXPECTED_DIMS: dict[str, tuple[str, ...]] = {
 }
 
 PRIOR_NAMES: tuple[str, ...] = tuple(EXPECTED_DIMS)
+
+#: The dynamic model's priors (forecast.models.dynamic), each hyperparameter partially pooled
+#: across fronts on its unconstrained scale.
+DYNAMIC_EXPECTED_DIMS: dict[str, tuple[str, ...]] = {
+    "initial_level": (FRONT,),
+    "log_sigma_level": (FRONT,),
+    "log_tail_df": (FRONT,),
+    "log_burst_sd": (FRONT,),
+    "logit_burst_persistence": (FRONT,),
+    "log_dispersion": (FRONT,),
+    "effect_mean": (KIND_DIM,),
+    "effect_sd": (),
+    "half_life_log_mean": (),
+    "half_life_log_sd": (),
+    "seasonality": (SEASON_DIM,),
+}
+
+#: Model family -> the dims of each of its priors; ``PriorSet.model`` picks one.
+MODEL_PRIOR_DIMS: dict[str, dict[str, tuple[str, ...]]] = {
+    "changepoint": EXPECTED_DIMS,
+    "dynamic": DYNAMIC_EXPECTED_DIMS,
+}
 
 
 def _default_priors() -> dict[str, Prior]:
@@ -109,6 +132,36 @@ def _default_priors() -> dict[str, Prior]:
 
 
 DEFAULT_PRIORS: dict[str, Prior] = _default_priors()
+
+
+def _pooled(mu: float, mu_sigma: float, sigma: float) -> Prior:
+    """A per-front parameter partially pooled across fronts, non-centred."""
+    return Prior(
+        "Normal",
+        mu=Prior("Normal", mu=mu, sigma=mu_sigma),
+        sigma=Prior("HalfNormal", sigma=sigma),
+        dims=(FRONT,),
+        centered=False,
+    )
+
+
+def _default_dynamic_priors() -> dict[str, Prior]:
+    """The dynamic model's code defaults (log daily rate scale; see priors/dynamic.yaml)."""
+    shared = _default_priors()
+    return {
+        "initial_level": Prior("Normal", mu=0.0, sigma=1.0, dims=(FRONT,)),
+        "log_sigma_level": _pooled(math.log(0.05), 0.5, 0.3),
+        "log_tail_df": _pooled(math.log(3.0), 0.5, 0.3),
+        "log_burst_sd": _pooled(math.log(0.3), 0.7, 0.5),
+        "logit_burst_persistence": _pooled(1.0, 1.0, 0.5),
+        "log_dispersion": _pooled(math.log(5.0), 1.0, 0.5),
+        **{name: shared[name] for name in ("effect_mean", "effect_sd", "half_life_log_mean", "half_life_log_sd")},
+        "seasonality": shared["seasonality"],
+    }
+
+
+DEFAULT_DYNAMIC_PRIORS: dict[str, Prior] = _default_dynamic_priors()
+MODEL_DEFAULT_PRIORS: dict[str, dict[str, Prior]] = {"changepoint": DEFAULT_PRIORS, "dynamic": DEFAULT_DYNAMIC_PRIORS}
 
 # The keys of pymc_extras' Prior dict format that a prior file may use.
 _PRIOR_KEYS = ("dist", "kwargs", "dims", "centered", "transform")
@@ -243,9 +296,9 @@ def _prior_from_canonical(data: dict[str, Any]) -> Prior:
         raise _PriorProblem("", f"cannot build the prior: {reason}") from error
 
 
-def _check_dims(name: str, prior: Prior) -> None:
+def _check_dims(name: str, prior: Prior, model: str = "changepoint") -> None:
     given = tuple(prior.dims or ())
-    expected = EXPECTED_DIMS[name]
+    expected = MODEL_PRIOR_DIMS[model][name]
     if given != expected:
         raise _PriorProblem("dims", f"must be {list(expected)}, got {list(given)}")
 
@@ -256,10 +309,11 @@ def _problems_message(source: str, problems: list[str]) -> str:
     return f"{source}: {len(problems)} prior {noun}:\n{listed}"
 
 
-def _check_names(source: str, names: Iterable[str]) -> None:
+def _check_names(source: str, names: Iterable[str], model: str = "changepoint") -> None:
+    expected = MODEL_PRIOR_DIMS[model]
     given = list(names)
-    unknown = [name for name in given if name not in EXPECTED_DIMS]
-    missing = [name for name in PRIOR_NAMES if name not in given]
+    unknown = [name for name in given if name not in expected]
+    missing = [name for name in expected if name not in given]
     problems = []
     if unknown:
         problems.append(f"unknown prior names: {', '.join(map(str, unknown))}")
@@ -267,7 +321,7 @@ def _check_names(source: str, names: Iterable[str]) -> None:
         problems.append(f"missing prior names: {', '.join(missing)}")
     if problems:
         listed = "\n".join(f"  - {problem}" for problem in problems)
-        raise PriorConfigError(f"{source}:\n{listed}\nthe allowed names are: {', '.join(PRIOR_NAMES)}")
+        raise PriorConfigError(f"{source}:\n{listed}\nthe allowed names are: {', '.join(expected)}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,31 +349,39 @@ class PriorSet:
 
     priors: dict[str, Prior]
     source: str = DEFAULTS_SOURCE
+    model: str = "changepoint"
 
     def __post_init__(self) -> None:
-        _check_names(self.source, self.priors)
+        if self.model not in MODEL_PRIOR_DIMS:
+            raise PriorConfigError(f"unknown model {self.model!r}; allowed: {', '.join(MODEL_PRIOR_DIMS)}")
+        _check_names(self.source, self.priors, self.model)
         problems = []
-        for name in PRIOR_NAMES:
+        for name in self.names:
             prior = self.priors[name]
             try:
                 if not isinstance(prior, Prior):
                     raise _PriorProblem("", f"expected a pymc_extras Prior, got {type(prior).__name__}")
                 _canonical_prior_dict(prior.to_dict(), "")
-                _check_dims(name, prior)
+                _check_dims(name, prior, self.model)
             except _PriorProblem as problem:
                 problems.append(problem.describe(name))
         if problems:
             raise PriorConfigError(_problems_message(self.source, problems))
         # Own a copy in the documented order, so that later changes to the caller's dict
         # cannot change this set.
-        object.__setattr__(self, "priors", {name: self.priors[name] for name in PRIOR_NAMES})
+        object.__setattr__(self, "priors", {name: self.priors[name] for name in self.names})
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The prior names of this set's model, in their documented order."""
+        return tuple(MODEL_PRIOR_DIMS[self.model])
 
     def __getitem__(self, name: str) -> Prior:
         """Return the prior called ``name``."""
         try:
             return self.priors[name]
         except KeyError:
-            raise KeyError(f"no prior named {name!r}; the allowed names are: {', '.join(PRIOR_NAMES)}") from None
+            raise KeyError(f"no prior named {name!r}; the allowed names are: {', '.join(self.names)}") from None
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Return the priors in Prior's dict format, canonical and JSON-safe.
@@ -330,7 +392,7 @@ class PriorSet:
             Name -> prior dict (``dist``, ``kwargs``, optional ``dims`` and ``centered``),
             in the order of :data:`PRIOR_NAMES`, with every number as a float.
         """
-        return {name: _canonical_prior_dict(self.priors[name].to_dict(), "") for name in PRIOR_NAMES}
+        return {name: _canonical_prior_dict(self.priors[name].to_dict(), "") for name in self.names}
 
     def hash(self) -> str:
         """Return the sha256 hex digest of the canonical JSON of :meth:`to_dict`."""
@@ -341,7 +403,7 @@ class PriorSet:
         """Return the names of the priors that have at least one prior as a parameter."""
         return tuple(
             name
-            for name in PRIOR_NAMES
+            for name in self.names
             if any(isinstance(value, Prior) for value in self.priors[name].parameters.values())
         )
 
@@ -387,7 +449,7 @@ class PriorSet:
                 raise PriorConfigError(
                     f"{self.source}: prior '{name}': cannot set centered={centered}: {error}"
                 ) from error
-        return PriorSet(priors=priors, source=self.source)
+        return PriorSet(priors=priors, source=self.source, model=self.model)
 
 
 # --------------------------------------------------------------------------------------------
@@ -395,13 +457,16 @@ class PriorSet:
 # --------------------------------------------------------------------------------------------
 
 
-def load_priors(path: str | Path | None = None) -> PriorSet:
+def load_priors(path: str | Path | None = None, *, model: str = "changepoint") -> PriorSet:
     """Read a prior file, or return the code defaults.
 
     Parameters
     ----------
     path : str, Path or None
-        A YAML prior file (see the module docstring).  None returns :data:`DEFAULT_PRIORS`.
+        A YAML prior file (see the module docstring).  None returns the model's code defaults
+        (:data:`DEFAULT_PRIORS`, :data:`DEFAULT_DYNAMIC_PRIORS`).
+    model : {"changepoint", "dynamic"}
+        Whose prior names the file must hold.
 
     Returns
     -------
@@ -416,14 +481,16 @@ def load_priors(path: str | Path | None = None) -> PriorSet:
         When the file is not safe YAML, names an unknown prior or misses one, or a prior
         cannot be read; the message names the file, each prior concerned and the reason.
     """
+    if model not in MODEL_DEFAULT_PRIORS:
+        raise PriorConfigError(f"unknown model {model!r}; allowed: {', '.join(MODEL_DEFAULT_PRIORS)}")
     if path is None:
-        return PriorSet(priors=copy.deepcopy(DEFAULT_PRIORS), source=DEFAULTS_SOURCE)
+        return PriorSet(priors=copy.deepcopy(MODEL_DEFAULT_PRIORS[model]), source=DEFAULTS_SOURCE, model=model)
     source = str(path)
     raw = read_yaml_file(path, "prior file", PriorConfigError)
-    return priors_from_dict(raw, source=source)
+    return priors_from_dict(raw, source=source, model=model)
 
 
-def priors_from_dict(raw: object, *, source: str = "<memory>") -> PriorSet:
+def priors_from_dict(raw: object, *, source: str = "<memory>", model: str = "changepoint") -> PriorSet:
     """Build a :class:`PriorSet` from the dict format (as in a prior file or a saved fit).
 
     Raises
@@ -434,23 +501,23 @@ def priors_from_dict(raw: object, *, source: str = "<memory>") -> PriorSet:
     if not isinstance(raw, Mapping):
         raise PriorConfigError(
             f"{source}: expected a mapping from prior name to prior, got {type(raw).__name__}; "
-            f"the allowed names are: {', '.join(PRIOR_NAMES)}"
+            f"the allowed names are: {', '.join(MODEL_PRIOR_DIMS[model])}"
         )
-    _check_names(source, raw)
+    _check_names(source, raw, model)
 
     priors: dict[str, Prior] = {}
     problems: list[str] = []
-    for name in PRIOR_NAMES:
+    for name in MODEL_PRIOR_DIMS[model]:
         try:
             prior = _prior_from_canonical(_canonical_prior_dict(raw[name], ""))
-            _check_dims(name, prior)
+            _check_dims(name, prior, model)
         except _PriorProblem as problem:
             problems.append(problem.describe(name))
             continue
         priors[name] = prior
     if problems:
         raise PriorConfigError(_problems_message(source, problems))
-    return PriorSet(priors=priors, source=source)
+    return PriorSet(priors=priors, source=source, model=model)
 
 
 def write_priors(prior_set: PriorSet, path: str | Path, *, header: str | None = None) -> Path:

@@ -13,9 +13,11 @@ import yaml
 
 from forecast.errors import PriorConfigError
 from forecast.priors import (
+    DEFAULT_DYNAMIC_PRIORS,
     DEFAULT_PRIORS,
     DEFAULTS_SOURCE,
     EXPECTED_DIMS,
+    MODEL_PRIOR_DIMS,
     PRIOR_NAMES,
     PriorSet,
     load_priors,
@@ -66,6 +68,19 @@ def test_default_file_equals_code_defaults():
     from_file = load_priors(PRIORS_FOLDER / "default.yaml")
     assert from_file.to_dict() == PriorSet(DEFAULT_PRIORS).to_dict()
     assert from_file.hash() == PriorSet(DEFAULT_PRIORS).hash()
+
+
+def test_dynamic_file_equals_code_defaults():
+    from_file = load_priors(PRIORS_FOLDER / "dynamic.yaml", model="dynamic")
+    assert from_file.to_dict() == PriorSet(DEFAULT_DYNAMIC_PRIORS, model="dynamic").to_dict()
+    assert from_file.names == tuple(MODEL_PRIOR_DIMS["dynamic"])
+
+
+def test_a_prior_file_of_the_other_model_is_refused_with_the_allowed_names():
+    with pytest.raises(
+        PriorConfigError, match="(?s)unknown prior names: baseline, jump.*allowed names are: initial_level"
+    ):
+        load_priors(PRIORS_FOLDER / "default.yaml", model="dynamic")
 
 
 def test_loading_the_defaults_gives_the_hash_of_default_priors():
@@ -268,13 +283,15 @@ def test_unknown_name_lookup_lists_the_allowed_names():
 @pytest.mark.parametrize("path", SHIPPED_FILES, ids=lambda path: path.name)
 @pytest.mark.parametrize("centered", [True, False])
 def test_every_shipped_prior_creates_a_variable_in_a_model(path, centered):
-    prior_set = load_priors(path)
+    family = "dynamic" if path.name.startswith("dynamic") else "changepoint"
+    expected_dims = MODEL_PRIOR_DIMS[family]
+    prior_set = load_priors(path, model=family)
     prior_set = prior_set.with_centered(prior_set.hierarchical_names(), centered=centered)
     with pm.Model(coords=MODEL_COORDS) as model:
-        for name in PRIOR_NAMES:
+        for name in prior_set.names:
             variable = prior_set[name].create_variable(name)
-            assert model.named_vars_to_dims.get(name, ()) == EXPECTED_DIMS[name]
-            expected_shape = tuple(len(MODEL_COORDS[dim]) for dim in EXPECTED_DIMS[name])
+            assert model.named_vars_to_dims.get(name, ()) == expected_dims[name]
+            expected_shape = tuple(len(MODEL_COORDS[dim]) for dim in expected_dims[name])
             assert variable.eval().shape == expected_shape
 
 

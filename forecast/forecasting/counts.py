@@ -30,9 +30,11 @@ import pandas as pd
 import xarray as xr
 
 from forecast import names as n
+from forecast.data.panel import period_start
 from forecast.data.shapes import shape_values
 from forecast.errors import ForecastError
 from forecast.models.design import Design, trend_time
+from forecast.models.dynamic import layout_of, simulate_future
 from forecast.models.escalation import PULSE
 from forecast.models.model import EscalationModel
 
@@ -94,7 +96,10 @@ def forecast_counts(
     def draws(name: str, *dims: str) -> np.ndarray:
         return posterior[name].transpose("chain", "draw", *dims).to_numpy()
 
-    log_rate = draws("baseline", n.FRONT)[..., None] + np.zeros(len(days))
+    if design.options.family == "dynamic":
+        log_rate = dynamic_log_rate(model, posterior, days, rng)
+    else:
+        log_rate = draws("baseline", n.FRONT)[..., None] + np.zeros(len(days))
     if design.options.changepoints:
         log_rate = log_rate + draws("jump", n.FRONT, n.CHANGEPOINT).sum(axis=-1)[..., None]
     if len(design.interventions):
@@ -122,6 +127,52 @@ def forecast_counts(
     }
     dims = ("chain", "draw", n.FRONT, DATE_DIM)
     return xr.Dataset({"counts": (dims, counts), "rate": (dims, rate)}, coords=coords)
+
+
+#: Length of the grid period that starts on a day, by frequency.
+_NEXT_PERIOD = {
+    n.FREQ_DAY: pd.DateOffset(days=1),
+    n.FREQ_WEEK: pd.DateOffset(days=7),
+    n.FREQ_MONTH: pd.DateOffset(months=1),
+    n.FREQ_YEAR: pd.DateOffset(years=1),
+}
+
+
+def dynamic_log_rate(
+    model: EscalationModel, posterior: xr.Dataset, days: pd.DatetimeIndex, rng: np.random.Generator
+) -> np.ndarray:
+    """``(chain, draw, front, day)`` level plus burst of the dynamic model on future days.
+
+    Days in the data's last period share its level and burst; every later period takes one
+    step of the model's own recursions (:func:`forecast.models.dynamic.simulate_future`), with
+    fresh Student-t level steps and burst innovations per draw, so a forecast that reaches
+    further (or starts from a front whose data stopped early) is wider.
+    """
+    design = model.design
+    freq = model.panel.freq
+
+    def draws(name: str, *dims: str) -> np.ndarray:
+        return posterior[name].transpose("chain", "draw", *dims).to_numpy()
+
+    level = draws("level", n.FRONT, n.TIME)[..., -1]
+    burst = draws("burst", n.FRONT, n.TIME)[..., -1]
+    starts = period_start(days, freq)
+    new = pd.DatetimeIndex(sorted(set(starts[starts > design.periods[-1]])))
+    step_days = np.array([((start + _NEXT_PERIOD[freq]) - start).days for start in new], dtype=float)
+    future_level, future_burst = simulate_future(
+        level=level,
+        burst=burst,
+        sigma_level=draws("sigma_level", n.FRONT),
+        tail_df=draws("tail_df", n.FRONT),
+        burst_sd=draws("burst_sd", n.FRONT),
+        burst_persistence=draws("burst_persistence", n.FRONT),
+        step_days=step_days,
+        persistence_days=layout_of(design).persistence_days,
+        rng=rng,
+    )
+    paths = np.concatenate([(level + burst)[..., None], future_level + future_burst], axis=-1)
+    which = np.where(starts > design.periods[-1], new.get_indexer(starts) + 1, 0)
+    return paths[..., which]
 
 
 def _known_interventions(design: Design, posterior: xr.Dataset, draws: Draws, day_index: np.ndarray) -> np.ndarray:

@@ -20,6 +20,9 @@ from forecast.data.panel import Panel, period_start
 from forecast.errors import ForecastError
 
 LIKELIHOODS = ("negative_binomial", "poisson")
+#: Model families: ``changepoint`` (flat regimes between K changepoints) and ``dynamic``
+#: (a moving level with heavy-tailed steps and reverting bursts, forecast.models.dynamic).
+FAMILIES = ("changepoint", "dynamic")
 PARAMETERIZATIONS = ("auto", "centered", "non_centered")
 #: ``auto`` centres the hierarchies when fronts have at least this many observations on
 #: average: data-rich fronts pin their own baselines down and mix far better centred, while
@@ -33,6 +36,9 @@ class ModelOptions:
 
     Attributes
     ----------
+    family : {"changepoint", "dynamic"}
+        The model family.  The dynamic model has no changepoints (its level moves instead),
+        negative binomial counts only, and neither trend nor self-excitation.
     changepoints : int
         Changepoints per front (K >= 0); their dates are marginalised exactly.
     interventions : bool
@@ -60,6 +66,7 @@ class ModelOptions:
 
     changepoints: int = 1
     interventions: bool = True
+    family: str = "changepoint"
     likelihood: str = "negative_binomial"
     seasonality: bool = False
     self_excitation: bool = False
@@ -79,6 +86,24 @@ class ModelOptions:
             raise ValueError(f"min_regime_days must be an integer >= 1, got {self.min_regime_days!r}")
         if not self.excitation_half_life > 0:
             raise ValueError("excitation_half_life must be > 0")
+        if self.family not in FAMILIES:
+            raise ValueError(f"unknown model family {self.family!r}; allowed: {list(FAMILIES)}")
+        if self.family == "dynamic":
+            unsupported = [
+                name
+                for name, value in (
+                    ("changepoints", self.changepoints),
+                    ("trend", self.trend),
+                    ("self_excitation", self.self_excitation),
+                    ("likelihood poisson", self.likelihood == "poisson"),
+                )
+                if value
+            ]
+            if unsupported:
+                raise ValueError(
+                    f"the dynamic model has no {', '.join(unsupported)}: its level moves by itself "
+                    "(use changepoints=0, no trend, no self-excitation, the negative binomial)"
+                )
 
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -130,6 +155,8 @@ class Design:
     season_labels: tuple[str, ...]
     excitation: np.ndarray  # (front, period) log1p of decayed recent counts (0 where unknown)
     trend_time: np.ndarray  # (period,) (middle day of the period - TREND centre day) / TREND_DAYS
+    period_days: np.ndarray  # (period,) observed days of each period (partial edge periods count less)
+    obs_days: np.ndarray  # (obs,) days each observation covers (exposure of a period, length of a window)
     options: ModelOptions = field(default_factory=ModelOptions)
 
     @property
@@ -248,9 +275,20 @@ def build_design(
         season_labels=season_labels,
         excitation=excitation,
         trend_time=trend_time(period_middle, len(days)),
+        period_days=np.asarray(panel.period_days(), dtype=np.int64),
+        obs_days=_observation_days(obs_date, pd.DatetimeIndex(obs_end), exposure_days, period_obs),
         options=options,
         **design_interventions,
     )
+
+
+def _observation_days(
+    obs_date: pd.DatetimeIndex, obs_end: pd.DatetimeIndex, exposure_days: np.ndarray, period_obs: np.ndarray
+) -> np.ndarray:
+    """Days each observation covers: a period's observed days, a window's length."""
+    days = ((obs_end - obs_date) / pd.Timedelta(days=1)).to_numpy().astype(np.int64) + 1
+    days[period_obs] = exposure_days[period_obs]
+    return days
 
 
 def _interventions_in_span(

@@ -24,6 +24,7 @@ import xarray as xr
 from forecast.data.interventions import InterventionTable
 from forecast.data.panel import Panel
 from forecast.errors import ForecastError
+from forecast.models import dynamic
 from forecast.models.design import Design, ModelOptions, build_design
 from forecast.models.escalation import MODEL_NAME, POST_HOC_VARIABLES, build_escalation_model
 from forecast.models.numba_digamma import register_cacheable_digamma
@@ -114,7 +115,10 @@ class EscalationModel:
         (:func:`forecast.models.design.build_design`).
     """
 
-    name = MODEL_NAME
+    @property
+    def name(self) -> str:
+        """``escalation`` (the changepoint family, as fits have always recorded it) or ``dynamic``."""
+        return dynamic.MODEL_NAME if self.options.family == "dynamic" else MODEL_NAME
 
     def __init__(
         self,
@@ -130,7 +134,12 @@ class EscalationModel:
         self.panel = panel
         self.interventions = interventions
         self.options = options or ModelOptions()
-        self._priors = priors or load_priors()
+        self._priors = priors or load_priors(model=self.options.family)
+        if self._priors.model != self.options.family:
+            raise ForecastError(
+                f"the priors ({self._priors.source}) are for the {self._priors.model} model, "
+                f"not the {self.options.family} model"
+            )
         self.shared_data = shared_data
         self.compiled_models = compiled_models
         self.placeholders_until = placeholders_until
@@ -141,7 +150,13 @@ class EscalationModel:
 
     @cached_property
     def priors(self) -> PriorSet:
-        """The priors as used: hierarchies centred or not as the options decide."""
+        """The priors as used: hierarchies centred or not as the options decide.
+
+        The dynamic model's hyperpriors are always non-centred (its latent paths are centred
+        per front instead, :func:`forecast.models.dynamic.centred_fronts`).
+        """
+        if self.options.family == "dynamic":
+            return self._priors
         return self._priors.with_centered(HIERARCHICAL_PRIORS, self.design.centered)
 
     @cached_property
@@ -150,12 +165,15 @@ class EscalationModel:
 
     def build(self) -> pm.Model:
         """Build the PyMC model (no sampling)."""
+        if self.options.family == "dynamic":
+            return dynamic.build_dynamic_model(self.design, self.priors.priors, shared_data=self.shared_data)
         return build_escalation_model(self.design, self.priors.priors, shared_data=self.shared_data)
 
     def stored_variables(self) -> list[str]:
         """Variables kept draw by draw (the heavy derived ones are recomputed on demand)."""
         names = [v.name for v in self.model.free_RVs] + [v.name for v in self.model.deterministics]
-        return [name for name in names if name not in POST_HOC_VARIABLES]
+        post_hoc = dynamic.POST_HOC_VARIABLES if self.options.family == "dynamic" else POST_HOC_VARIABLES
+        return [name for name in names if name not in post_hoc]
 
     def fit(self, settings: SamplerSettings | None = None) -> FitResult:
         """Sample the posterior with NUTS; diagnostics are checked by the caller.

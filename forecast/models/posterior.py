@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from forecast import names as n
-from forecast.models.escalation import OBS
+from forecast.models.escalation import OBS, total_dispersion
 from forecast.models.model import EscalationModel
 
 SAMPLE_DIMS = ("chain", "draw")
@@ -36,7 +36,8 @@ class DrawLevel:
     loglik : (chain, draw, obs) float
         Pointwise log-likelihood under the sampled regime.
     dispersion : (chain, draw, obs) float or None
-        Negative binomial alpha of each observation's front (None for Poisson).
+        Negative binomial alpha of each observation: its front's daily alpha times the days it
+        covers (:func:`forecast.models.escalation.total_dispersion`; None for Poisson).
     """
 
     positions: np.ndarray
@@ -76,6 +77,8 @@ def sample_positions(forward: np.ndarray, valid: np.ndarray, rng: np.random.Gene
 def draw_level(model: EscalationModel, posterior: xr.Dataset, *, random_seed: int) -> DrawLevel:
     """Sample positions and compute each draw's regimes, means and log-likelihoods."""
     design = model.design
+    if design.options.family == "dynamic":
+        return _dynamic_draw_level(model, posterior)
     rng = np.random.default_rng(random_seed)
     k = design.options.changepoints
     names = ["base_log_mean", "regime_loglik"] + (["changepoint_forward"] if k else [])
@@ -99,8 +102,26 @@ def draw_level(model: EscalationModel, posterior: xr.Dataset, *, random_seed: in
     loglik = np.take_along_axis(regime_loglik, regime[:, :, None, :], axis=2)[:, :, 0, :]
     dispersion = None
     if "dispersion" in posterior:
-        dispersion = posterior["dispersion"].transpose(*SAMPLE_DIMS, n.FRONT).to_numpy()[..., design.obs_front]
+        daily = posterior["dispersion"].transpose(*SAMPLE_DIMS, n.FRONT).to_numpy()[..., design.obs_front]
+        dispersion = total_dispersion(daily, design.obs_days)
     return DrawLevel(positions=positions, regime=regime, log_mean=log_mean, loglik=loglik, dispersion=dispersion)
+
+
+def _dynamic_draw_level(model: EscalationModel, posterior: xr.Dataset) -> DrawLevel:
+    """The dynamic model has no regimes: each draw's means and log-likelihoods come from its graph."""
+    design = model.design
+    derived = model.derived(posterior, ["obs_log_mean", "obs_loglik"])
+    log_mean = derived["obs_log_mean"].transpose(*SAMPLE_DIMS, OBS).to_numpy()
+    loglik = derived["obs_loglik"].transpose(*SAMPLE_DIMS, OBS).to_numpy()
+    daily = posterior["dispersion"].transpose(*SAMPLE_DIMS, n.FRONT).to_numpy()[..., design.obs_front]
+    shape = log_mean.shape[:2]
+    return DrawLevel(
+        positions=np.zeros(shape + (0, len(design.fronts)), dtype=np.int64),
+        regime=np.zeros(shape + (design.n_obs,), dtype=np.int64),
+        log_mean=log_mean,
+        loglik=loglik,
+        dispersion=total_dispersion(daily, design.obs_days),
+    )
 
 
 def replicate_counts(draws: DrawLevel, *, random_seed: int) -> np.ndarray:

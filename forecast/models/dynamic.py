@@ -1,0 +1,367 @@
+r"""The dynamic count model: a moving level, reverting bursts and interventions, per front.
+
+Generative model, for front :math:`f` and grid period :math:`t = 0 .. T-1` (days on a daily
+grid; weeks, months or years otherwise) with :math:`d_t` observed days in period :math:`t`:
+
+.. math::
+
+    \log\lambda_{f,t} &= \ell_{f,t} + b_{f,t} + \sum_j e_{f,j}\, s_j(t)
+                        \ (+ \gamma_{\mathrm{season}(t)}) \\
+    \ell_{f,0} &= c_f + \sigma^{0}\,\eta_f, \qquad
+    \ell_{f,t} = \ell_{f,t-1} + \sigma_f \sqrt{d_t}\,\varepsilon_{f,t},
+        \quad \varepsilon_{f,t} \sim t_{\nu_f}(0, 1) \\
+    b_{f,t} &= \rho_f\, b_{f,t-1} + \kappa_f \sqrt{1 - \rho_f^2}\,\omega_{f,t},
+        \quad b_{f,0} = \kappa_f\,\omega_{f,0},\quad \omega \sim N(0, 1),
+        \quad \rho_f = r_f^{\bar d} \\
+    \mu_i &= \sum_t w_{i,t}\,\lambda_{f_i,t},\qquad
+    y_i \sim \operatorname{NegBin}(\mu_i,\ \alpha_{f_i}\, D_i)
+
+* :math:`\lambda` is a daily rate.  :math:`\ell` is the **level**: a random walk whose
+  innovations are Student-t with estimated degrees of freedom :math:`\nu_f > 2` (a finite
+  variance, so that forecasts stay bounded), so that a few
+  large steps play the part of changepoints and many small ones the part of drift.  Its scale
+  :math:`\sigma_f` is per day (a period of :math:`d` days moves :math:`\sqrt d` as far).
+* :math:`b` is the **burst**: a stationary AR(1) with standard deviation :math:`\kappa_f` and
+  persistence :math:`r_f` per day (per period :math:`\rho_f = r_f^{\bar d}`, :math:`\bar d`
+  the median period length), so that a spike reverts instead of becoming a new level.
+* :math:`c_f` is the log of the front's own mean daily rate over its first observed four
+  weeks (:func:`level_centre`), so the initial level is **not pooled across unlike fronts**;
+  :math:`\eta_f \sim N(0, 1)` and :math:`\sigma^0` is the prior's scale.
+* Observation :math:`i` (a period count or a window total; :math:`w_{i,t}` its days in period
+  :math:`t`, :math:`D_i = \sum_t w_{i,t}`) is negative binomial with mean :math:`\mu_i` and
+  dispersion :math:`\alpha_f D_i`: the distribution of a sum of :math:`D_i` independent daily
+  NB(:math:`\lambda`, :math:`\alpha_f`) counts when the rate is constant, and the one
+  definition used by the likelihood, the forecasts (daily draws), ``p_exceed`` and backtest
+  scoring alike (:func:`forecast.models.escalation.total_dispersion`).  ``at_least`` totals
+  contribute :math:`\log\Pr(Y \ge y_i)`, computed stably.
+* Interventions are those of the changepoint model (pulse with pooled half-life, window, step;
+  effects pooled per kind, sign free).
+
+Hyperparameters (:math:`\log\sigma_f`, :math:`\log(\nu_f - 2)`, :math:`\log\kappa_f`,
+:math:`\operatorname{logit} r_f`, :math:`\log\alpha_f`) are partially pooled across fronts on
+their unconstrained scale, non-centred.  Each front's latent paths are centred or not by the
+data (:func:`centred_fronts`): the innovations :math:`\varepsilon, \omega` are sampled
+(non-centred) for sparse fronts; for fronts whose counts pin their level down, the level
+:math:`\ell` itself is sampled (centred) and its steps are scored with the Student-t density.
+
+One definition of the rate
+--------------------------
+:func:`latent_paths` is the numpy twin of the graph's level and burst (a test holds them equal
+draw by draw), and :func:`simulate_future` continues those same recursions past ``as_of``
+with fresh innovations per draw (future jumps and bursts included): forecasts, indicators and
+the simulator use these two functions only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from pymc_extras.prior import Prior
+
+from forecast import names as n
+from forecast.models.design import Design
+from forecast.models.escalation import (
+    OBS,
+    DesignData,
+    _intervention_term,
+    _observation_log_mean,
+    coords_of,
+    observation_loglik,
+)
+
+MODEL_NAME = "dynamic"
+STEP = "step"
+
+#: Days of data that fix a front's level centre (:func:`level_centre`).
+CENTRE_DAYS = 28
+#: A front's latent paths are centred when its data carry at least this much Fisher
+#: information per period about the log level, relative to the random walk's own precision.
+CENTRE_INFORMATION_RATIO = 1.0
+#: Working guesses used only to choose the parameterisation (never as priors).
+_GUESS_DISPERSION = 3.0
+_GUESS_SIGMA_DAY = 0.08
+
+#: Variables recomputed after sampling, not stored draw by draw.
+POST_HOC_VARIABLES = ("obs_log_mean", "obs_loglik")
+
+
+@dataclass(frozen=True)
+class DynamicLayout:
+    """Which fronts are centred, and the per-period step lengths the graph and the twin share."""
+
+    centred: np.ndarray  # (front,) bool
+    step_days: np.ndarray  # (period,) observed days of each period (the step into it)
+    persistence_days: float  # median period length: rho = r ** persistence_days
+
+
+def layout_of(design: Design) -> DynamicLayout:
+    step_days = np.asarray(design.period_days, dtype=float)
+    return DynamicLayout(
+        centred=centred_fronts(design),
+        step_days=step_days,
+        persistence_days=float(np.median(step_days)),
+    )
+
+
+def level_centre(design: Design) -> np.ndarray:
+    """``(front,)`` log of each front's mean daily rate over its first :data:`CENTRE_DAYS` observed days.
+
+    Half an event is added so that a front that starts with zeros has a finite centre.
+    """
+    out = np.zeros(len(design.fronts))
+    days = design.obs_days
+    for f in range(len(design.fronts)):
+        members = np.flatnonzero(design.obs_front == f)
+        covered = np.cumsum(days[members])
+        first = members[: int(np.searchsorted(covered, CENTRE_DAYS)) + 1]
+        out[f] = np.log((design.y[first].sum() + 0.5) / days[first].sum())
+    return out
+
+
+def centred_fronts(design: Design) -> np.ndarray:
+    """``(front,)`` True where the front's latent paths are sampled centred.
+
+    The choice compares, per front, the data's Fisher information about the log level in a
+    typical period, :math:`\\mu\\alpha D / (\\mu + \\alpha D)` for an observation of :math:`D`
+    days and mean :math:`\\mu`, with the random walk's conditional precision
+    :math:`2 / (\\sigma^2 D)`.  Data that dominate want the centred form; data that the prior
+    dominates want the non-centred one (Betancourt and Girolami 2015).  A front must have an
+    observation for at least half of the periods, none longer than a period (a window total
+    informs many periods at once, never one).
+    """
+    out = np.zeros(len(design.fronts), dtype=bool)
+    longest_period = float(np.max(design.period_days))
+    for f in range(len(design.fronts)):
+        mine = np.flatnonzero(design.obs_front == f)
+        if len(mine) < 0.5 * len(design.periods) or design.obs_days[mine].max() > longest_period:
+            continue
+        days = float(np.median(design.obs_days[mine]))
+        mean = max(float(np.median(design.y[mine])), 0.1)
+        dispersion = _GUESS_DISPERSION * days
+        information = mean * dispersion / (mean + dispersion)
+        walk_precision = 2.0 / (_GUESS_SIGMA_DAY**2 * days)
+        out[f] = information >= CENTRE_INFORMATION_RATIO * walk_precision
+    return out
+
+
+def dynamic_coords(design: Design) -> dict[str, list]:
+    coords = coords_of(design)
+    coords[n.TIME] = list(range(len(design.periods)))
+    coords[STEP] = list(range(1, len(design.periods)))
+    return coords
+
+
+def build_dynamic_model(design: Design, priors: Mapping[str, Prior], *, shared_data: bool = False) -> pm.Model:
+    """Build the PyMC graph of the dynamic model; nothing is sampled here.
+
+    Parameters
+    ----------
+    design : Design
+        From :func:`forecast.models.design.build_design` (its changepoint options are ignored).
+    priors : mapping of name to ``pymc_extras.prior.Prior``
+        See ``priors/dynamic.yaml``.
+    shared_data : bool
+        Data as shared variables (see :class:`forecast.models.escalation.DesignData`).
+    """
+    data = DesignData(design, shared=shared_data)
+    layout = layout_of(design)
+    n_fronts, n_periods = len(design.fronts), len(design.periods)
+    with pm.Model(coords=dynamic_coords(design)) as model:
+
+        def per_front(name: str, transform, prior_name: str) -> pt.TensorVariable:
+            return pm.Deterministic(name, transform(priors[prior_name].create_variable(prior_name)), dims=n.FRONT)
+
+        sigma = per_front("sigma_level", pt.exp, "log_sigma_level")
+        tail_df = per_front("tail_df", lambda x: 2.0 + pt.exp(x), "log_tail_df")
+        burst_sd = per_front("burst_sd", pt.exp, "log_burst_sd")
+        persistence = per_front("burst_persistence", pm.math.sigmoid, "logit_burst_persistence")
+        dispersion = per_front("dispersion", pt.exp, "log_dispersion")
+        initial = priors["initial_level"].create_variable("initial_level")  # (front,) standardised
+
+        level = _level(design, layout, sigma, tail_df, initial)
+        burst = _burst(layout, burst_sd, persistence, n_fronts, n_periods)
+        level = pm.Deterministic("level", level, dims=(n.FRONT, n.TIME))
+        burst = pm.Deterministic("burst", burst, dims=(n.FRONT, n.TIME))
+        log_rate = level + burst
+        if len(design.interventions):
+            log_rate = log_rate + _intervention_term(design, priors, data)
+        if design.season_index is not None:
+            seasonality = priors["seasonality"].create_variable("seasonality")
+            log_rate = log_rate + seasonality[data["season_index"]][None, :]
+        log_mean = pm.Deterministic("obs_log_mean", _observation_log_mean(design, data, log_rate), dims=OBS)
+        alpha = dispersion[data["obs_front"]] * data["obs_days"]
+        loglik = pm.Deterministic("obs_loglik", observation_loglik(design, data, log_mean[None, :], alpha)[0], dims=OBS)
+        pm.Potential("likelihood", loglik.sum())
+    return model
+
+
+def _level(
+    design: Design,
+    layout: DynamicLayout,
+    sigma: pt.TensorVariable,
+    tail_df: pt.TensorVariable,
+    initial: pt.TensorVariable,
+) -> pt.TensorVariable:
+    """``(front, period)`` level: innovations for non-centred fronts, the path itself for centred ones."""
+    n_fronts, n_periods = len(design.fronts), len(design.periods)
+    first = pt.as_tensor(level_centre(design)) + initial  # (front,)
+    if n_periods == 1:
+        return first[:, None]
+    step_scale = sigma[:, None] * np.sqrt(layout.step_days[1:])[None, :]  # (front, step)
+    parts = []
+    non_centred = np.flatnonzero(~layout.centred)
+    centred = np.flatnonzero(layout.centred)
+    if len(non_centred):
+        eps = pm.StudentT(
+            "level_innovation",
+            nu=tail_df[non_centred][:, None],
+            mu=0.0,
+            sigma=1.0,
+            shape=(len(non_centred), n_periods - 1),
+        )
+        steps = step_scale[non_centred] * eps
+        start = first[non_centred][:, None]
+        parts.append(pt.concatenate([start, start + pt.cumsum(steps, axis=1)], axis=1))
+    if len(centred):
+        # The centred form samples the path itself: each period's level is tied to its
+        # neighbours only, which suits fronts whose data pin every period down.
+        steps = pm.StudentT(
+            "level_step",
+            nu=tail_df[centred][:, None],
+            mu=0.0,
+            sigma=step_scale[centred],
+            shape=(len(centred), n_periods - 1),
+        )
+        start = first[centred][:, None]
+        parts.append(pt.concatenate([start, start + pt.cumsum(steps, axis=1)], axis=1))
+    order = np.concatenate([non_centred, centred])
+    inverse = np.empty(n_fronts, dtype=np.int64)
+    inverse[order] = np.arange(n_fronts)
+    return pt.concatenate(parts, axis=0)[inverse]
+
+
+def _burst(
+    layout: DynamicLayout, burst_sd: pt.TensorVariable, persistence: pt.TensorVariable, n_fronts: int, n_periods: int
+) -> pt.TensorVariable:
+    """``(front, period)`` stationary AR(1) burst from standard normal innovations.
+
+    ``b_t = rho b_{t-1} + u_t`` with ``u_0 = kappa omega_0`` and ``u_t = kappa sqrt(1 - rho^2) omega_t``.
+    """
+    omega = pm.Normal("burst_innovation", 0.0, 1.0, shape=(n_fronts, n_periods))
+    rho = persistence**layout.persistence_days  # (front,)
+    scale = pt.concatenate(
+        [burst_sd[:, None], (burst_sd * pt.sqrt(1.0 - rho**2))[:, None] * pt.ones((1, n_periods - 1))], axis=1
+    )
+    return linear_recurrence(scale * omega, rho)
+
+
+def linear_recurrence(u: pt.TensorVariable, a: pt.TensorVariable) -> pt.TensorVariable:
+    """``x_t = a x_{t-1} + u_t`` (``x_0 = u_0``) along the last axis; ``u`` is ``(front, period)``, ``a`` ``(front,)``.
+
+    A parallel prefix scan: ``ceil(log2(T))`` shifted additions, each O(front x period), in
+    place of a sequential scan (which PyTensor differentiates slowly).
+    """
+    n_periods = u.type.shape[-1] if u.type.shape[-1] is not None else None
+    out = u
+    power = a[:, None]
+    shift = 1
+    while n_periods is not None and shift < n_periods:
+        shifted = pt.concatenate([pt.zeros_like(out[:, :shift]), out[:, :-shift]], axis=1)
+        out = out + power * shifted
+        power = power * power
+        shift *= 2
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The numpy twin: the same recursions, per draw
+# --------------------------------------------------------------------------------------------
+
+
+def latent_paths(
+    design: Design,
+    *,
+    initial_level: np.ndarray,
+    sigma_level: np.ndarray,
+    burst_sd: np.ndarray,
+    burst_persistence: np.ndarray,
+    burst_innovation: np.ndarray,
+    level_innovation: np.ndarray | None = None,
+    level_step: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(level, burst)``, each ``(..., front, period)``, from the model's free variables.
+
+    The numpy twin of the graph (:func:`build_dynamic_model`): leading axes are draws.
+    ``level_innovation`` holds the non-centred fronts' standardised innovations and
+    ``level_step`` the centred fronts' steps, as the graph names them.
+    """
+    layout = layout_of(design)
+    n_fronts, n_periods = len(design.fronts), len(design.periods)
+    lead = np.shape(initial_level)[:-1]
+    first = level_centre(design) + np.asarray(initial_level)
+    steps = np.zeros(lead + (n_fronts, max(n_periods - 1, 0)))
+    scale = np.asarray(sigma_level)[..., None] * np.sqrt(layout.step_days[1:])
+    non_centred = np.flatnonzero(~layout.centred)
+    centred = np.flatnonzero(layout.centred)
+    if len(non_centred) and n_periods > 1:
+        steps[..., non_centred, :] = scale[..., non_centred, :] * level_innovation
+    if len(centred) and n_periods > 1:
+        steps[..., centred, :] = level_step
+    level = np.concatenate([first[..., None], first[..., None] + np.cumsum(steps, axis=-1)], axis=-1)
+    rho = np.asarray(burst_persistence) ** layout.persistence_days
+    kappa = np.asarray(burst_sd)
+    burst = np.zeros(lead + (n_fronts, n_periods))
+    burst[..., 0] = kappa * burst_innovation[..., 0]
+    innovation_sd = kappa * np.sqrt(1.0 - rho**2)
+    for t in range(1, n_periods):
+        burst[..., t] = rho * burst[..., t - 1] + innovation_sd * burst_innovation[..., t]
+    return level, burst
+
+
+def simulate_future(
+    *,
+    level: np.ndarray,
+    burst: np.ndarray,
+    sigma_level: np.ndarray,
+    tail_df: np.ndarray,
+    burst_sd: np.ndarray,
+    burst_persistence: np.ndarray,
+    step_days: np.ndarray,
+    persistence_days: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Continue the level and burst past the data, with fresh innovations per draw.
+
+    Parameters
+    ----------
+    level, burst : (..., front)
+        Each draw's values in the last period of the data.
+    sigma_level, tail_df, burst_sd, burst_persistence : (..., front)
+    step_days : (horizon,)
+        Days of each future period (the step into it).
+    persistence_days : float
+        As in the fit (:class:`DynamicLayout`).
+
+    Returns
+    -------
+    level, burst : (..., front, horizon)
+        The same recursions as the graph: Student-t level steps scaled by ``sqrt(days)``, the
+        AR(1) burst with per-period persistence ``r ** persistence_days``.
+    """
+    shape = np.shape(level) + (len(step_days),)
+    steps = rng.standard_t(np.broadcast_to(np.asarray(tail_df)[..., None], shape)) * (
+        np.asarray(sigma_level)[..., None] * np.sqrt(np.asarray(step_days, dtype=float))
+    )
+    future_level = np.asarray(level)[..., None] + np.cumsum(steps, axis=-1)
+    rho = np.asarray(burst_persistence) ** persistence_days
+    innovation_sd = np.asarray(burst_sd) * np.sqrt(1.0 - rho**2)
+    future_burst = np.zeros(shape)
+    previous = np.asarray(burst, dtype=float)
+    for h in range(len(step_days)):
+        previous = rho * previous + innovation_sd * rng.standard_normal(np.shape(level))
+        future_burst[..., h] = previous
+    return future_level, future_burst
