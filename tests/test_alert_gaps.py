@@ -289,3 +289,35 @@ def test_window_totals_are_unaffected_by_a_declared_gap(tmp_path):
     )
     assert replay(declared, 0, 99) == replay(plain, 0, 99)
     assert summary(replay(plain, 0, 99)) == [("east", day(89), "down", "changepoint")]
+
+
+def test_the_surprise_rule_skips_gap_days(tmp_path):
+    # Draws that put north near 6 a day over the gap and the days after it: a zero is a surprise.
+    from forecast.jobs.alert import DRAWS_FILE
+
+    fit = tmp_path / "fit"
+    fit.mkdir()
+    dates = [day(t) for t in range(GAP[0], GAP[1] + 11)]
+    draws = np.random.default_rng(1).poisson(6, size=(400, 1, len(dates))).astype(np.int64)
+    np.savez(fit / DRAWS_FILE, fronts=np.array(["north"]), dates=np.array(dates), draws=draws, as_of=np.array(day(59)))
+    changepoint_off = tmp_path / "rules.yaml"
+    changepoint_off.write_text("changepoint: {enabled: false}\ncooldown_days: 0\n", encoding="utf-8")
+    results = {}
+    for gap in ("declared", "zeros"):
+        events = write_events(tmp_path / f"{gap}.csv", gap=gap)
+        out = io.StringIO()
+        request = AlertRequest(
+            state=tmp_path / f"{gap}.sqlite",
+            events=(events,),
+            as_of=date.fromisoformat(day(DAYS - 1)),
+            since=START,
+            fit=fit,
+            rules=changepoint_off,
+        )
+        run_alert_job(request, stdout=out)
+        results[gap] = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert results["declared"] == []
+    # Read as zeros, every gap day is a surprise lull (P(Y <= 0) under ~6 a day is tiny).
+    assert [(a["date"], a["direction"], a["rule"]) for a in results["zeros"]] == [
+        (day(t), "down", "surprise") for t in range(GAP[0], GAP[1] + 1)
+    ]

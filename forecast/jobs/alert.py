@@ -24,6 +24,15 @@ an alert on a window is dated on its end date, the first day the total is known.
 series are short (a few dozen totals), so each run recomputes them from their first window
 and records what is new; the observations it stores are keyed by end date.
 
+Declared gaps (``precision = not_observed`` rows: "front not observed from ``date`` to
+``end_date``") are neither zeros nor observations: their days are NaN in the daily series, so
+the detector takes no step on them (no run-length growth, no hazard), the rules get no signal
+(no alert is dated on a gap day, the surprise rule skips it, and ``warmup`` and
+``within_last`` count observations only), they are not stored as processed observations, and
+the run logs how many gap days each front skipped.  A gap that runs past ``as_of`` is cut
+there.  A gap declared later over days already processed as counts removes those days from
+the observations: a revision like any other.  Window totals are unaffected.
+
 The first run on a front processes its whole history but notifies only alerts dated on or
 after ``--since`` (default: the last day of the data); earlier ones are recorded with status
 ``history``.
