@@ -673,8 +673,9 @@ def update(
     state : DetectorState
         Advanced in place (its arrays may be replaced).
     counts : array, shape (front, step)
-        Whole counts >= 0; NaN where a front was not observed on a step (its state is left
-        as it is, and its run lengths count observations, not days).
+        Whole counts >= 0; NaN where a front was not observed on a step (a day under a window
+        total, or in a declared gap): its state is left as it is (no run-length growth, no
+        hazard step), and its run lengths count observations, not days.
     within_last : int or array of int (front,)
         ``k`` in ``P(r_t <= k)``, per front or for all.
     baseline : int or array of int (front,)

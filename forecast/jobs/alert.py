@@ -24,6 +24,15 @@ an alert on a window is dated on its end date, the first day the total is known.
 series are short (a few dozen totals), so each run recomputes them from their first window
 and records what is new; the observations it stores are keyed by end date.
 
+Declared gaps (``precision = not_observed`` rows: "front not observed from ``date`` to
+``end_date``") are neither zeros nor observations: their days are NaN in the daily series, so
+the detector takes no step on them (no run-length growth, no hazard), the rules get no signal
+(no alert is dated on a gap day, the surprise rule skips it, and ``warmup`` and
+``within_last`` count observations only), they are not stored as processed observations, and
+the run logs how many gap days each front skipped.  A gap that runs past ``as_of`` is cut
+there.  A gap declared later over days already processed as counts removes those days from
+the observations: a revision like any other.  Window totals are unaffected.
+
 The first run on a front processes its whole history but notifies only alerts dated on or
 after ``--since`` (default: the last day of the data); earlier ones are recorded with status
 ``history``.
@@ -213,6 +222,10 @@ class DailySeries:
         have daily counts are not used by the detector).
     exact : numpy.ndarray of int64, shape (front, day)
         The same counts as exact integers (0 where not observed): what is stored and reported.
+    gaps : numpy.ndarray of bool, shape (front, day)
+        True on the days of a declared gap (``precision = not_observed``): not observed
+        (NaN in ``counts``), so the detector skips them; they are counted apart from the other
+        unobserved days only to say how many a run skipped.
     """
 
     fronts: tuple[str, ...]
@@ -222,10 +235,13 @@ class DailySeries:
     data_hash: str
     windows: tuple[WindowSeries, ...] = ()
     exact: np.ndarray | None = None
+    gaps: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.exact is None:
             object.__setattr__(self, "exact", np.nan_to_num(self.counts).astype(np.int64))
+        if self.gaps is None:
+            object.__setattr__(self, "gaps", np.zeros(np.shape(self.counts), dtype=bool))
 
     def count(self, front: int, day: int) -> int:
         """The exact count of front ``front`` on day ``day`` (0 where not observed)."""
@@ -256,6 +272,13 @@ def load_daily_series(
     * a row (or a window) ending before the front's known history (``known_starts``: the first
       day the state file holds for the front), such as a year mistyped 2013 for 2023.
 
+    A declared gap (``precision = not_observed``, see :mod:`forecast.data.panel`) is no row of
+    counts: its days are not observed (NaN in ``counts``, True in ``gaps``), never zeros.  A gap
+    that runs past ``as_of`` is cut at ``as_of`` (its days up to then are known to be
+    unobserved; leaving it out would make them zeros up to the end of the other fronts' data);
+    a gap that starts after ``as_of`` or ends before the front's known history is left out
+    without a warning (there is nothing of it to process).
+
     An excluded row extends no front: the span ends on the last day of the rows that are kept
     (never later; days after the last input row are not filled with zeros), and each front's
     daily series starts on its own first row (the days before it are not observed, rather
@@ -278,28 +301,37 @@ def load_daily_series(
     """
     import pandas as pd
 
-    from forecast.data.events import EventTable
+    from forecast.data.events import PRECISION_NOT_OBSERVED, EventTable
     from forecast.data.panel import build_panel
     from forecast.data.readers import read_events
 
     events = read_events(list(files), format=format)
     frame = events.frame
+    is_gap = (frame[n.PRECISION] == PRECISION_NOT_OBSERVED).to_numpy()
     last_day = frame[n.END_DATE].fillna(frame[n.DATE])
     excluded = np.zeros(len(frame), dtype=bool)
     if as_of is not None:
-        late = (last_day > pd.Timestamp(as_of)).to_numpy()
-        if late.all():
+        cut = pd.Timestamp(as_of)
+        late = (last_day > cut).to_numpy()
+        straddling = is_gap & late & (frame[n.DATE] <= cut).to_numpy()
+        if straddling.any():  # known up to as_of: cut there (a copy: the reader's frame is left alone)
+            frame = frame.copy()
+            frame.loc[straddling, n.END_DATE] = cut
+            last_day = frame[n.END_DATE].fillna(frame[n.DATE])
+            late &= ~straddling
+            events = EventTable(frame=frame, warnings=events.warnings, files=events.files)
+        if (late | is_gap).all():
             raise DataValidationError(
                 Issue(", ".join(events.files), None, n.DATE, f"no events on or before as_of {as_of.isoformat()}")
             )
-        _warn_excluded(frame[late], f"dated after as_of {as_of.isoformat()}", "")
+        _warn_excluded(frame[late & ~is_gap], f"dated after as_of {as_of.isoformat()}", "")
         excluded |= late
     if known_starts:
         starts = pd.to_datetime(frame[n.FRONT].map(known_starts))
         # A row's last day (a window's end: a window front's state is keyed by end dates).
         early = (last_day < starts).to_numpy() & ~excluded
         _warn_excluded(
-            frame[early],
+            frame[early & ~is_gap],
             "dated before the front's history in the state file",
             " (to add earlier history, start a new --state)",
         )
@@ -330,6 +362,7 @@ def load_daily_series(
     first_column = periods.get_indexer(first.reindex(list(panel.fronts)))
     seen &= np.arange(len(periods))[None, :] >= first_column[:, None]
     exact[~seen] = 0
+    gaps = _daily_gap_mask(panel, len(periods))
     daily = np.flatnonzero(seen.any(axis=1))
     counts = np.where(seen, exact.astype(float), np.nan)
     windows = []
@@ -361,10 +394,21 @@ def load_daily_series(
         dates=dates,
         counts=counts[daily],
         skipped=tuple(skipped),
-        data_hash=_series_hash(fronts, dates, exact[daily], seen[daily], windows),
+        data_hash=_series_hash(fronts, dates, exact[daily], seen[daily], windows, gaps[daily]),
         windows=tuple(windows),
         exact=exact[daily],
+        gaps=gaps[daily],
     )
+
+
+def _daily_gap_mask(panel: Any, n_days: int) -> np.ndarray:
+    """The panel's declared gaps as ``(front, day)`` booleans over its daily periods."""
+    if panel.gaps.empty:
+        return np.zeros((len(panel.fronts), n_days), dtype=bool)
+    mask = panel.gap_mask()
+    if mask.shape[1] != n_days:  # a daily panel's periods are its days
+        raise AssertionError(f"gap mask over {mask.shape[1]} days, daily periods {n_days}")
+    return mask
 
 
 def _warn_excluded(rows: Any, why: str, hint: str) -> None:
@@ -391,9 +435,17 @@ def _warn_excluded(rows: Any, why: str, hint: str) -> None:
 
 
 def _series_hash(
-    fronts: Sequence[str], dates: Sequence[str], exact: np.ndarray, seen: np.ndarray, windows: Sequence[WindowSeries]
+    fronts: Sequence[str],
+    dates: Sequence[str],
+    exact: np.ndarray,
+    seen: np.ndarray,
+    windows: Sequence[WindowSeries],
+    gaps: np.ndarray,
 ) -> str:
-    """SHA-256 of what the detector sees (fronts, days, counts, observed days and window totals)."""
+    """SHA-256 of what the detector sees (fronts, days, counts, observed days, window totals, gaps).
+
+    Data without gaps hash as they did before gaps existed.
+    """
     digest = hashlib.sha256()
     digest.update("\n".join(fronts).encode())
     digest.update(f"|{dates[0] if dates else ''}|{dates[-1] if dates else ''}|".encode())
@@ -401,6 +453,8 @@ def _series_hash(
     digest.update(np.packbits(seen).tobytes())
     for w in windows:
         digest.update(f"{w.front}|{','.join(w.starts)}|{','.join(w.ends)}|{w.counts.tolist()}".encode())
+    if gaps.any():
+        digest.update(b"|gaps|" + np.packbits(gaps).tobytes())
     return digest.hexdigest()
 
 
@@ -497,7 +551,14 @@ def _config_hash(config: DetectorConfig, rules: AlertRules) -> str:
 
 
 class _Engine:
-    """Runs the detector and the rules for a set of fronts over spans of days (no I/O)."""
+    """Runs the detector and the rules for a set of fronts over spans of days (no I/O).
+
+    A day of a declared gap is no observation: its count is NaN, so the detector leaves the
+    front's state as it is (no run-length step, no hazard), the rules get no signal for it (no
+    alert is dated on it, the surprise rule skips it), and ``warmup`` and ``within_last``,
+    which count observations, do not count it.  :attr:`gap_days` counts the gap days each
+    front skipped in the spans processed.
+    """
 
     def __init__(self, config: DetectorConfig, rules: AlertRules, series: DailySeries, draws: PredictiveDraws | None):
         self.config = config
@@ -505,6 +566,7 @@ class _Engine:
         self.series = series
         self.draws = draws
         self.outside_horizon = 0
+        self.gap_days: dict[str, int] = {}
         observed = ~np.isnan(series.counts)
         self.observed_days = [np.flatnonzero(row) for row in observed]
         self.rank = np.cumsum(observed, axis=1) - 1  # position of a day among the front's observed days
@@ -528,6 +590,12 @@ class _Engine:
         for i, start in enumerate(first):
             if start > lo:
                 counts[i, : max(0, min(hi, start) - lo)] = np.nan
+        gaps = series.gaps
+        assert gaps is not None
+        for f, start in zip(fronts, first, strict=True):
+            skipped = int(gaps[f, max(lo, start) : hi].sum())
+            if skipped:
+                self.gap_days[series.fronts[f]] = self.gap_days.get(series.fronts[f], 0) + skipped
         per_front = [self.rules.for_front(series.fronts[f]) for f in fronts]
         output = update(
             self.config,
@@ -615,6 +683,16 @@ class _Engine:
         alerts = evaluate_front(windows.front, rules, rule_state, signals)
         return alerts, state, rule_state
 
+    def log_gaps(self) -> None:
+        """One INFO line per front that had declared gap days in the spans processed."""
+        for front, skipped in sorted(self.gap_days.items()):
+            log.info(
+                "front %r: %d declared gap day(s) (not_observed) skipped: no detector step, no alert, not counted "
+                "in warmup or within_last",
+                front,
+                skipped,
+            )
+
     def log_horizon(self) -> None:
         if self.draws is not None and self.outside_horizon:
             log.info(
@@ -651,6 +729,7 @@ class AlertRunResult:
     revisions: list[dict[str, Any]] = field(default_factory=list)
     withdrawn: list[str] = field(default_factory=list)
     skipped_fronts: tuple[str, ...] = ()
+    gap_days: dict[str, int] = field(default_factory=dict)  # declared gap days skipped, per front
     delivered: int = 0
     failed_destinations: list[str] = field(default_factory=list)
     pending: dict[str, int] = field(default_factory=dict)
@@ -673,6 +752,7 @@ class _FrontPlan:
     history_until: str | None  # alerts dated on or before this are recorded as history (after a reset)
     last_done: str | None
     previous: dict[str, int] = field(default_factory=dict)  # the stored counts of the changed days
+    now_gaps: int = 0  # changed days that the data now declare not observed
 
     @property
     def resume_date(self) -> str | None:
@@ -801,6 +881,11 @@ def _update_state(
         previous: dict[str, int] = {}
         if last_done is not None:
             changed, previous = observed.changes_from(stored, last_done)
+        now_gaps = 0
+        if changed and f < n_daily:
+            # A gap declared over days processed as counts is a revision like any other.
+            gap_dates = set(dates_array[series.gaps[f]].tolist())  # type: ignore[index]
+            now_gaps = sum(1 for d in changed if d in gap_dates)
         if reset:
             if changed:
                 log.warning(
@@ -810,11 +895,11 @@ def _update_state(
                     changed[0],
                 )
             store.delete_states_from(front, None)
-            plans.append(_FrontPlan(f, front, None, changed, False, last_done, last_done, previous))
+            plans.append(_FrontPlan(f, front, None, changed, False, last_done, last_done, previous, now_gaps))
         elif changed:
             restore = store.state_before(front, changed[0])
             store.delete_states_from(front, changed[0])
-            plans.append(_FrontPlan(f, front, restore, changed, False, None, last_done, previous))
+            plans.append(_FrontPlan(f, front, restore, changed, False, None, last_done, previous, now_gaps))
         else:
             plans.append(_FrontPlan(f, front, latest, [], latest is None, None, last_done))
 
@@ -865,7 +950,9 @@ def _update_state(
                         )
                     )
             start = cut
+        engine.log_gaps()
         engine.log_horizon()
+        result.gap_days = dict(sorted(engine.gap_days.items()))
     for i in window_plans:
         # Window series are recomputed from their first window; what lies after the resume date is new.
         plan = plans[i]
@@ -1013,7 +1100,7 @@ def _record_front(
         store.withdraw_alerts(gone, result.run_id)
         result.withdrawn.extend(gone)
         examples = [{"date": d, "before": plan.previous.get(d), "after": observed.get(d)} for d in plan.changed[:20]]
-        detail = {"changed": examples, "restarted_after": resume, "withdrawn": gone}
+        detail = {"changed": examples, "restarted_after": resume, "withdrawn": gone, "now_not_observed": plan.now_gaps}
         store.record_revision(result.run_id, plan.front, first_changed, len(plan.changed), len(gone), added, detail)
         result.revisions.append(
             {
@@ -1024,20 +1111,28 @@ def _record_front(
                 "alerts_added": added,
             }
         )
-        shown = ", ".join(f"{e['date']}: {e['before']} -> {e['after']}" for e in examples[:3])
+        shown = ", ".join(
+            f"{e['date']}: {_shown_count(e['before'])} -> {_shown_count(e['after'])}" for e in examples[:3]
+        )
         log.warning(
-            "data revision on front %r: %d processed day(s) changed (%s%s); recomputed from %s; %d alert(s) "
+            "data revision on front %r: %d processed day(s) changed (%s%s)%s; recomputed from %s; %d alert(s) "
             "withdrawn, %d new",
             plan.front,
             len(plan.changed),
             shown,
             ", ..." if len(plan.changed) > 3 else "",
+            f", {plan.now_gaps} of them now in a declared gap" if plan.now_gaps else "",
             first_changed,
             len(gone),
             added,
         )
         for alert_id in gone:
             log.warning("alert %s on %r is withdrawn: the revised data no longer support it", alert_id[:12], plan.front)
+
+
+def _shown_count(count: object) -> str:
+    """A day's count in a revision message; None: the day is not (or was not) observed."""
+    return "not observed" if count is None else str(count)
 
 
 def _next_day(day: str) -> str:
@@ -1111,6 +1206,7 @@ class ReplayResult:
     fronts: tuple[str, ...]
     skipped_fronts: tuple[str, ...]
     evaluation: ReplayEvaluation | None = None
+    gap_days: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -1118,6 +1214,7 @@ class ReplayResult:
             "end": self.end,
             "fronts": list(self.fronts),
             "skipped_fronts": list(self.skipped_fronts),
+            "gap_days_skipped": dict(self.gap_days),
             "alerts": len(self.alerts),
             "evaluation": None if self.evaluation is None else self.evaluation.to_dict(),
         }
@@ -1173,6 +1270,7 @@ def replay_alerts(
             for found in engine.advance(fronts, detector, rule_states, day, day + 1, first):
                 alerts.extend(alert.to_json(series.dates[day]) for alert in found)
         alerts.extend(from_windows.get(series.dates[day], []))
+    engine.log_gaps()
     engine.log_horizon()
     last = min(end.isoformat(), series.end)
     evaluation = None
@@ -1192,6 +1290,7 @@ def replay_alerts(
         fronts=(*series.fronts, *series.window_fronts),
         skipped_fronts=series.skipped,
         evaluation=evaluation,
+        gap_days=dict(sorted(engine.gap_days.items())),
     )
 
 
@@ -1404,6 +1503,7 @@ def run_alert_command(args: argparse.Namespace, *, today: Date | None = None, st
                 "revisions": result.revisions,
                 "withdrawn": result.withdrawn,
                 "skipped_fronts": list(result.skipped_fronts),
+                "gap_days_skipped": result.gap_days,
                 "delivered": result.delivered,
                 "failed_destinations": result.failed_destinations,
                 "pending": result.pending,
