@@ -195,8 +195,24 @@ def _fit_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--start", type=_date, help="first date used (default: the earliest date in the data)")
     _panel_reading_options(group)
     model = parser.add_argument_group("model")
-    model.add_argument("--priors", type=Path, help="prior file (default: the code defaults = priors/default.yaml)")
-    model.add_argument("--changepoints", type=int, default=1, metavar="K", help="changepoints per front (default 1)")
+    model.add_argument(
+        "--model",
+        choices=["changepoint", "dynamic"],
+        default="changepoint",
+        help="model family (default changepoint; dynamic: a moving level with heavy-tailed steps, see README)",
+    )
+    model.add_argument(
+        "--priors",
+        type=Path,
+        help="prior file (default: the code defaults, priors/default.yaml; priors/dynamic.yaml with --model dynamic)",
+    )
+    model.add_argument(
+        "--changepoints",
+        type=int,
+        default=None,
+        metavar="K",
+        help="changepoints per front (default 1; the dynamic model has none)",
+    )
     model.add_argument("--no-interventions", action="store_true", help="leave intervention effects out")
     model.add_argument("--likelihood", choices=["negative_binomial", "poisson"], default="negative_binomial")
     model.add_argument("--seasonality", action="store_true", help="day-of-week (daily) or month-of-year effects")
@@ -269,8 +285,10 @@ def _fit_request(args: argparse.Namespace) -> FitRequest:
     from forecast.models.design import ModelOptions
     from forecast.models.model import SamplerSettings
 
+    default_changepoints = 0 if args.model == "dynamic" else 1
     options = ModelOptions(
-        changepoints=args.changepoints,
+        family=args.model,
+        changepoints=default_changepoints if args.changepoints is None else args.changepoints,
         interventions=not args.no_interventions,
         likelihood=args.likelihood,
         seasonality=args.seasonality,

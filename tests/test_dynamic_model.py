@@ -72,7 +72,12 @@ def test_graph_names_and_dims(panel):
     fronts, periods = len(panel.fronts), panel.n_periods
     assert graph.named_vars_to_dims["level"] == (n.FRONT, n.TIME)
     assert graph.named_vars_to_dims["burst"] == (n.FRONT, n.TIME)
-    for name in ("sigma_level", "tail_df", "burst_sd", "burst_persistence", "dispersion"):
+    hyperparameters = ["sigma_level", "tail_df", "dispersion"]
+    if panel.freq == n.FREQ_DAY:
+        hyperparameters += ["burst_sd", "burst_persistence"]
+    else:  # no burst on coarser grids: it could not be told from the dispersion
+        assert "burst_sd" not in graph.named_vars and not pm.draw(graph["burst"]).any()
+    for name in hyperparameters:
         assert graph[name].eval().shape == (fronts,)  # a value per front, pooled through its hyperprior
     assert "obs_loglik" in {v.name for v in graph.deterministics}
     assert {"obs_log_mean", "obs_loglik"}.isdisjoint(model.stored_variables())
@@ -81,26 +86,35 @@ def test_graph_names_and_dims(panel):
     assert np.isfinite(graph.compile_logp()(graph.initial_point()))
 
 
-def test_numpy_twin_equals_the_graph_draw_by_draw():
-    """One definition of the rate: latent_paths reproduces the graph's level and burst exactly."""
-    # Monthly totals of 300 pin each month's level down (centred); 0.3 a day does not (non-centred).
+def _twin_panels():
+    # Monthly totals of 300 pin each month's level down (centred); 9 a month do not (non-centred).
     months = pd.date_range("2022-01-01", periods=18, freq="MS")
     counts = np.random.default_rng(2).poisson(np.repeat([300.0, 9.0], 18))
-    panel = _panel(np.tile(months, 2), np.repeat(["big", "small"], 18), counts, freq=n.FREQ_MONTH)
-    model = EscalationModel(panel, options=DYNAMIC)
+    monthly = _panel(np.tile(months, 2), np.repeat(["big", "small"], 18), counts, freq=n.FREQ_MONTH)
+    return {"monthly": monthly, "daily": daily_panel(fronts=("a", "b"), days=40)}
+
+
+@pytest.mark.parametrize("which", ["monthly", "daily"])
+def test_numpy_twin_equals_the_graph_draw_by_draw(which):
+    """One definition of the rate: latent_paths reproduces the graph's level and burst exactly."""
+    model = EscalationModel(_twin_panels()[which], options=DYNAMIC)
     graph = model.model
-    centred = dynamic.centred_fronts(model.design)
-    assert centred.any() and not centred.all()  # both parameterisations are exercised
-    names = [v.name for v in graph.free_RVs] + ["level", "burst", "sigma_level", "burst_sd", "burst_persistence"]
+    layout = dynamic.layout_of(model.design)
+    if which == "monthly":  # both parameterisations of the level, no burst
+        assert layout.centred.any() and not layout.centred.all() and not layout.burst
+    else:  # the burst, on a daily grid
+        assert layout.burst
+    names = [v.name for v in graph.free_RVs] + ["level", "burst", "sigma_level"]
+    names += ["burst_sd", "burst_persistence"] if layout.burst else []
     drawn = pm.draw([graph[name] for name in names], draws=7, random_seed=3)  # joint forward draws
     values = dict(zip(names, drawn, strict=True))
     level, burst = dynamic.latent_paths(
         model.design,
         initial_level=values["initial_level"],
         sigma_level=values["sigma_level"],
-        burst_sd=values["burst_sd"],
-        burst_persistence=values["burst_persistence"],
-        burst_innovation=values["burst_innovation"],
+        burst_sd=values.get("burst_sd"),
+        burst_persistence=values.get("burst_persistence"),
+        burst_innovation=values.get("burst_innovation"),
         level_innovation=values.get("level_innovation"),
         level_step=values.get("level_step"),
     )
@@ -172,3 +186,49 @@ def test_monthly_forecasts_step_once_per_month():
     for month in np.unique(days.month):
         assert np.unique(rate[days.month == month]).size == 1  # one level per month
     assert np.unique(rate).size == len(np.unique(days.month))
+
+
+def _stepped_posterior(model, *, step_period, ratio, draws=200, seed=0):
+    """Levels flat at 10 a day that jump by ``ratio`` at ``step_period`` (with a little noise)."""
+    posterior = _dynamic_posterior(model, draws=draws)
+    periods = len(model.design.periods)
+    rng = np.random.default_rng(seed)
+    path = np.where(np.arange(periods) >= step_period, np.log(10.0 * ratio), np.log(10.0))
+    noise = rng.normal(0.0, 0.02, size=posterior["level"].shape)
+    return posterior.assign(level=(posterior["level"].dims, path + noise))
+
+
+def test_dynamic_summary_dates_a_level_shift_and_reports_the_current_rate():
+    from forecast.models.summary import summarise
+
+    model = EscalationModel(daily_panel(fronts=("a",)), options=DYNAMIC)
+    summary = summarise(model, _stepped_posterior(model, step_period=40, ratio=3.0))
+    front = summary["fronts"][0]
+    assert front["current_daily_rate"]["mean"] == pytest.approx(30.0, rel=0.05)
+    (shift,) = front["level_shifts"]
+    assert shift["mode_date"] == "2024-02-10"  # period 40 of a panel starting 2024-01-01
+    assert shift["rate_ratio"]["mean"] == pytest.approx(3.0, rel=0.05) and shift["p_increase"] == 1.0
+    assert front["changepoints"] == []
+
+
+def test_dynamic_rate_ratio_compares_with_28_days_earlier_not_with_the_start():
+    from forecast.indicators.rates import log_rate_components, recent_level_change_probability
+
+    model = EscalationModel(daily_panel(fronts=("a",)), options=DYNAMIC)
+    # A rise 40 days before as_of: over, so the last 28 days are flat and nothing is rising now.
+    old = _stepped_posterior(model, step_period=20, ratio=3.0)
+    np.testing.assert_allclose(np.exp(log_rate_components(model.design, old)["log_ratio"]).mean(), 1.0, atol=0.05)
+    assert recent_level_change_probability(model.design, old, days=14) == [0.0]
+    # A rise 10 days before as_of: inside both windows.
+    recent = _stepped_posterior(model, step_period=50, ratio=3.0)
+    np.testing.assert_allclose(np.exp(log_rate_components(model.design, recent)["log_ratio"]).mean(), 3.0, rtol=0.05)
+    assert recent_level_change_probability(model.design, recent, days=14) == [1.0]
+
+
+def test_a_monthly_panel_can_have_a_recent_change_in_its_last_period():
+    from forecast.indicators.rates import recent_level_change_probability
+
+    model = EscalationModel(monthly_window_panel(), options=DYNAMIC)
+    last = len(model.design.periods) - 1
+    posterior = _stepped_posterior(model, step_period=last, ratio=2.0)
+    assert recent_level_change_probability(model.design, posterior, days=14) == [1.0]

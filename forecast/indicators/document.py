@@ -50,6 +50,7 @@ from forecast.indicators.rates import (
     lull_candidates,
     p_two_or_more_above,
     recent_changepoint_probability,
+    recent_level_change_probability,
 )
 from forecast.indicators.schema import SCHEMA_VERSION, validate_indicators
 from forecast.indicators.steps import DATE_DIM, forecast_steps, step_days
@@ -212,7 +213,12 @@ def compute_indicators(
     current_rate = np.exp(components["baseline"] + components["log_ratio"])
     if changepoint_probabilities is None and design.options.changepoints:
         changepoint_probabilities = changepoint_dates_posterior(model, posterior)
-    recent = recent_changepoint_probability(design, changepoint_probabilities, days=settings.recent_changepoint_days)
+    if design.options.family == "dynamic":
+        recent = recent_level_change_probability(design, posterior, days=settings.recent_changepoint_days)
+    else:
+        recent = recent_changepoint_probability(
+            design, changepoint_probabilities, days=settings.recent_changepoint_days
+        )
 
     if settings.thresholds is None:
         thresholds, threshold_notes = thresholds_with_notes(

@@ -118,6 +118,8 @@ def log_rate_components(design: Design, posterior: xr.Dataset) -> dict[str, np.n
 
     Returns ``(sample, front)`` arrays; ``baseline + log_ratio`` is the current log daily rate.
     """
+    if design.options.family == "dynamic":
+        return _dynamic_log_rate_components(design, posterior)
     baseline = draws_of(posterior, "baseline", n.FRONT)
     log_ratio = np.zeros_like(baseline)
     if design.options.changepoints:
@@ -135,6 +137,57 @@ def log_rate_components(design: Design, posterior: xr.Dataset) -> dict[str, np.n
         last_day = trend_time(np.array([len(design.days) - 1]), len(design.days))[0]
         log_ratio += draws_of(posterior, "trend", n.FRONT) * last_day
     return {"baseline": baseline, "log_ratio": log_ratio}
+
+
+#: The dynamic model compares the rate at ``as_of`` with the rate this many days earlier on a
+#: daily grid, and this many periods earlier on coarser grids.
+COMPARE_DAYS = 28
+COMPARE_PERIODS = 4
+
+
+def comparison_lag(design: Design) -> int:
+    """Periods between ``as_of`` and the rate it is compared with (at most the data's length)."""
+    daily = len(design.periods) == len(design.days)
+    return max(1, min(COMPARE_DAYS if daily else COMPARE_PERIODS, len(design.periods) - 1))
+
+
+def _dynamic_log_rate_components(design: Design, posterior: xr.Dataset) -> dict[str, np.ndarray]:
+    """The dynamic model's rate at ``as_of`` against its rate :func:`comparison_lag` periods earlier.
+
+    Both are ``level + burst + interventions`` of their period (the season averages out); a
+    front that started quiet is compared with its recent past, never with its start.
+    """
+    lag = comparison_lag(design)
+    path = draws_of(posterior, "level", n.FRONT, n.TIME) + draws_of(posterior, "burst", n.FRONT, n.TIME)
+    baseline = path[..., -1 - lag]
+    log_ratio = path[..., -1] - baseline
+    if len(design.interventions):
+        effect = draws_of(posterior, "effect", n.FRONT, n.INTERVENTION)
+        earlier_day = day_of(design, max(design.periods[-1 - lag], design.days[0]))
+        now = intervention_shapes(design, posterior, day_of(design, design.days[-1]))
+        before = intervention_shapes(design, posterior, earlier_day)
+        baseline = baseline + np.einsum("sfj,sj->sf", effect, before)
+        log_ratio = log_ratio + np.einsum("sfj,sj->sf", effect, now - before)
+    if design.season_index is not None:
+        baseline = baseline + draws_of(posterior, "seasonality", SEASON_DIM).mean(axis=-1)[:, None]
+    return {"baseline": baseline, "log_ratio": log_ratio}
+
+
+#: "Recent change" in the dynamic model: the level moved by more than this log ratio (1.5x) ...
+RECENT_CHANGE_LOG_RATIO = float(np.log(1.5))
+
+
+def recent_level_change_probability(design: Design, posterior: xr.Dataset, *, days: int) -> list[float]:
+    """Per front, P(|level(as_of) - level(as_of - days)| > log 1.5), over at least one period.
+
+    On a monthly grid "the last 14 days" is the last period's step; at the very end of the data
+    it is the last steps themselves, so a change in the final period counts.
+    """
+    level = draws_of(posterior, "level", n.FRONT, n.TIME)
+    daily = len(design.periods) == len(design.days)
+    lag = max(1, min(days if daily else 1, len(design.periods) - 1))
+    change = level[..., -1] - level[..., -1 - lag]
+    return [float(p) for p in np.mean(np.abs(change) > RECENT_CHANGE_LOG_RATIO, axis=0)]
 
 
 def p_two_or_more_above(ratio: np.ndarray, threshold: float) -> float | None:

@@ -441,7 +441,7 @@ def _model_predictive(
     model = EscalationModel(
         panel,
         interventions_known_at(table, until, fronts),
-        priors=load_priors(request.priors),
+        priors=load_priors(request.priors, model=options.family),
         options=options,
         shared_data=request.inference == "nuts" and request.settings.sampler == "nutpie",
         compiled_models=COMPILED_MODELS,

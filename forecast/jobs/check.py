@@ -59,7 +59,7 @@ def check_saved_fit(fit_dir: Path, *, compare_variants: bool = False) -> dict[st
     idata, provenance = load_fit(path)
     request = request_from_provenance(provenance)
     loaded = load_data(request.data)
-    priors = priors_from_dict(provenance.priors, source=f"{path} (recorded priors)")
+    priors = priors_from_dict(provenance.priors, source=f"{path} (recorded priors)", model=request.options.family)
     check_provenance(
         provenance, {"data_hash": loaded.panel.data_hash(), "priors_hash": priors.hash()}, source=str(path)
     )

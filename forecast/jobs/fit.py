@@ -102,7 +102,7 @@ def data_provenance(request: DataRequest, loaded: LoadedData) -> dict[str, objec
 def run_fit(request: FitRequest) -> FitOutcome:
     """Load the data, sample the model, check it and summarise it (nothing is written)."""
     loaded = load_data(request.data)
-    priors = load_priors(request.priors)
+    priors = load_priors(request.priors, model=request.options.family)
     model = EscalationModel(loaded.panel, loaded.interventions, priors=priors, options=request.options)
     result = model.fit(request.settings)
     return complete_fit(request, loaded, model, result)

@@ -237,7 +237,10 @@ def run_report(request: ReportRequest, *, sample: Sampler | None = None) -> Repo
         as_of = loaded.panel.end
         fit_request = replace(request.fit, data=replace(request.fit.data, as_of=as_of))
         model = EscalationModel(
-            loaded.panel, loaded.interventions, priors=load_priors(fit_request.priors), options=fit_request.options
+            loaded.panel,
+            loaded.interventions,
+            priors=load_priors(fit_request.priors, model=fit_request.options.family),
+            options=fit_request.options,
         )
         days = horizon_days(loaded.panel.freq, request.horizon)
         check_scenario(model, request.scenarios, days)

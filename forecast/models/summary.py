@@ -158,6 +158,67 @@ def _separable(correlation: float, first: np.ndarray, second: np.ndarray) -> boo
     return bool(abs(correlation) < 0.3 and decisive(first) and decisive(second))
 
 
+#: A level shift is a change of the log level larger than this (a rate ratio of 1.5 either way).
+SHIFT_LOG_RATIO = float(np.log(1.5))
+#: Steps with at least this probability of such a change are grouped into one candidate shift ...
+SHIFT_STEP_PROBABILITY = 0.05
+#: ... which is reported when the level changes by more than 1.5x across it with this probability.
+SHIFT_REPORT_PROBABILITY = 0.5
+
+
+def dynamic_front_summary(model: EscalationModel, posterior: xr.Dataset, prob: float) -> list[dict]:
+    """Per front of the dynamic model: the rate and level at ``as_of``, hyperparameters and dated shifts.
+
+    A *dated shift* is a run of consecutive periods whose level steps each have probability at
+    least :data:`SHIFT_STEP_PROBABILITY` of exceeding a rate ratio of 1.5 either way, reported
+    when the level changes across the whole run by more than 1.5x with probability at least
+    :data:`SHIFT_REPORT_PROBABILITY` (computed draw by draw).  It gives the run's first and last
+    dates as its interval, the most probable single step as its mode, and the rate ratio across it.
+    """
+    design = model.design
+    level = posterior["level"].stack(sample=("chain", "draw")).transpose(n.FRONT, n.TIME, "sample").to_numpy()
+    burst = posterior["burst"].stack(sample=("chain", "draw")).transpose(n.FRONT, n.TIME, "sample").to_numpy()
+    out = []
+    for f, front in enumerate(design.fronts):
+        item: dict[str, object] = {
+            "front": front,
+            "current_daily_rate": interval(np.exp(level[f, -1] + burst[f, -1]), prob),
+            "level_daily_rate": interval(np.exp(level[f, -1]), prob),
+            "level_shifts": _level_shifts(design.periods, level[f], prob),
+        }
+        for name in ("sigma_level", "tail_df", "burst_sd", "burst_persistence", "dispersion"):
+            if name not in posterior:  # no burst on weekly and coarser grids
+                continue
+            item[name] = interval(_draws(posterior, name).sel({n.FRONT: front}).to_numpy(), prob)
+        out.append(item)
+    return out
+
+
+def _level_shifts(periods: pd.DatetimeIndex, level: np.ndarray, prob: float) -> list[dict]:
+    """Dated shifts of one front's level ``(time, sample)``; see :func:`dynamic_front_summary`."""
+    steps = np.diff(level, axis=0)
+    p_step = np.mean(np.abs(steps) > SHIFT_LOG_RATIO, axis=1)
+    candidate = np.concatenate([[False], p_step >= SHIFT_STEP_PROBABILITY, [False]])
+    edges = np.flatnonzero(np.diff(candidate.astype(int)))
+    shifts = []
+    for first, stop in zip(edges[::2], edges[1::2], strict=True):  # steps first .. stop - 1
+        change = level[stop] - level[first]  # level after the run minus level before it
+        p_shift = float(np.mean(np.abs(change) > SHIFT_LOG_RATIO))
+        if p_shift < SHIFT_REPORT_PROBABILITY:
+            continue
+        mode = first + int(np.argmax(p_step[first:stop]))
+        shifts.append(
+            {
+                "mode_date": _date(periods[mode + 1]),
+                "interval_dates": [_date(periods[first + 1]), _date(periods[stop])],
+                "probability": p_shift,
+                "rate_ratio": interval(np.exp(change), prob),
+                "p_increase": float(np.mean(change > 0)),
+            }
+        )
+    return shifts
+
+
 def summarise(
     model: EscalationModel,
     posterior: xr.Dataset,
@@ -168,6 +229,15 @@ def summarise(
     """Per-front changepoints, intervention effects and baseline rates, plus close pairs."""
     changepoints = changepoint_summary(model, posterior, prob, probabilities=changepoint_probabilities)
     interventions = intervention_summary(model, posterior, prob)
+    if model.design.options.family == "dynamic":
+        return {
+            "interval_probability": prob,
+            "fronts": [
+                {**item, "changepoints": changepoints[item["front"]], "interventions": interventions[item["front"]]}
+                for item in dynamic_front_summary(model, posterior, prob)
+            ],
+            "close_interventions": close_intervention_pairs(model, posterior, prob),
+        }
     baseline = _draws(posterior, "baseline")
     trend = _draws(posterior, "trend") if model.design.options.trend else None
     fronts = []
