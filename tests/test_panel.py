@@ -65,12 +65,34 @@ def test_row_order_is_irrelevant(rows, freq, seed):
 @settings(max_examples=40, deadline=None)
 @given(rows=event_rows, freq=st.sampled_from(n.FREQS))
 def test_every_period_of_every_front_is_present_and_exposures_cover_the_span(rows, freq):
-    panel = build_panel(table_from(rows), freq=freq)
+    panel = build_panel(table_from(rows), freq=freq, period_tables="no")
     counts, exposure = panel.counts_matrix()
     assert not np.isnan(counts).any(), "missing periods must be explicit zeros"
     span_days = (panel.end - panel.start).days + 1
     assert (exposure.sum(axis=1) == span_days).all()
     assert (exposure == panel.period_days()).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=event_rows, freq=st.sampled_from(n.FREQS))
+def test_only_a_period_tables_cut_edge_periods_are_unknown(rows, freq):
+    """Read as period tables where they look like them, fronts lose only the edge periods the span cuts.
+
+    A period table's row is the total of its whole period: a period cut by the span's end (the
+    other fronts' data end mid-period) has no known total, so it is unknown, never a zero.
+    """
+    panel = build_panel(table_from(rows), freq=freq)
+    counts, _ = panel.counts_matrix()
+    days = panel.period_days()
+    full = (panel.period_ends() - panel.periods).days.to_numpy() + 1
+    for f, front in enumerate(panel.fronts):
+        missing = np.isnan(counts[f])
+        if front in panel.period_table_fronts:
+            edge = np.zeros(len(days), dtype=bool)
+            edge[[0, -1]] = True
+            assert not (missing & ~(edge & (days < full))).any()
+        else:
+            assert not missing.any(), "missing periods must be explicit zeros"
 
 
 def test_days_without_events_are_zeros():
