@@ -18,6 +18,12 @@ interventions whose effects are drawn per draw from the posterior population of 
 :math:`e \sim N(m_{\mathrm{kind}}, \sigma_e)`, with half-lives from
 :math:`\log h \sim N(\mu_h, \sigma_h)`.  With self-excitation the forecast is simulated day by
 day, feeding each draw's own simulated counts back into :math:`x`.
+
+The dynamic model (:mod:`forecast.models.dynamic`) replaces :math:`\beta + \sum_k \delta` by
+its level plus burst, continued past the data per draw with fresh innovations
+(:func:`dynamic_log_rate`); interventions, scenarios and the season are added as above.  Daily
+counts are NB(:math:`\lambda`, :math:`\alpha`) for both families, so a total over :math:`D` days
+has the likelihood's distribution NB(:math:`\sum\lambda`, :math:`D\alpha`) when the rate is constant.
 """
 
 from __future__ import annotations

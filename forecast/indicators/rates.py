@@ -69,6 +69,15 @@ would have without it (its pre-intervention rate, all else equal) is
 with :math:`\ell^*` = ``lull_ratio`` (0.8): a lull *holds* in a draw while the intervention
 still keeps the rate at least 20 % below what it would be without it.  The expected half-life
 is the posterior of :math:`h_j` (pulses only; windows and steps have none).
+
+The dynamic model
+-----------------
+:mod:`forecast.models.dynamic` has no regimes.  Its rate ratio compares the rate at
+:math:`t_0` (level + burst + interventions) with the rate :data:`COMPARE_DAYS` days earlier
+(:data:`COMPARE_PERIODS` periods on coarser grids), so a front that started quiet is not
+"rising" for ever; its recent change is
+:math:`\Pr(|\ell(t_0) - \ell(t_0 - 14\text{ days})| > \log 1.5)` over at least one period
+(:func:`recent_level_change_probability`).
 """
 
 from __future__ import annotations
