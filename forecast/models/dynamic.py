@@ -75,7 +75,6 @@ from forecast.models.escalation import (
 )
 
 MODEL_NAME = "dynamic"
-STEP = "step"
 
 #: Days of data that fix a front's level centre (:func:`level_centre`).
 CENTRE_DAYS = 28
@@ -160,7 +159,6 @@ def centred_fronts(design: Design) -> np.ndarray:
 def dynamic_coords(design: Design) -> dict[str, list]:
     coords = coords_of(design)
     coords[n.TIME] = list(range(len(design.periods)))
-    coords[STEP] = list(range(1, len(design.periods)))
     return coords
 
 
