@@ -71,7 +71,7 @@ def main() -> None:
     layout = layout_of(model.design)
     print(
         f"{args.data}: {len(model.design.fronts)} fronts x {len(model.design.periods)} {loaded.panel.freq}s, "
-        f"{model.design.n_obs} observations, {int(layout.centred.sum())} fronts centred, burst {layout.burst}",
+        f"{model.design.n_obs} observations, {int(layout.centred.sum())} fronts centred, {int(layout.burst.sum())} with a burst",
         flush=True,
     )
     settings = SamplerSettings(

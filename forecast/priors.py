@@ -81,7 +81,7 @@ PRIOR_NAMES: tuple[str, ...] = tuple(EXPECTED_DIMS)
 DYNAMIC_EXPECTED_DIMS: dict[str, tuple[str, ...]] = {
     "initial_level": (FRONT,),
     "log_sigma_level": (FRONT,),
-    "log_tail_df": (FRONT,),
+    "logit_tail_weight": (FRONT,),
     "log_burst_sd": (FRONT,),
     "logit_burst_persistence": (FRONT,),
     "log_dispersion": (FRONT,),
@@ -134,27 +134,37 @@ def _default_priors() -> dict[str, Prior]:
 DEFAULT_PRIORS: dict[str, Prior] = _default_priors()
 
 
-def _pooled(mu: float, mu_sigma: float, sigma: float) -> Prior:
-    """A per-front parameter partially pooled across fronts, non-centred."""
+def _pooled(mu: float, mu_sigma: float, sigma: float, *, fixed_spread: bool = False) -> Prior:
+    """A per-front parameter partially pooled across fronts, non-centred.
+
+    With ``fixed_spread`` the between-front sd is ``sigma`` itself rather than a HalfNormal of
+    scale ``sigma``: a fixed degree of pooling (see ``_default_dynamic_priors``).
+    """
     return Prior(
         "Normal",
         mu=Prior("Normal", mu=mu, sigma=mu_sigma),
-        sigma=Prior("HalfNormal", sigma=sigma),
+        sigma=sigma if fixed_spread else Prior("HalfNormal", sigma=sigma),
         dims=(FRONT,),
         centered=False,
     )
 
 
 def _default_dynamic_priors() -> dict[str, Prior]:
-    """The dynamic model's code defaults (log daily rate scale; see priors/dynamic.yaml)."""
+    """The dynamic model's code defaults (log daily rate scale; see priors/dynamic.yaml).
+
+    The between-front spread of each hyperparameter is fixed, not estimated: with a handful of
+    fronts, most of them barely informative about a tail weight or a burst, an estimated spread
+    is identified by its prior alone and forms a funnel with the fronts' offsets (measured on the
+    shipped data: bulk ESS 8 and R-hat 1.18 on the tail weight's spread).
+    """
     shared = _default_priors()
     return {
         "initial_level": Prior("Normal", mu=0.0, sigma=1.0, dims=(FRONT,)),
-        "log_sigma_level": _pooled(math.log(0.05), 0.5, 0.3),
-        "log_tail_df": _pooled(math.log(3.0), 0.5, 0.3),
-        "log_burst_sd": _pooled(math.log(0.3), 0.7, 0.5),
-        "logit_burst_persistence": _pooled(1.0, 1.0, 0.5),
-        "log_dispersion": _pooled(math.log(5.0), 1.0, 0.5),
+        "log_sigma_level": _pooled(math.log(0.05), 0.5, 0.5, fixed_spread=True),
+        "logit_tail_weight": _pooled(0.0, 1.0, 0.5, fixed_spread=True),
+        "log_burst_sd": _pooled(math.log(0.3), 0.7, 0.5, fixed_spread=True),
+        "logit_burst_persistence": _pooled(1.0, 1.0, 0.5, fixed_spread=True),
+        "log_dispersion": _pooled(math.log(5.0), 1.0, 1.0, fixed_spread=True),
         **{name: shared[name] for name in ("effect_mean", "effect_sd", "half_life_log_mean", "half_life_log_sd")},
         "seasonality": shared["seasonality"],
     }

@@ -72,7 +72,7 @@ def test_graph_names_and_dims(panel):
     fronts, periods = len(panel.fronts), panel.n_periods
     assert graph.named_vars_to_dims["level"] == (n.FRONT, n.TIME)
     assert graph.named_vars_to_dims["burst"] == (n.FRONT, n.TIME)
-    hyperparameters = ["sigma_level", "tail_df", "dispersion"]
+    hyperparameters = ["sigma_level", "tail_weight", "dispersion"]
     if panel.freq == n.FREQ_DAY:
         hyperparameters += ["burst_sd", "burst_persistence"]
     else:  # no burst on coarser grids: it could not be told from the dispersion
@@ -101,17 +101,18 @@ def test_numpy_twin_equals_the_graph_draw_by_draw(which):
     graph = model.model
     layout = dynamic.layout_of(model.design)
     if which == "monthly":  # both parameterisations of the level, no burst
-        assert layout.centred.any() and not layout.centred.all() and not layout.burst
+        assert layout.centred.any() and not layout.centred.all() and not layout.any_burst
     else:  # the burst, on a daily grid
-        assert layout.burst
-    names = [v.name for v in graph.free_RVs] + ["level", "burst", "sigma_level"]
-    names += ["burst_sd", "burst_persistence"] if layout.burst else []
+        assert layout.burst.all()
+    names = [v.name for v in graph.free_RVs] + ["level", "burst", "sigma_level", "tail_weight"]
+    names += ["burst_sd", "burst_persistence"] if layout.any_burst else []
     drawn = pm.draw([graph[name] for name in names], draws=7, random_seed=3)  # joint forward draws
     values = dict(zip(names, drawn, strict=True))
     level, burst = dynamic.latent_paths(
         model.design,
         initial_level=values["initial_level"],
         sigma_level=values["sigma_level"],
+        tail_weight=values["tail_weight"],
         burst_sd=values.get("burst_sd"),
         burst_persistence=values.get("burst_persistence"),
         burst_innovation=values.get("burst_innovation"),
@@ -156,7 +157,7 @@ def _dynamic_posterior(model, *, draws=400, sigma=0.1, level=LEVEL):
             "level": (("chain", "draw", n.FRONT, n.TIME), np.full(shape + (periods,), level)),
             "burst": (("chain", "draw", n.FRONT, n.TIME), np.zeros(shape + (periods,))),
             "sigma_level": per_front(sigma),
-            "tail_df": per_front(30.0),
+            "tail_weight": per_front(1e-9),
             "burst_sd": per_front(1e-9),
             "burst_persistence": per_front(0.5),
             "dispersion": per_front(1e6),
@@ -232,3 +233,106 @@ def test_a_monthly_panel_can_have_a_recent_change_in_its_last_period():
     last = len(model.design.periods) - 1
     posterior = _stepped_posterior(model, step_period=last, ratio=2.0)
     assert recent_level_change_probability(model.design, posterior, days=14) == [1.0]
+
+
+# --------------------------------------------------------------------------------------------
+# Tukey's h: the heavy tails of the innovations
+# --------------------------------------------------------------------------------------------
+
+
+def test_lambert_w_matches_scipy_from_zero_to_huge_arguments():
+    from scipy.special import lambertw
+
+    x = np.concatenate([[0.0, 1e-300, 1e-12, 1e-6], np.logspace(-3, 12, 61)])
+    got = dynamic._lambert_w(pm.math.constant(x)).eval()
+    np.testing.assert_allclose(got, lambertw(x).real, rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("h", [1e-8, 0.05, 0.25, 0.45])
+def test_tukey_h_logp_is_the_density_of_the_transformed_normal(h):
+    """``tukey_h_logp`` against the change of variables done with a numerical inverse of ``g_h``."""
+    from scipy import optimize, stats
+
+    values = np.array([-400.0, -30.0, -3.0, -0.5, 0.0, 1e-4, 0.7, 2.5, 12.0, 1e3])
+    expected = []
+    for value in values:
+        bound = min(abs(value), np.sqrt(2.0 * np.log(abs(value) + 2.0) / h)) + 1.0  # |g_h(z)| >= |z|, e^(h z^2 / 2)
+        z = optimize.brentq(lambda z, v=value: dynamic.tukey_h(z, h) - v, -bound, bound, xtol=1e-14)
+        derivative = np.exp(0.5 * h * z * z) * (1.0 + h * z * z)
+        expected.append(stats.norm.logpdf(z) - np.log(derivative))
+    got = dynamic.tukey_h_logp(pm.math.constant(values), pm.math.constant(h)).eval()
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+    # ... and it is a density: it integrates to one (the tails beyond +-1e4 are negligible at h <= 0.45).
+    grid = np.concatenate([-np.logspace(4, -8, 4000), [0.0], np.logspace(-8, 4, 4000)])
+    density = np.exp(dynamic.tukey_h_logp(pm.math.constant(grid), pm.math.constant(h)).eval())
+    assert abs(np.trapezoid(density, grid) - 1.0) < 2e-3
+
+
+def test_the_centred_steps_draw_from_the_density_they_are_scored_with():
+    """``level_step``'s random draws and its log density describe the same distribution."""
+    from scipy import stats
+
+    rng = np.random.default_rng(4)
+    h, scale = 0.3, 0.2
+    draws = dynamic._scaled_tukey_h_random(h, scale, rng=rng, size=200_000)
+    edges = np.quantile(draws, np.linspace(0.0, 1.0, 21)[1:-1])
+    grid = np.linspace(-60.0, 60.0, 600_001)
+    logp = dynamic._scaled_tukey_h_logp(pm.math.constant(grid), pm.math.constant(h), pm.math.constant(scale)).eval()
+    cdf = np.cumsum(np.exp(logp)) * (grid[1] - grid[0])
+    expected = np.interp(edges, grid, cdf)
+    # The empirical deciles of the draws sit where the density's CDF says (20 bins of 10,000 draws).
+    observed = np.linspace(0.0, 1.0, 21)[1:-1]
+    assert np.max(np.abs(expected - observed)) < 4 * np.sqrt(0.25 / 200_000) + 1e-3
+    assert stats.kurtosis(draws) > 3  # heavier tails than the normal's
+
+
+def _mixed_panel():
+    """One front counted day by day and one reported only as weekly window totals."""
+    days = pd.date_range("2024-01-01", periods=42, freq="D")
+    rng = np.random.default_rng(5)
+    weeks = days[::7]
+    dates = list(days) + list(weeks)
+    end_dates = [pd.NaT] * len(days) + list(weeks + pd.Timedelta(days=6))
+    counts = np.concatenate([rng.poisson(6.0, size=len(days)), rng.poisson(20.0, size=len(weeks))])
+    fronts = ["daily"] * len(days) + ["windows"] * len(weeks)
+    return _panel(dates, fronts, counts, end_dates=end_dates)
+
+
+def test_only_fronts_counted_day_by_day_have_a_burst():
+    model = EscalationModel(_mixed_panel(), options=DYNAMIC)
+    layout = dynamic.layout_of(model.design)
+    assert list(model.design.fronts) == ["daily", "windows"]
+    np.testing.assert_array_equal(layout.burst, [True, False])
+    graph = model.model
+    burst, innovation = pm.draw([graph["burst"], graph["burst_innovation"]], random_seed=2)
+    assert innovation.shape == (1, len(model.design.periods))  # the daily front's only
+    assert np.all(burst[1] == 0.0) and np.any(burst[0] != 0.0)
+    # The numpy twin agrees on this layout too.
+    names = [v.name for v in graph.free_RVs] + ["level", "burst", "sigma_level", "tail_weight"]
+    names += ["burst_sd", "burst_persistence"]
+    values = dict(zip(names, pm.draw([graph[name] for name in names], draws=3, random_seed=6), strict=True))
+    level, twin_burst = dynamic.latent_paths(
+        model.design,
+        **{k: values[k] for k in ("initial_level", "sigma_level", "tail_weight", "burst_sd", "burst_persistence")},
+        burst_innovation=values["burst_innovation"],
+        level_innovation=values.get("level_innovation"),
+        level_step=values.get("level_step"),
+    )
+    np.testing.assert_allclose(level, values["level"], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(twin_burst, values["burst"], rtol=1e-9, atol=1e-9)
+    # Forecasts keep the window front's burst at zero.
+    rng = np.random.default_rng(0)
+    ones = np.ones((5, 2))
+    _, future_burst = dynamic.simulate_future(
+        level=ones,
+        burst=ones,
+        sigma_level=0.1 * ones,
+        tail_weight=0.2 * ones,
+        burst_sd=0.5 * ones,
+        burst_persistence=0.5 * ones,
+        has_burst=layout.burst,
+        step_days=np.ones(4),
+        persistence_days=1.0,
+        rng=rng,
+    )
+    assert np.all(future_burst[:, 1] == 0.0) and np.all(future_burst[:, 0] != 0.0)

@@ -151,7 +151,7 @@ def dynamic_log_rate(
 
     Days in the data's last period share its level and burst; every later period takes one
     step of the model's own recursions (:func:`forecast.models.dynamic.simulate_future`), with
-    fresh Student-t level steps and burst innovations per draw, so a forecast that reaches
+    fresh heavy-tailed level steps and burst innovations per draw, so a forecast that reaches
     further (or starts from a front whose data stopped early) is wider.
     """
     design = model.design
@@ -160,6 +160,7 @@ def dynamic_log_rate(
     def draws(name: str, *dims: str) -> np.ndarray:
         return posterior[name].transpose("chain", "draw", *dims).to_numpy()
 
+    layout = layout_of(design)
     level = draws("level", n.FRONT, n.TIME)[..., -1]
     burst = draws("burst", n.FRONT, n.TIME)[..., -1]
     starts = period_start(days, freq)
@@ -169,11 +170,12 @@ def dynamic_log_rate(
         level=level,
         burst=burst,
         sigma_level=draws("sigma_level", n.FRONT),
-        tail_df=draws("tail_df", n.FRONT),
+        tail_weight=draws("tail_weight", n.FRONT),
         burst_sd=draws("burst_sd", n.FRONT) if "burst_sd" in posterior else None,
         burst_persistence=draws("burst_persistence", n.FRONT) if "burst_persistence" in posterior else None,
+        has_burst=layout.burst,
         step_days=step_days,
-        persistence_days=layout_of(design).persistence_days,
+        persistence_days=layout.persistence_days,
         rng=rng,
     )
     paths = np.concatenate([(level + burst)[..., None], future_level + future_burst], axis=-1)

@@ -8,23 +8,34 @@ grid; weeks, months or years otherwise) with :math:`d_t` observed days in period
     \log\lambda_{f,t} &= \ell_{f,t} + b_{f,t} + \sum_j e_{f,j}\, s_j(t)
                         \ (+ \gamma_{\mathrm{season}(t)}) \\
     \ell_{f,0} &= c_f + \sigma^{0}\,\eta_f, \qquad
-    \ell_{f,t} = \ell_{f,t-1} + \sigma_f \sqrt{d_t}\,\varepsilon_{f,t},
-        \quad \varepsilon_{f,t} \sim t_{\nu_f}(0, 1) \\
-    b_{f,t} &= \rho_f\, b_{f,t-1} + \kappa_f \sqrt{1 - \rho_f^2}\,\omega_{f,t},
-        \quad b_{f,0} = \kappa_f\,\omega_{f,0},\quad \omega \sim N(0, 1),
-        \quad \rho_f = r_f^{\bar d} \\
+    \ell_{f,t} = \ell_{f,t-1} + \sigma_f \sqrt{d_t}\,g_{h_f}(z_{f,t}) \\
+    b_{f,t} &= \rho_f\, b_{f,t-1} + \kappa_f \sqrt{1 - \rho_f^2}\,g_{h_f}(u_{f,t}),
+        \quad b_{f,0} = \kappa_f\,g_{h_f}(u_{f,0}),\quad \rho_f = r_f^{\bar d} \\
+    g_h(z) &= z\,e^{h z^2 / 2}, \qquad z, u \sim N(0, 1) \\
     \mu_i &= \sum_t w_{i,t}\,\lambda_{f_i,t},\qquad
     y_i \sim \operatorname{NegBin}(\mu_i,\ \alpha_{f_i}\, D_i)
 
 * :math:`\lambda` is a daily rate.  :math:`\ell` is the **level**: a random walk whose
-  innovations are Student-t with estimated degrees of freedom :math:`\nu_f > 2` (a finite
-  variance, so that forecasts stay bounded), so that a few
-  large steps play the part of changepoints and many small ones the part of drift.  Its scale
-  :math:`\sigma_f` is per day (a period of :math:`d` days moves :math:`\sqrt d` as far).
-* :math:`b` is the **burst** (daily grids only, see :class:`DynamicLayout`): a stationary AR(1)
-  with standard deviation :math:`\kappa_f` and persistence :math:`r_f` per day (per period
-  :math:`\rho_f = r_f^{\bar d}`, :math:`\bar d` the median period length), so that a spike reverts instead of becoming a
-  new level.
+  innovations are heavy-tailed with an estimated **tail weight** :math:`h_f \in (0, 1/2)`:
+  Tukey's *h* distribution :math:`g_h(z)` of a standard normal :math:`z` (Tukey 1977; Headrick
+  et al. 2008), normal at :math:`h = 0`, with power tails of index :math:`1/h` as
+  :math:`h` grows (variance :math:`(1 - 2h)^{-3/2}`, finite below :math:`h = 1/2`, so that
+  forecasts stay bounded).  A few large steps play the part of changepoints and many small
+  ones the part of drift.  Its scale :math:`\sigma_f` (of the ordinary steps) is per day: a
+  period of :math:`d` days moves :math:`\sqrt d` as far.
+* Why Tukey's *h* and not a Student-t: :math:`g_h` is a fixed transformation of a standard
+  normal, so the innovations can be sampled as :math:`z` whatever the tail weight
+  (non-centred in :math:`h` as well as in :math:`\sigma`).  A Student-t innovation's own
+  density depends on its degrees of freedom, which ties the tail weight to every innovation of
+  a front that the data barely inform (a front reported only in multi-day windows): measured on
+  the shipped data, the Student-t form left the tail weight with bulk ESS 24 and R-hat 1.07.
+* :math:`b` is the **burst** (fronts observed day by day on a daily grid, see
+  :class:`DynamicLayout`): a stationary AR(1) with scale :math:`\kappa_f` and persistence
+  :math:`r_f` per day (per period :math:`\rho_f = r_f^{\bar d}`, :math:`\bar d` the median
+  period length), so that a spike reverts instead of becoming a new level.  Its innovations
+  carry the level's tail weight: with lighter-tailed bursts a one-day spike (7 October 2023 in
+  the Gaza alerts: 1,640 against 115 the next day) is cheaper to explain as two large level
+  steps, up and back down, than as one burst, and the posterior splits between the two.
 * :math:`c_f` is the log of the front's own mean daily rate over its first observed four
   weeks (:func:`level_centre`), so the initial level is **not pooled across unlike fronts**;
   :math:`\eta_f \sim N(0, 1)` and :math:`\sigma^0` is the prior's scale.
@@ -38,12 +49,12 @@ grid; weeks, months or years otherwise) with :math:`d_t` observed days in period
 * Interventions are those of the changepoint model (pulse with pooled half-life, window, step;
   effects pooled per kind, sign free).
 
-Hyperparameters (:math:`\log\sigma_f`, :math:`\log(\nu_f - 2)`, :math:`\log\kappa_f`,
+Hyperparameters (:math:`\log\sigma_f`, :math:`\operatorname{logit}(2 h_f)`, :math:`\log\kappa_f`,
 :math:`\operatorname{logit} r_f`, :math:`\log\alpha_f`) are partially pooled across fronts on
 their unconstrained scale, non-centred.  Each front's latent paths are centred or not by the
-data (:func:`centred_fronts`): the innovations :math:`\varepsilon, \omega` are sampled
-(non-centred) for sparse fronts; for fronts whose counts pin their level down, the level
-:math:`\ell` itself is sampled (centred) and its steps are scored with the Student-t density.
+data (:func:`centred_fronts`): the standard normals :math:`z` are sampled (non-centred) for
+sparse fronts; for fronts whose counts pin their level down, the level's steps are sampled
+themselves (centred) and scored with the *h* distribution's density (:func:`tukey_h_logp`).
 
 One definition of the rate
 --------------------------
@@ -85,34 +96,54 @@ CENTRE_INFORMATION_RATIO = 1.0
 _GUESS_DISPERSION = 3.0
 _GUESS_SIGMA_DAY = 0.08
 
+#: The tail weight ``h`` lies in ``(0, TAIL_WEIGHT_MAX)``: below 1/2 the innovations have a finite variance.
+TAIL_WEIGHT_MAX = 0.5
+#: Halley iterations of the Lambert W function (from an initial guess within 5% for x >= 0).
+_LAMBERT_ITERATIONS = 4
+
 #: Variables recomputed after sampling, not stored draw by draw.
 POST_HOC_VARIABLES = ("obs_log_mean", "obs_loglik")
 
 
 @dataclass(frozen=True)
 class DynamicLayout:
-    """Which fronts are centred, and the per-period step lengths the graph and the twin share."""
+    """Which fronts are centred and have a burst, and the per-period step lengths the graph and the twin share."""
 
     centred: np.ndarray  # (front,) bool
     step_days: np.ndarray  # (period,) observed days of each period (the step into it)
     persistence_days: float  # median period length: rho = r ** persistence_days
-    #: Whether the model has the burst: on daily grids only.  On a weekly or coarser grid a burst
-    #: that reverts within days is averaged into its period: it is then indistinguishable from
-    #: the negative binomial's own overdispersion and its scale cannot be identified (measured: a
-    #: single monthly ACLED front failed its checks on ``log_burst_sd`` with it, R-hat 1.04,
-    #: bulk ESS 81, 6 divergences).
-    burst: bool
+    #: ``(front,)`` whether a front has the burst: on a daily grid, where the front is observed
+    #: day by day (single-day counts for at least half of the days).  A burst that reverts
+    #: within days is averaged into a weekly, monthly or multi-day window total: it is then
+    #: indistinguishable from the negative binomial's own overdispersion and its scale cannot be
+    #: identified (measured: a single monthly ACLED front failed its checks on ``log_burst_sd``
+    #: with it, R-hat 1.04, bulk ESS 81, 6 divergences).
+    burst: np.ndarray
+
+    @property
+    def any_burst(self) -> bool:
+        return bool(self.burst.any())
 
 
 def layout_of(design: Design) -> DynamicLayout:
     step_days = np.asarray(design.period_days, dtype=float)
-    daily = len(design.periods) == len(design.days)
     return DynamicLayout(
         centred=centred_fronts(design),
         step_days=step_days,
         persistence_days=float(np.median(step_days)),
-        burst=daily,
+        burst=burst_fronts(design),
     )
+
+
+def burst_fronts(design: Design) -> np.ndarray:
+    """``(front,)`` True where the front has a burst (see :attr:`DynamicLayout.burst`)."""
+    out = np.zeros(len(design.fronts), dtype=bool)
+    if len(design.periods) != len(design.days) or len(design.periods) < 2:
+        return out
+    for f in range(len(design.fronts)):
+        mine = design.obs_front == f
+        out[f] = np.count_nonzero(mine & (design.obs_days == 1)) >= 0.5 * len(design.periods)
+    return out
 
 
 def level_centre(design: Design) -> np.ndarray:
@@ -176,25 +207,25 @@ def build_dynamic_model(design: Design, priors: Mapping[str, Prior], *, shared_d
     """
     data = DesignData(design, shared=shared_data)
     layout = layout_of(design)
-    n_fronts, n_periods = len(design.fronts), len(design.periods)
+    n_fronts = len(design.fronts)
     with pm.Model(coords=dynamic_coords(design)) as model:
 
         def per_front(name: str, transform, prior_name: str) -> pt.TensorVariable:
             return pm.Deterministic(name, transform(_pooled(priors[prior_name], prior_name, n_fronts)), dims=n.FRONT)
 
         sigma = per_front("sigma_level", pt.exp, "log_sigma_level")
-        tail_df = per_front("tail_df", lambda x: 2.0 + pt.exp(x), "log_tail_df")
-        if layout.burst:
+        tail = per_front("tail_weight", lambda x: TAIL_WEIGHT_MAX * pm.math.sigmoid(x), "logit_tail_weight")
+        if layout.any_burst:
             burst_sd = per_front("burst_sd", pt.exp, "log_burst_sd")
             persistence = per_front("burst_persistence", pm.math.sigmoid, "logit_burst_persistence")
         dispersion = per_front("dispersion", pt.exp, "log_dispersion")
         initial = priors["initial_level"].create_variable("initial_level")  # (front,) standardised
 
-        level = _level(design, layout, sigma, tail_df, initial)
-        if layout.burst:
-            burst = _burst(layout, burst_sd, persistence, n_fronts, n_periods)
+        level = _level(design, layout, sigma, tail, initial)
+        if layout.any_burst:
+            burst = _burst(design, layout, burst_sd, persistence, tail)
         else:
-            burst = pt.zeros((n_fronts, n_periods))
+            burst = pt.zeros((n_fronts, len(design.periods)))
         level = pm.Deterministic("level", level, dims=(n.FRONT, n.TIME))
         burst = pm.Deterministic("burst", burst, dims=(n.FRONT, n.TIME))
         log_rate = level + burst
@@ -228,10 +259,10 @@ def _level(
     design: Design,
     layout: DynamicLayout,
     sigma: pt.TensorVariable,
-    tail_df: pt.TensorVariable,
+    tail: pt.TensorVariable,
     initial: pt.TensorVariable,
 ) -> pt.TensorVariable:
-    """``(front, period)`` level: innovations for non-centred fronts, the path itself for centred ones."""
+    """``(front, period)`` level: standard normals for non-centred fronts, the steps themselves for centred ones."""
     n_fronts, n_periods = len(design.fronts), len(design.periods)
     first = pt.as_tensor(level_centre(design)) + initial  # (front,)
     if n_periods == 1:
@@ -241,24 +272,19 @@ def _level(
     non_centred = np.flatnonzero(~layout.centred)
     centred = np.flatnonzero(layout.centred)
     if len(non_centred):
-        eps = pm.StudentT(
-            "level_innovation",
-            nu=tail_df[non_centred][:, None],
-            mu=0.0,
-            sigma=1.0,
-            shape=(len(non_centred), n_periods - 1),
-        )
-        steps = step_scale[non_centred] * eps
+        z = pm.Normal("level_innovation", 0.0, 1.0, shape=(len(non_centred), n_periods - 1))
+        steps = step_scale[non_centred] * tukey_h(z, tail[non_centred][:, None])
         start = first[non_centred][:, None]
         parts.append(pt.concatenate([start, start + pt.cumsum(steps, axis=1)], axis=1))
     if len(centred):
-        # The centred form samples the path itself: each period's level is tied to its
+        # The centred form samples the steps themselves: each period's level is tied to its
         # neighbours only, which suits fronts whose data pin every period down.
-        steps = pm.StudentT(
+        steps = pm.CustomDist(
             "level_step",
-            nu=tail_df[centred][:, None],
-            mu=0.0,
-            sigma=step_scale[centred],
+            tail[centred][:, None],
+            step_scale[centred],
+            logp=_scaled_tukey_h_logp,
+            random=_scaled_tukey_h_random,
             shape=(len(centred), n_periods - 1),
         )
         start = first[centred][:, None]
@@ -270,18 +296,28 @@ def _level(
 
 
 def _burst(
-    layout: DynamicLayout, burst_sd: pt.TensorVariable, persistence: pt.TensorVariable, n_fronts: int, n_periods: int
+    design: Design,
+    layout: DynamicLayout,
+    burst_sd: pt.TensorVariable,
+    persistence: pt.TensorVariable,
+    tail: pt.TensorVariable,
 ) -> pt.TensorVariable:
-    """``(front, period)`` stationary AR(1) burst from standard normal innovations.
+    """``(front, period)`` stationary AR(1) burst of the fronts that have one (zero elsewhere).
 
-    ``b_t = rho b_{t-1} + u_t`` with ``u_0 = kappa omega_0`` and ``u_t = kappa sqrt(1 - rho^2) omega_t``.
+    ``b_t = rho b_{t-1} + v_t`` with ``v_0 = kappa g_h(u_0)`` and ``v_t = kappa sqrt(1 - rho^2) g_h(u_t)``.
     """
-    omega = pm.Normal("burst_innovation", 0.0, 1.0, shape=(n_fronts, n_periods))
-    rho = persistence**layout.persistence_days  # (front,)
+    n_fronts, n_periods = len(design.fronts), len(design.periods)
+    which = np.flatnonzero(layout.burst)
+    u = pm.Normal("burst_innovation", 0.0, 1.0, shape=(len(which), n_periods))
+    kappa = burst_sd[which]
+    rho = persistence[which] ** layout.persistence_days  # (burst front,)
     scale = pt.concatenate(
-        [burst_sd[:, None], (burst_sd * pt.sqrt(1.0 - rho**2))[:, None] * pt.ones((1, n_periods - 1))], axis=1
+        [kappa[:, None], (kappa * pt.sqrt(1.0 - rho**2))[:, None] * pt.ones((1, n_periods - 1))], axis=1
     )
-    return linear_recurrence(scale * omega, rho)
+    paths = linear_recurrence(scale * tukey_h(u, tail[which][:, None]), rho)
+    if len(which) == n_fronts:
+        return paths
+    return pt.set_subtensor(pt.zeros((n_fronts, n_periods))[which], paths)
 
 
 def linear_recurrence(u: pt.TensorVariable, a: pt.TensorVariable) -> pt.TensorVariable:
@@ -303,6 +339,56 @@ def linear_recurrence(u: pt.TensorVariable, a: pt.TensorVariable) -> pt.TensorVa
 
 
 # --------------------------------------------------------------------------------------------
+# Tukey's h distribution: the heavy tails of the level's and the burst's innovations
+# --------------------------------------------------------------------------------------------
+
+
+def tukey_h(z, h):
+    """``g_h(z) = z exp(h z^2 / 2)``: a standard normal ``z`` made heavy-tailed by the tail weight ``h``.
+
+    Works on PyTensor variables and numpy arrays alike (it only multiplies and exponentiates).
+    """
+    exp = pt.exp if isinstance(z, pt.Variable) or isinstance(h, pt.Variable) else np.exp
+    return z * exp(0.5 * h * z * z)
+
+
+def _lambert_w(x: pt.TensorVariable) -> pt.TensorVariable:
+    """Principal branch of the Lambert W function for ``x >= 0`` (Halley's method).
+
+    Starts from Winitzki's approximation (relative error under 5% on ``x >= 0``) and takes
+    :data:`_LAMBERT_ITERATIONS` Halley steps, each of which at least triples the correct digits;
+    the gradient follows through the iterations.
+    """
+    log1p_x = pt.log1p(x)
+    w = log1p_x * (1.0 - pt.log1p(log1p_x) / (2.0 + log1p_x))
+    for _ in range(_LAMBERT_ITERATIONS):
+        ew = pt.exp(w)
+        f = w * ew - x
+        w = w - f / (ew * (w + 1.0) - (w + 2.0) * f / (2.0 * w + 2.0))
+    return w
+
+
+def tukey_h_logp(value: pt.TensorVariable, h: pt.TensorVariable) -> pt.TensorVariable:
+    """Log density of ``g_h(Z)``, ``Z ~ N(0, 1)``, at ``value``.
+
+    With ``W = W(h value^2)`` (Lambert W), ``h z^2 = W`` at the ``z`` that maps to ``value``, and
+    ``log p = log phi(z) - log g_h'(z) = -(1 + h) W / (2 h) - log(1 + W) - log(2 pi) / 2``.
+    ``W / h`` tends to ``value^2`` as ``h -> 0`` (the normal density).
+    """
+    w = _lambert_w(h * value * value)
+    return -0.5 * (1.0 + h) * w / h - pt.log1p(w) - 0.5 * np.log(2.0 * np.pi)
+
+
+def _scaled_tukey_h_logp(value, h, scale):
+    return tukey_h_logp(value / scale, h) - pt.log(scale)
+
+
+def _scaled_tukey_h_random(h, scale, rng=None, size=None):
+    z = rng.standard_normal(size=size)
+    return scale * tukey_h(z, h)
+
+
+# --------------------------------------------------------------------------------------------
 # The numpy twin: the same recursions, per draw
 # --------------------------------------------------------------------------------------------
 
@@ -312,6 +398,7 @@ def latent_paths(
     *,
     initial_level: np.ndarray,
     sigma_level: np.ndarray,
+    tail_weight: np.ndarray,
     burst_sd: np.ndarray | None = None,
     burst_persistence: np.ndarray | None = None,
     burst_innovation: np.ndarray | None = None,
@@ -321,31 +408,39 @@ def latent_paths(
     """``(level, burst)``, each ``(..., front, period)``, from the model's free variables.
 
     The numpy twin of the graph (:func:`build_dynamic_model`): leading axes are draws.
-    ``level_innovation`` holds the non-centred fronts' standardised innovations and
-    ``level_step`` the centred fronts' steps, as the graph names them.
+    ``level_innovation`` holds the non-centred fronts' standard normals, ``level_step`` the
+    centred fronts' steps and ``burst_innovation`` the burst fronts' standard normals, as the
+    graph names them.
     """
     layout = layout_of(design)
     n_fronts, n_periods = len(design.fronts), len(design.periods)
     lead = np.shape(initial_level)[:-1]
+    tail = np.asarray(tail_weight)
     first = level_centre(design) + np.asarray(initial_level)
     steps = np.zeros(lead + (n_fronts, max(n_periods - 1, 0)))
     scale = np.asarray(sigma_level)[..., None] * np.sqrt(layout.step_days[1:])
     non_centred = np.flatnonzero(~layout.centred)
     centred = np.flatnonzero(layout.centred)
     if len(non_centred) and n_periods > 1:
-        steps[..., non_centred, :] = scale[..., non_centred, :] * level_innovation
+        steps[..., non_centred, :] = scale[..., non_centred, :] * tukey_h(
+            level_innovation, tail[..., non_centred, None]
+        )
     if len(centred) and n_periods > 1:
         steps[..., centred, :] = level_step
     level = np.concatenate([first[..., None], first[..., None] + np.cumsum(steps, axis=-1)], axis=-1)
     burst = np.zeros(lead + (n_fronts, n_periods))
-    if not layout.burst:
+    which = np.flatnonzero(layout.burst)
+    if not len(which):
         return level, burst
-    rho = np.asarray(burst_persistence) ** layout.persistence_days
-    kappa = np.asarray(burst_sd)
-    burst[..., 0] = kappa * burst_innovation[..., 0]
+    rho = np.asarray(burst_persistence)[..., which] ** layout.persistence_days
+    kappa = np.asarray(burst_sd)[..., which]
+    shocks = tukey_h(np.asarray(burst_innovation), tail[..., which, None])
+    paths = np.zeros(lead + (len(which), n_periods))
+    paths[..., 0] = kappa * shocks[..., 0]
     innovation_sd = kappa * np.sqrt(1.0 - rho**2)
     for t in range(1, n_periods):
-        burst[..., t] = rho * burst[..., t - 1] + innovation_sd * burst_innovation[..., t]
+        paths[..., t] = rho * paths[..., t - 1] + innovation_sd * shocks[..., t]
+    burst[..., which, :] = paths
     return level, burst
 
 
@@ -354,9 +449,10 @@ def simulate_future(
     level: np.ndarray,
     burst: np.ndarray,
     sigma_level: np.ndarray,
-    tail_df: np.ndarray,
+    tail_weight: np.ndarray,
     burst_sd: np.ndarray | None,
     burst_persistence: np.ndarray | None,
+    has_burst: np.ndarray,
     step_days: np.ndarray,
     persistence_days: float,
     rng: np.random.Generator,
@@ -367,8 +463,10 @@ def simulate_future(
     ----------
     level, burst : (..., front)
         Each draw's values in the last period of the data.
-    sigma_level, tail_df, burst_sd, burst_persistence : (..., front)
+    sigma_level, tail_weight, burst_sd, burst_persistence : (..., front)
         ``burst_sd`` and ``burst_persistence`` are None for a model without a burst.
+    has_burst : (front,) bool
+        Which fronts have a burst (:attr:`DynamicLayout.burst`); the others' stays zero.
     step_days : (horizon,)
         Days of each future period (the step into it).
     persistence_days : float
@@ -377,21 +475,23 @@ def simulate_future(
     Returns
     -------
     level, burst : (..., front, horizon)
-        The same recursions as the graph: Student-t level steps scaled by ``sqrt(days)``, the
-        AR(1) burst with per-period persistence ``r ** persistence_days``.
+        The same recursions as the graph: level steps ``sigma sqrt(days) g_h(z)``, the AR(1)
+        burst with per-period persistence ``r ** persistence_days`` and shocks ``g_h(u)``.
     """
     shape = np.shape(level) + (len(step_days),)
-    steps = rng.standard_t(np.broadcast_to(np.asarray(tail_df)[..., None], shape)) * (
+    tail = np.asarray(tail_weight)[..., None]
+    steps = tukey_h(rng.standard_normal(shape), tail) * (
         np.asarray(sigma_level)[..., None] * np.sqrt(np.asarray(step_days, dtype=float))
     )
     future_level = np.asarray(level)[..., None] + np.cumsum(steps, axis=-1)
     future_burst = np.zeros(shape)
-    if burst_sd is None:  # a model without a burst (weekly and coarser grids)
+    if burst_sd is None or not np.any(has_burst):  # a model without a burst
         return future_level, future_burst
     rho = np.asarray(burst_persistence) ** persistence_days
-    innovation_sd = np.asarray(burst_sd) * np.sqrt(1.0 - rho**2)
-    previous = np.asarray(burst, dtype=float)
+    innovation_sd = np.where(has_burst, np.asarray(burst_sd) * np.sqrt(1.0 - rho**2), 0.0)
+    previous = np.where(has_burst, np.asarray(burst, dtype=float), 0.0)
+    shocks = tukey_h(rng.standard_normal(shape), tail)
     for h in range(len(step_days)):
-        previous = rho * previous + innovation_sd * rng.standard_normal(np.shape(level))
+        previous = rho * previous + innovation_sd * shocks[..., h]
         future_burst[..., h] = previous
     return future_level, future_burst

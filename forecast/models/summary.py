@@ -11,6 +11,7 @@ import pandas as pd
 import xarray as xr
 
 from forecast import names as n
+from forecast.models.dynamic import layout_of
 from forecast.models.escalation import PULSE
 from forecast.models.model import EscalationModel, changepoint_dates_posterior
 
@@ -178,6 +179,7 @@ def dynamic_front_summary(model: EscalationModel, posterior: xr.Dataset, prob: f
     design = model.design
     level = posterior["level"].stack(sample=("chain", "draw")).transpose(n.FRONT, n.TIME, "sample").to_numpy()
     burst = posterior["burst"].stack(sample=("chain", "draw")).transpose(n.FRONT, n.TIME, "sample").to_numpy()
+    has_burst = layout_of(design).burst
     out = []
     for f, front in enumerate(design.fronts):
         item: dict[str, object] = {
@@ -186,9 +188,9 @@ def dynamic_front_summary(model: EscalationModel, posterior: xr.Dataset, prob: f
             "level_daily_rate": interval(np.exp(level[f, -1]), prob),
             "level_shifts": _level_shifts(design.periods, level[f], prob),
         }
-        for name in ("sigma_level", "tail_df", "burst_sd", "burst_persistence", "dispersion"):
-            if name not in posterior:  # no burst on weekly and coarser grids
-                continue
+        for name in ("sigma_level", "tail_weight", "burst_sd", "burst_persistence", "dispersion"):
+            if name not in posterior or (name.startswith("burst_") and not has_burst[f]):
+                continue  # no burst on this front (see forecast.models.dynamic.DynamicLayout)
             item[name] = interval(_draws(posterior, name).sel({n.FRONT: front}).to_numpy(), prob)
         out.append(item)
     return out
