@@ -539,7 +539,8 @@ def predictive_checks(
         on the panel's grid (e.g. the period index), distinct within a group; a missing step
         is a gap that lag pairs do not straddle.  NaN leaves an observation out of the
         autocorrelations only (e.g. a window total, which has no single step).  By default
-        the array order: consecutive steps within each group, no gaps.
+        the array order: consecutive steps within each group.  An observation left out by
+        ``include`` keeps its step, so it is a gap too.
     include : bool array (obs,), optional
         Observations to check (e.g. False for censored ``at_least`` totals); all by default.
 
