@@ -70,7 +70,10 @@ def test_plot_fronts_has_one_labelled_axes_per_front(shipped):
     figure = plot_fronts(shipped.panel, shipped.interventions)
     axes = figure.axes
     assert [ax.get_title(loc="left") for ax in axes] == list(shipped.panel.fronts)
-    assert all(ax.get_ylabel() == "events per day" for ax in axes)
+    # Gaza's 7 October 2023 (1,640 alerts) dwarfs every other day: only its axis is log(1 + y)
+    labels = dict(zip(shipped.panel.fronts, (ax.get_ylabel() for ax in axes), strict=True))
+    assert labels.pop("gaza") == "events per day (log(1 + value) axis)"
+    assert all(label == "events per day" for label in labels.values()), labels
     assert axes[-1].get_xlabel() == "date"
     # iraq_syria carries the KH suspension (a step) and the strikes (pulses): both are marked.
     legend = [t.get_text() for t in axes[list(shipped.panel.fronts).index("iraq_syria")].get_legend().get_texts()]

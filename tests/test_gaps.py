@@ -130,3 +130,21 @@ def test_the_fan_chart_shades_gaps():
     )
     labels = [text.get_text() for legend in figure.legends for text in legend.get_texts()]
     assert "not observed (declared gap)" in labels
+
+
+def test_predictive_autocorrelations_skip_the_gap(tmp_path):
+    from forecast.jobs.fit import check_predictions
+
+    panel = build_panel(read_events_csv(write_events(tmp_path / "e.csv")))
+    design = build_design(panel, None, ModelOptions(changepoints=0, interventions=False))
+    replicated = np.broadcast_to(design.y, (1, 4, design.n_obs))
+    result = check_predictions(design, replicated)
+    a = design.obs_front == design.fronts.index("a")
+    steps = dict(
+        zip(design.period_index[a[design.period_obs]], design.y[design.period_obs][a[design.period_obs]], strict=True)
+    )
+    mean = np.mean(list(steps.values()))
+    numerator = sum((steps[t] - mean) * (steps[t + 1] - mean) for t in steps if t + 1 in steps)  # not across the gap
+    expected = numerator / sum((v - mean) ** 2 for v in steps.values())
+    assert len(steps) == DAYS - 14 and sum(1 for t in steps if t + 1 in steps) == DAYS - 14 - 2
+    assert result.check("a", "lag1_autocorrelation").observed == pytest.approx(expected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -246,3 +247,146 @@ def test_pit_is_reproducible_with_a_seed():
     observed = np.array([0, 1, 2, 3])
     replicated = np.random.default_rng(0).poisson(1.5, size=(2, 100, 4))
     np.testing.assert_array_equal(randomized_pit(observed, replicated, 1), randomized_pit(observed, replicated, 1))
+
+
+# --------------------------------------------------------------------------------------------
+# Autocorrelation at lags 1..7
+# --------------------------------------------------------------------------------------------
+
+
+def brute_force_autocorrelation(values: dict[int, float], lag: int) -> tuple[float, float]:
+    """Numerator and denominator of r_k by looping over every pair of steps (values: step -> y)."""
+    mean = np.mean(list(values.values()))
+    numerator = sum((values[s] - mean) * (values[t] - mean) for s in values for t in values if t - s == lag)
+    denominator = sum((v - mean) ** 2 for v in values.values())
+    return numerator, denominator
+
+
+def brute_force_mid_p(observed: float, replicated: np.ndarray) -> float:
+    defined = replicated[np.isfinite(replicated)]
+    ties = np.isclose(defined, observed, rtol=0, atol=1e-12 * max(1, abs(observed)))
+    return float(np.mean((defined > observed) & ~ties) + 0.5 * np.mean(ties))
+
+
+def test_autocorrelations_match_a_brute_force_loop_with_groups_gaps_and_exclusions():
+    rng = np.random.default_rng(17)
+    # group "a": steps 0..29 with a gap at 10..13 (no rows); "b": 0..11 with steps 3 and 7 missing;
+    # "c": four consecutive steps (lag 1 has 3 pairs, lags 2..7 too few: not computable).
+    steps = {"a": [s for s in range(30) if not 10 <= s <= 13], "b": [0, 1, 2, 4, 5, 6, 8, 9, 10, 11], "c": [0, 1, 2, 3]}
+    groups = [g for g, ss in steps.items() for _ in ss] + ["a", "b"]  # plus a window total in a and b
+    order = np.array([s for ss in steps.values() for s in ss] + [np.nan, np.nan], dtype=float)
+    include = np.ones(len(groups), dtype=bool)
+    include[5] = False  # a censored total in "a" at step 5: a gap for the lags
+    observed = rng.poisson(6.0, len(groups))
+    replicated = rng.poisson(6.0, (2, 30, len(groups)))
+    shuffle = rng.permutation(len(groups))  # the array order must not matter, only `order`
+    result = predictive_checks(
+        observed[shuffle],
+        replicated[..., shuffle],
+        [groups[i] for i in shuffle],
+        order=order[shuffle],
+        include=include[shuffle],
+    )
+    draws = replicated.reshape(-1, len(groups))
+
+    def series(y: np.ndarray, group: str) -> dict[int, float]:
+        return {
+            int(order[i]): float(y[i])
+            for i in range(len(groups))
+            if groups[i] == group and include[i] and np.isfinite(order[i])
+        }
+
+    for lag in range(1, 8):
+        statistic = f"lag{lag}_autocorrelation"
+        pooled_obs, pooled_rep = [0.0, 0.0], np.zeros((draws.shape[0], 2))
+        for group in steps:
+            values = series(observed, group)
+            pairs = sum(1 for s in values if s + lag in values)
+            check = result.check(group, statistic)
+            if pairs < 3:
+                assert np.isnan(check.observed) and np.isnan(check.p_value) and not check.flagged, check
+                continue
+            num, den = brute_force_autocorrelation(values, lag)
+            rep = np.array([brute_force_autocorrelation(series(draw, group), lag) for draw in draws])
+            expected_rep = np.where(rep[:, 1] > 0, rep[:, 0] / np.where(rep[:, 1] > 0, rep[:, 1], 1), 0.0)
+            assert check.observed == pytest.approx(num / den)
+            assert check.replicated_mean == pytest.approx(expected_rep.mean())
+            assert check.p_value == pytest.approx(brute_force_mid_p(num / den, expected_rep))
+            pooled_obs = [pooled_obs[0] + num, pooled_obs[1] + den]
+            pooled_rep += rep
+        everything = result.check(ALL_GROUPS, statistic)
+        assert everything.observed == pytest.approx(pooled_obs[0] / pooled_obs[1])
+        assert everything.replicated_mean == pytest.approx(np.mean(pooled_rep[:, 0] / pooled_rep[:, 1]))
+    # group "c" (4 steps) has lag 1 only; "b" loses lag 3 pairs to its two gaps but keeps enough
+    assert np.isfinite(result.check("c", "lag1_autocorrelation").p_value)
+    assert np.isnan(result.check("c", "lag2_autocorrelation").p_value)
+    values = result.to_dict()
+    assert json.loads(json.dumps(values, allow_nan=False)) == values
+    row = next(r for r in values["statistics"] if r["group"] == "c" and r["statistic"] == "lag7_autocorrelation")
+    assert row["observed"] is None and row["p_value"] is None and row["flagged"] is False
+    assert "lag-7 autocorrelation" in result.format() and "n/a" in result.format()
+
+
+def test_a_gap_is_skipped_not_joined():
+    # 0, 0, 0, 0, 0 | gap | 9, 9, 9, 9, 9: joined across the gap the series looks like one
+    # long positive run; with the gap skipped the pairs are the same as without it.
+    observed = np.array([0, 9, 0, 9, 0, 9, 0, 9, 0, 9, 0, 9])
+    steps = np.arange(observed.size)
+    with_gap = np.where(steps >= 6, steps + 5, steps)  # five unobserved steps after the sixth
+    replicated = np.zeros((1, 2, observed.size))
+    for lag in (1, 2, 3):
+        contiguous = predictive_checks(observed, replicated, ["a"] * observed.size).check(
+            "a", f"lag{lag}_autocorrelation"
+        )
+        gapped = predictive_checks(observed, replicated, ["a"] * observed.size, order=with_gap).check(
+            "a", f"lag{lag}_autocorrelation"
+        )
+        lost = lag  # pairs across the gap that are skipped
+        centred = observed - observed.mean()
+        expected = sum(
+            centred[i] * centred[i + lag] for i in range(observed.size - lag) if not (i < 6 <= i + lag)
+        ) / np.sum(centred**2)
+        assert gapped.observed == pytest.approx(expected), lag
+        assert lost and gapped.observed != pytest.approx(contiguous.observed)
+
+
+def ar1_log_rate(rng: np.random.Generator, n: int, phi: float = 0.8, sigma: float = 0.6) -> np.ndarray:
+    """A stationary AR(1) log rate around log 10: counts from it are strongly autocorrelated."""
+    log_rate = np.empty(n)
+    log_rate[0] = np.log(10.0) + rng.normal(0.0, sigma / np.sqrt(1 - phi**2))
+    for t in range(1, n):
+        log_rate[t] = np.log(10.0) + phi * (log_rate[t - 1] - np.log(10.0)) + rng.normal(0.0, sigma)
+    return log_rate
+
+
+@pytest.mark.parametrize("seed", [2024, 7, 99])
+def test_autocorrelated_data_pass_against_their_own_process_and_fail_against_iid_replicates(seed):
+    rng = np.random.default_rng(seed)
+    n = 200
+    log_rate = ar1_log_rate(rng, n)
+    observed = rng.poisson(np.exp(log_rate))
+    groups = ["gaza"] * n
+    # The posterior predictive of a model that tracks the AR(1) level: the latent path, known up
+    # to a little posterior noise per draw, then Poisson counts.
+    same_process = rng.poisson(np.exp(log_rate + rng.normal(0.0, 0.1, (2, 200, n))))
+    result = predictive_checks(observed, same_process, groups)
+    lags = [f"lag{lag}_autocorrelation" for lag in range(1, 8)]
+    assert not any(result.check("gaza", statistic).flagged for statistic in lags), result.format()
+    assert result.check("gaza", "lag1_autocorrelation").observed > 0.4
+
+    # i.i.d. replicates with the same marginal distribution (the observed counts shuffled per draw)
+    iid = rng.permuted(np.broadcast_to(observed, (2, 200, n)), axis=-1)
+    result = predictive_checks(observed, iid, groups)
+    check = result.check("gaza", "lag1_autocorrelation")
+    assert check.flagged and check.p_value < 0.025, check
+    assert abs(check.replicated_mean) < 0.05
+    assert not result.check("gaza", "mean").flagged  # the marginal is right: only the dependence is wrong
+    assert any("lag-1 autocorrelation" in line for line in result.flagged())
+
+
+def test_order_must_be_whole_time_steps():
+    arguments = (np.arange(5), np.zeros((2, 10, 5)), ["a"] * 5)
+    with pytest.raises(ValueError, match="whole numbers"):
+        predictive_checks(*arguments, order=np.array([0.0, 1.5, 2.0, 3.0, 4.0]))
+    with pytest.raises(ValueError, match="integer time steps"):
+        predictive_checks(*arguments, order=pd.date_range("2024-01-01", periods=5).to_numpy())

@@ -32,13 +32,26 @@ Statistics
       of 1 among zeros gets, so the statistic is continuous there; NaN with fewer than 2
       observations.
     * ``max``: :math:`\\max_i y_i`.
-    * ``lag1_autocorrelation``: within one group, in time order (``order``),
-      :math:`r_1 = \\sum_t (y_t-\\bar y)(y_{t+1}-\\bar y) / \\sum_t (y_t-\\bar y)^2`;
-      defined as 0 for a constant series (no variation, no measurable dependence); NaN with
-      fewer than 3 observations.  For ``"all"`` the sums run within each group (each about
-      its own mean, never across groups) and are pooled:
-      :math:`r_1 = \\sum_g N_g / \\sum_g D_g` over groups with at least 3 observations.
-      Lags link consecutive *included* observations.
+    * ``lag1_autocorrelation`` .. ``lag7_autocorrelation``: the autocorrelation at lag
+      :math:`k = 1..7` time steps within one group.  ``order`` gives each observation's time
+      step (an integer on the panel's grid); a lag-:math:`k` pair is two included
+      observations of the group exactly :math:`k` steps apart, so pairs that straddle a gap
+      (a step with no observation: a declared gap, an excluded or a window observation) are
+      skipped, never joined.  With :math:`\\bar y` the mean and the sum in the denominator
+      over the group's observations that have a step,
+
+      .. math:: r_k = \\sum_{(s, t):\\, t - s = k} (y_s-\\bar y)(y_t-\\bar y)
+                      \\Big/ \\sum_t (y_t-\\bar y)^2
+
+      (the usual sample autocorrelation; with no gaps it has :math:`n - k` pairs).  Defined
+      as 0 for a constant series (no variation, no measurable dependence); *not computable*
+      (NaN: no p-value, never flagged, ``None`` in JSON, ``n/a`` in text) with fewer than
+      :data:`MIN_LAG_PAIRS` pairs at that lag.  For ``"all"`` the sums run within each group
+      (each about its own mean, never across groups) and are pooled:
+      :math:`r_k = \\sum_g N_g / \\sum_g D_g` over the groups where :math:`r_k` is computable.
+      Seven lags are seven more chances of a flag: under a correct model some lag of some
+      group is flagged more often than one statistic alone would be (the lags are
+      correlated, so much less often than seven times).
 
 Also here: :func:`randomized_pit`, randomised probability integral transform values of
 counts, uniform on (0, 1) when the predictive distribution is right.
@@ -55,6 +68,9 @@ import pandas as pd
 
 __all__ = [
     "ALL_GROUPS",
+    "AUTOCORRELATION_STATISTICS",
+    "MAX_LAG",
+    "MIN_LAG_PAIRS",
     "P_VALUE_HIGH",
     "P_VALUE_LOW",
     "STATISTICS",
@@ -72,13 +88,19 @@ ALL_GROUPS = "all"
 P_VALUE_LOW = 0.025
 P_VALUE_HIGH = 0.975
 INTERVAL_PROBS = (0.5, 0.9)
-STATISTICS = ("mean", "share_zeros", "dispersion", "max", "lag1_autocorrelation")
+#: Autocorrelation is checked at lags 1..MAX_LAG time steps (a week of days).
+MAX_LAG = 7
+#: A lag with fewer pairs of observations than this in a group is not computable there.
+MIN_LAG_PAIRS = 3
+#: ``lag1_autocorrelation`` .. ``lag7_autocorrelation`` (lag 1 keeps its original name).
+AUTOCORRELATION_STATISTICS = tuple(f"lag{lag}_autocorrelation" for lag in range(1, MAX_LAG + 1))
+STATISTICS = ("mean", "share_zeros", "dispersion", "max", *AUTOCORRELATION_STATISTICS)
 STATISTIC_LABELS = {
     "mean": "mean",
     "share_zeros": "share of zeros",
     "dispersion": "dispersion (var/mean)",
     "max": "maximum",
-    "lag1_autocorrelation": "lag-1 autocorrelation",
+    **{f"lag{lag}_autocorrelation": f"lag-{lag} autocorrelation" for lag in range(1, MAX_LAG + 1)},
 }
 _TIE_TOLERANCE = 1e-12
 
@@ -323,17 +345,34 @@ def _maximum(y: np.ndarray) -> np.ndarray:
     return y.max(axis=-1).astype(float)
 
 
-def _lag1_sums(y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Numerator and denominator of :math:`r_1` for one time-ordered group (None if < 3 obs)."""
-    if y.shape[-1] < 3:
-        return None
+def _lag_pairs(steps: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(first, second)`` into sorted, distinct ``steps`` of the pairs exactly ``lag`` apart."""
+    second = np.searchsorted(steps, steps + lag)
+    found = second < steps.size
+    found[found] = steps[second[found]] == steps[found] + lag
+    return np.flatnonzero(found), second[found]
+
+
+def _lag_sums(y: np.ndarray, steps: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Numerator and denominator of :math:`r_k` of one group, per computable lag ``k``.
+
+    ``y`` (rows, n) holds the group's observations that have a time step, sorted by
+    ``steps`` (n,) (distinct integers); lags with fewer than :data:`MIN_LAG_PAIRS` pairs are
+    left out.  Vectorised over rows (replicated data sets).
+    """
+    if y.shape[-1] <= MIN_LAG_PAIRS:  # n observations give at most n - 1 pairs
+        return {}
     centred = y - y.mean(axis=-1, keepdims=True)
-    numerator = (centred[:, :-1] * centred[:, 1:]).sum(axis=-1)
     denominator = (centred**2).sum(axis=-1)
-    return numerator, denominator
+    sums = {}
+    for lag in range(1, MAX_LAG + 1):
+        first, second = _lag_pairs(steps, lag)
+        if first.size >= MIN_LAG_PAIRS:
+            sums[lag] = ((centred[:, first] * centred[:, second]).sum(axis=-1), denominator)
+    return sums
 
 
-def _lag1_from_sums(parts: Sequence[tuple[np.ndarray, np.ndarray]], rows: int) -> np.ndarray:
+def _autocorrelation_from_sums(parts: Sequence[tuple[np.ndarray, np.ndarray]], rows: int) -> np.ndarray:
     if not parts:
         return np.full(rows, np.nan)
     numerator = np.sum([part[0] for part in parts], axis=0)
@@ -452,12 +491,21 @@ def _validate(
         mask = np.asarray(include)
         if mask.shape != (n_obs,) or mask.dtype != bool:
             raise ValueError(f"include must be a boolean array of shape ({n_obs},), got {mask.dtype} {mask.shape}")
-    if order is None:
-        position = np.arange(n_obs)
+    if order is None:  # the array order: consecutive steps within each group
+        position = np.zeros(n_obs)
+        for name in set(group_array.tolist()):
+            members = group_array == name
+            position[members] = np.arange(int(members.sum()))
     else:
-        position = np.asarray(order)
-        if position.shape != (n_obs,):
-            raise ValueError(f"order must have shape ({n_obs},), got {position.shape}")
+        raw = np.asarray(order)
+        if raw.shape != (n_obs,):
+            raise ValueError(f"order must have shape ({n_obs},), got {raw.shape}")
+        if raw.dtype.kind not in "iuf":
+            raise ValueError(f"order must be integer time steps (NaN for none), got dtype {raw.dtype}")
+        position = raw.astype(float)
+        stepped = np.isfinite(position)
+        if np.any(np.isinf(position)) or np.any(position[stepped] != np.round(position[stepped])):
+            raise ValueError("order must be whole numbers (time steps on the grid) or NaN (no step)")
     if not np.all(np.isfinite(y[mask].astype(float))):
         raise ValueError("observed has non-finite values among the included observations")
     if not np.all(np.isfinite(rep[..., mask].astype(float))):
@@ -487,8 +535,12 @@ def predictive_checks(
     groups : sequence of str (obs,)
         Group of each observation (e.g. its front).  ``"all"`` is reserved.
     order : array (obs,), optional
-        Position in time of each observation within its group (any sortable values, no
-        ties within a group), for the lag-1 autocorrelation; the array order by default.
+        Time step of each observation within its group, for the autocorrelations: integers
+        on the panel's grid (e.g. the period index), distinct within a group; a missing step
+        is a gap that lag pairs do not straddle.  NaN leaves an observation out of the
+        autocorrelations only (e.g. a window total, which has no single step).  By default
+        the array order: consecutive steps within each group.  An observation left out by
+        ``include`` keeps its step, so it is a gap too.
     include : bool array (obs,), optional
         Observations to check (e.g. False for censored ``at_least`` totals); all by default.
 
@@ -500,7 +552,7 @@ def predictive_checks(
     ------
     ValueError
         On shapes that do not match, non-finite values, a group named ``"all"``, or ties in
-        ``order`` within a group.
+        ``order`` within a group, or an ``order`` that is not whole numbers or NaN.
     """
     y, draws, group_array, position, mask = _validate(observed, replicated, groups, order, include)
     n_draws = draws.shape[0]
@@ -512,15 +564,15 @@ def predictive_checks(
 
     statistics: list[StatisticCheck] = []
     coverage: list[IntervalCoverage] = []
-    observed_parts: list[tuple[np.ndarray, np.ndarray]] = []
-    replicated_parts: list[tuple[np.ndarray, np.ndarray]] = []
+    observed_parts: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {lag: [] for lag in range(1, MAX_LAG + 1)}
+    replicated_parts: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {lag: [] for lag in range(1, MAX_LAG + 1)}
     for name in names:
         members = np.flatnonzero((group_array == name) & mask)
         times = position[members]
-        sorted_times = np.sort(times)
+        sorted_times = np.sort(times[np.isfinite(times)])
         if sorted_times.size > 1 and np.any(sorted_times[1:] == sorted_times[:-1]):
             raise ValueError(f"order has ties within group {name!r}: positions in time must be distinct")
-        members = members[np.argsort(times, kind="stable")]
+        members = members[np.argsort(times, kind="stable")]  # steps ascending, NaN (no step) last
         y_group = y[members].astype(float)[None, :]
         rep_group = draws[:, members].astype(float)
         coverage.append(
@@ -528,17 +580,17 @@ def predictive_checks(
         )
         for statistic, function in _SIMPLE_STATISTICS.items():
             statistics.append(_make_check(name, statistic, function(y_group)[0], function(rep_group)))
-        observed_sums = _lag1_sums(y_group)
-        replicated_sums = _lag1_sums(rep_group)
-        if observed_sums is not None and replicated_sums is not None:
-            observed_parts.append(observed_sums)
-            replicated_parts.append(replicated_sums)
-            observed_lag1 = _lag1_from_sums([observed_sums], 1)[0]
-            replicated_lag1 = _lag1_from_sums([replicated_sums], n_draws)
-        else:
-            observed_lag1 = float("nan")
-            replicated_lag1 = np.full(n_draws, np.nan)
-        statistics.append(_make_check(name, "lag1_autocorrelation", observed_lag1, replicated_lag1))
+        stepped = np.isfinite(position[members])
+        steps = position[members][stepped]
+        observed_sums = _lag_sums(y_group[:, stepped], steps)
+        replicated_sums = _lag_sums(rep_group[:, stepped], steps)
+        for lag, statistic in enumerate(AUTOCORRELATION_STATISTICS, start=1):
+            if lag in observed_sums:  # the same pairs in observed and replicated data
+                observed_parts[lag].append(observed_sums[lag])
+                replicated_parts[lag].append(replicated_sums[lag])
+            observed_r = _autocorrelation_from_sums([observed_sums[lag]] if lag in observed_sums else [], 1)[0]
+            replicated_r = _autocorrelation_from_sums([replicated_sums[lag]] if lag in replicated_sums else [], n_draws)
+            statistics.append(_make_check(name, statistic, observed_r, replicated_r))
 
     members = np.flatnonzero(mask)
     y_all = y[members].astype(float)[None, :]
@@ -548,14 +600,15 @@ def predictive_checks(
     )
     for statistic, function in _SIMPLE_STATISTICS.items():
         statistics.append(_make_check(ALL_GROUPS, statistic, function(y_all)[0], function(rep_all)))
-    statistics.append(
-        _make_check(
-            ALL_GROUPS,
-            "lag1_autocorrelation",
-            _lag1_from_sums(observed_parts, 1)[0],
-            _lag1_from_sums(replicated_parts, n_draws),
+    for lag, statistic in enumerate(AUTOCORRELATION_STATISTICS, start=1):
+        statistics.append(
+            _make_check(
+                ALL_GROUPS,
+                statistic,
+                _autocorrelation_from_sums(observed_parts[lag], 1)[0],
+                _autocorrelation_from_sums(replicated_parts[lag], n_draws),
+            )
         )
-    )
 
     result = PredictiveCheckResult(statistics=tuple(statistics), coverage=tuple(coverage), n_draws=n_draws)
     for line in result.flagged():

@@ -72,9 +72,14 @@ class FitOutcome:
 
 
 def check_predictions(design: Design, replicated: np.ndarray) -> PredictiveCheckResult:
-    """Posterior predictive checks per front; lower-bound (``at_least``) totals are left out."""
-    order = np.zeros(design.n_obs, dtype=np.int64)
-    order[design.position[design.position_mask]] = np.nonzero(design.position_mask)[1]
+    """Posterior predictive checks per front; lower-bound (``at_least``) totals are left out.
+
+    The autocorrelations pair period observations by their period on the grid, so a pair
+    never straddles a gap (a declared gap, a window, a left-out total); window totals have no
+    single period and are left out of the autocorrelations only.
+    """
+    order = np.full(design.n_obs, np.nan)
+    order[design.period_obs] = design.period_index
     return predictive_checks(
         design.y,
         replicated,

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from forecast.checks.predictive import central_intervals
+from forecast.plots.scales import set_count_axis
 
 __all__ = ["COUNT_LABEL", "plot_pit_histogram", "plot_predictive_bands", "plot_rootogram"]
 
@@ -91,7 +92,9 @@ def plot_predictive_bands(
     Returns
     -------
     Figure
-        With one axes per group (one axes saying "no observations" when there are none).
+        With one axes per group (one axes saying "no observations" when there are none).  A
+        panel whose largest value dwarfs the rest gets a log(1 + y) axis, named in its y label
+        (:func:`forecast.plots.scales.needs_log1p_axis`).
     """
     y = np.asarray(observed, dtype=float)
     if y.ndim != 1:
@@ -157,9 +160,9 @@ def plot_predictive_bands(
                 markersize=4,
                 label="window total (at its start date)",
             )
-        ax.set_ylim(0.0, _upper_limit(y[members], upper_90[members]))
+        shown = [y[members], upper_90[members], *(intervals[prob][0][members] for prob, _ in _BANDS)]
+        set_count_axis(ax, shown, label=COUNT_LABEL, top=_upper_limit(y[members], upper_90[members]))
         ax.set_title(name, loc="left")
-        ax.set_ylabel(COUNT_LABEL)
         ax.set_xlabel("date (start of period)")
     handles: dict[str, object] = {}
     for ax in axes:

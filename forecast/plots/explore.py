@@ -23,6 +23,7 @@ from forecast.data.panel import Panel
 from forecast.models.design import Design
 from forecast.plots.checks import plot_pit_histogram, plot_predictive_bands, plot_rootogram
 from forecast.plots.report import EffectRow, plot_changepoint_posterior, plot_intervention_effects
+from forecast.plots.scales import set_count_axis
 
 __all__ = [
     "effect_rows",
@@ -78,21 +79,26 @@ def plot_fronts(panel: Panel, interventions: InterventionTable | None = None) ->
     Returns
     -------
     Figure
-        One axes per front, sharing the date axis.
+        One axes per front, sharing the date axis.  A front whose largest value dwarfs the
+        rest (Gaza's 7 October 2023) gets a log(1 + y) axis, named in its y label
+        (:func:`forecast.plots.scales.needs_log1p_axis`).
     """
     fronts = list(panel.fronts)
     figure = Figure(figsize=(11.0, 0.8 + 1.9 * len(fronts)), layout="constrained")
     axes = figure.subplots(max(1, len(fronts)), 1, squeeze=False, sharex=True)[:, 0]
     frame = interventions.frame if interventions is not None else None
     for ax, front in zip(axes, fronts, strict=False):
+        shown: list[np.ndarray | float] = []
         period = panel.period_obs[panel.period_obs[n.FRONT] == front]
         if len(period):
             values = period[n.COUNT].to_numpy(float) / period[n.EXPOSURE_DAYS].to_numpy(float)
             ax.plot(period[n.DATE], values, "-", color=_OBSERVED_COLOUR, linewidth=0.7, label="observed")
+            shown.append(values)
         windows = panel.window_obs[panel.window_obs[n.FRONT] == front]
         for i, (_, row) in enumerate(windows.iterrows()):
             end = pd.Timestamp(row[n.END_DATE]) + pd.Timedelta(days=1)
             days = (end - pd.Timestamp(row[n.DATE])).days
+            shown.append(float(row[n.COUNT]) / days)
             ax.hlines(
                 float(row[n.COUNT]) / days,
                 row[n.DATE],
@@ -108,8 +114,9 @@ def plot_fronts(panel: Panel, interventions: InterventionTable | None = None) ->
             ]
             _mark_interventions(ax, inside)
         ax.set_title(front, loc="left", fontsize="small")
-        ax.set_ylabel(_unit(panel.freq), fontsize="x-small")
-        ax.set_ylim(bottom=0)
+        top = max([1.0, *(float(np.max(value)) for value in shown)]) * 1.08
+        set_count_axis(ax, shown, label=_unit(panel.freq), top=top)
+        ax.yaxis.label.set_fontsize("x-small")
         ax.legend(loc="upper right", fontsize="xx-small", frameon=False)
     axes[-1].set_xlabel("date")
     axes[-1].set_xlim(panel.start, panel.end + pd.Timedelta(days=1))

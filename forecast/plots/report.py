@@ -7,6 +7,10 @@ plot that fails raises, and the report job fails with it.
 Fan chart bands are equal-tailed quantiles of the forecast draws at each date,
 :math:`[q(0.25), q(0.75)]` (50%) and :math:`[q(0.05), q(0.95)]` (90%), with the median
 :math:`q(0.5)` as the line; they are computed here, from draws, at the last step.
+
+A fan chart whose largest value dwarfs the rest (one extreme day in the history) gets a
+:math:`\log(1 + y)` axis with ticks at real values, named in its y label; the rule is in
+:mod:`forecast.plots.scales`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from forecast.plots.scales import set_count_axis
 
 __all__ = [
     "EffectRow",
@@ -140,7 +146,8 @@ def plot_fan_chart(
     scenario_label : str
         Legend name of the scenario.
     unit : str
-        The y-axis label.
+        The y-axis label; `` (log(1 + value) axis)`` is appended when the largest value shown
+        dwarfs the rest (:func:`forecast.plots.scales.needs_log1p_axis`).
     as_of : Timestamp, optional
         Drawn as a dashed line (the end of the data).
     gaps : sequence of (first day, last day)
@@ -206,9 +213,11 @@ def plot_fan_chart(
         ax.text(start, top, marker.kind, rotation=90, fontsize=6, va="top", ha="right", color="dimgray")
     if as_of is not None:
         ax.axvline(pd.Timestamp(as_of), color="grey", linestyle="--", linewidth=0.8, label="end of data")
-    ax.set_ylim(0.0, top)
+    shown = [obs_values, [window.daily_average for window in windows], baseline]
+    if scenario is not None:
+        shown.append(scenario)
+    set_count_axis(ax, shown, label=unit, top=top)
     ax.set_title(front, loc="left")
-    ax.set_ylabel(unit)
     ax.set_xlabel("date")
     figure.legend(loc="outside lower center", fontsize="x-small", frameon=False, ncols=4)
     return figure
