@@ -37,7 +37,7 @@ def monthly_window_panel(months=24):
     return _panel(starts, ["x"] * months, counts, end_dates=ends, freq=n.FREQ_MONTH)
 
 
-def _panel(dates, fronts, counts, *, end_dates=None, freq=n.FREQ_DAY):
+def _panel(dates, fronts, counts, *, end_dates=None, freq=n.FREQ_DAY, as_of=None):
     rows = len(counts)
     frame = make_event_frame(
         dates=pd.Series(pd.DatetimeIndex(dates)),
@@ -49,7 +49,7 @@ def _panel(dates, fronts, counts, *, end_dates=None, freq=n.FREQ_DAY):
         file="<test>",
         lines=np.arange(2, rows + 2),
     )
-    return build_panel(EventTable(frame=frame, files=("<test>",)), freq=freq)
+    return build_panel(EventTable(frame=frame, files=("<test>",)), freq=freq, as_of=as_of)
 
 
 def test_the_dynamic_model_refuses_options_it_does_not_have():
@@ -286,7 +286,7 @@ def test_the_centred_steps_draw_from_the_density_they_are_scored_with():
     assert stats.kurtosis(draws) > 3  # heavier tails than the normal's
 
 
-def _mixed_panel():
+def _mixed_panel(as_of=None):
     """One front counted day by day and one reported only as weekly window totals."""
     days = pd.date_range("2024-01-01", periods=42, freq="D")
     rng = np.random.default_rng(5)
@@ -295,7 +295,7 @@ def _mixed_panel():
     end_dates = [pd.NaT] * len(days) + list(weeks + pd.Timedelta(days=6))
     counts = np.concatenate([rng.poisson(6.0, size=len(days)), rng.poisson(20.0, size=len(weeks))])
     fronts = ["daily"] * len(days) + ["windows"] * len(weeks)
-    return _panel(dates, fronts, counts, end_dates=end_dates)
+    return _panel(dates, fronts, counts, end_dates=end_dates, as_of=as_of)
 
 
 def test_only_fronts_counted_day_by_day_have_a_burst():
@@ -336,3 +336,37 @@ def test_only_fronts_counted_day_by_day_have_a_burst():
         rng=rng,
     )
     assert np.all(future_burst[:, 1] == 0.0) and np.all(future_burst[:, 0] != 0.0)
+
+
+def test_padding_adds_only_prior_terms_and_backtest_origins_share_one_graph():
+    """Padded latent periods (the backtest's) carry no data: the log density gains exactly their prior."""
+    from scipy import stats
+
+    from forecast.models.nutpie_compile import _Graph
+
+    panel = _mixed_panel()
+    until = panel.periods[-1] + pd.Timedelta(days=5)
+    plain = EscalationModel(panel, options=DYNAMIC)
+    padded = EscalationModel(panel, options=DYNAMIC, placeholders_until=until)
+    np.testing.assert_array_equal(padded.pad_days, np.ones(5))
+    periods = len(panel.periods)
+    assert padded.model["level"].eval().shape == (2, periods + 5)
+    point = padded.model.initial_point()
+    rng = np.random.default_rng(1)
+    point = {k: v + rng.normal(0.0, 0.3, size=np.shape(v)) for k, v in point.items()}
+    plain_point = {
+        k: (v[..., :-5] if k in ("level_innovation", "burst_innovation") else v) for k, v in point.items()
+    }
+    extra = sum(stats.norm.logpdf(point[k][..., -5:]).sum() for k in ("level_innovation", "burst_innovation"))
+    np.testing.assert_allclose(
+        padded.model.compile_logp()(point), plain.model.compile_logp()(plain_point) + extra, rtol=1e-10
+    )
+    # Two origins padded to the same last period are one graph, so one compiled sampler serves both.
+    shorter = EscalationModel(
+        _mixed_panel(as_of=panel.periods[-8]), options=DYNAMIC, placeholders_until=until, shared_data=True
+    )
+    longer = EscalationModel(panel, options=DYNAMIC, placeholders_until=until, shared_data=True)
+    names = shorter.stored_variables()
+    assert names == longer.stored_variables()
+    assert _Graph.of(shorter.model, names).matches(_Graph.of(longer.model, names))
+

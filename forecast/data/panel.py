@@ -106,6 +106,15 @@ OUTLIER_QUANTILE = 0.95
 OUTLIER_MIN_PERIODS = 20
 
 
+#: Length of the grid period that starts on a period start, by frequency.
+PERIOD_OFFSET = {
+    n.FREQ_DAY: pd.DateOffset(days=1),
+    n.FREQ_WEEK: pd.DateOffset(days=7),
+    n.FREQ_MONTH: pd.DateOffset(months=1),
+    n.FREQ_YEAR: pd.DateOffset(years=1),
+}
+
+
 def period_start(dates: pd.DatetimeIndex | pd.Series, freq: str) -> pd.DatetimeIndex:
     """First day of the grid period containing each date (weeks start on Monday)."""
     index = pd.DatetimeIndex(dates).normalize()

@@ -36,7 +36,7 @@ import pandas as pd
 import xarray as xr
 
 from forecast import names as n
-from forecast.data.panel import period_start
+from forecast.data.panel import PERIOD_OFFSET, period_start
 from forecast.data.shapes import shape_values
 from forecast.errors import ForecastError
 from forecast.models.design import Design, trend_time
@@ -135,13 +135,6 @@ def forecast_counts(
     return xr.Dataset({"counts": (dims, counts), "rate": (dims, rate)}, coords=coords)
 
 
-#: Length of the grid period that starts on a day, by frequency.
-_NEXT_PERIOD = {
-    n.FREQ_DAY: pd.DateOffset(days=1),
-    n.FREQ_WEEK: pd.DateOffset(days=7),
-    n.FREQ_MONTH: pd.DateOffset(months=1),
-    n.FREQ_YEAR: pd.DateOffset(years=1),
-}
 
 
 def dynamic_log_rate(
@@ -165,7 +158,7 @@ def dynamic_log_rate(
     burst = draws("burst", n.FRONT, n.TIME)[..., -1]
     starts = period_start(days, freq)
     new = pd.DatetimeIndex(sorted(set(starts[starts > design.periods[-1]])))
-    step_days = np.array([((start + _NEXT_PERIOD[freq]) - start).days for start in new], dtype=float)
+    step_days = np.array([((start + PERIOD_OFFSET[freq]) - start).days for start in new], dtype=float)
     future_level, future_burst = simulate_future(
         level=level,
         burst=burst,

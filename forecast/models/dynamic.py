@@ -67,6 +67,7 @@ the simulator use these two functions only.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,19 +120,35 @@ class DynamicLayout:
     #: identified (measured: a single monthly ACLED front failed its checks on ``log_burst_sd``
     #: with it, R-hat 1.04, bulk ESS 81, 6 divergences).
     burst: np.ndarray
+    #: ``(extra,)`` days of latent periods after the data's last period (none by default).  The
+    #: backtest pads every origin's paths to its last origin, so that all origins share one
+    #: graph and one compiled sampler: the padded periods have no observation, so they change
+    #: nothing before them, and they are dropped after sampling (:meth:`EscalationModel.fit`).
+    pad_days: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
     @property
     def any_burst(self) -> bool:
         return bool(self.burst.any())
 
+    @property
+    def n_latent(self) -> int:
+        """Periods of the latent paths: the data's and the padding."""
+        return len(self.step_days) + len(self.pad_days)
 
-def layout_of(design: Design) -> DynamicLayout:
+    @property
+    def latent_step_days(self) -> np.ndarray:
+        """``(n_latent,)`` days of each latent period (the step into it)."""
+        return np.concatenate([self.step_days, self.pad_days])
+
+
+def layout_of(design: Design, pad_days: np.ndarray | None = None) -> DynamicLayout:
     step_days = np.asarray(design.period_days, dtype=float)
     return DynamicLayout(
         centred=centred_fronts(design),
         step_days=step_days,
         persistence_days=float(np.median(step_days)),
         burst=burst_fronts(design),
+        pad_days=np.zeros(0) if pad_days is None else np.asarray(pad_days, dtype=float),
     )
 
 
@@ -187,13 +204,15 @@ def centred_fronts(design: Design) -> np.ndarray:
     return out
 
 
-def dynamic_coords(design: Design) -> dict[str, list]:
+def dynamic_coords(design: Design, layout: DynamicLayout | None = None) -> dict[str, list]:
     coords = coords_of(design)
-    coords[n.TIME] = list(range(len(design.periods)))
+    coords[n.TIME] = list(range(layout.n_latent if layout is not None else len(design.periods)))
     return coords
 
 
-def build_dynamic_model(design: Design, priors: Mapping[str, Prior], *, shared_data: bool = False) -> pm.Model:
+def build_dynamic_model(
+    design: Design, priors: Mapping[str, Prior], *, shared_data: bool = False, pad_days: np.ndarray | None = None
+) -> pm.Model:
     """Build the PyMC graph of the dynamic model; nothing is sampled here.
 
     Parameters
@@ -204,11 +223,13 @@ def build_dynamic_model(design: Design, priors: Mapping[str, Prior], *, shared_d
         See ``priors/dynamic.yaml``.
     shared_data : bool
         Data as shared variables (see :class:`forecast.models.escalation.DesignData`).
+    pad_days : array, optional
+        Days of latent periods after the data (:attr:`DynamicLayout.pad_days`).
     """
     data = DesignData(design, shared=shared_data)
-    layout = layout_of(design)
+    layout = layout_of(design, pad_days)
     n_fronts = len(design.fronts)
-    with pm.Model(coords=dynamic_coords(design)) as model:
+    with pm.Model(coords=dynamic_coords(design, layout)) as model:
 
         def per_front(name: str, transform, prior_name: str) -> pt.TensorVariable:
             return pm.Deterministic(name, transform(_pooled(priors[prior_name], prior_name, n_fronts)), dims=n.FRONT)
@@ -225,20 +246,30 @@ def build_dynamic_model(design: Design, priors: Mapping[str, Prior], *, shared_d
         if layout.any_burst:
             burst = _burst(design, layout, burst_sd, persistence, tail)
         else:
-            burst = pt.zeros((n_fronts, len(design.periods)))
+            burst = pt.zeros((n_fronts, layout.n_latent))
         level = pm.Deterministic("level", level, dims=(n.FRONT, n.TIME))
         burst = pm.Deterministic("burst", burst, dims=(n.FRONT, n.TIME))
         log_rate = level + burst
         if len(design.interventions):
-            log_rate = log_rate + _intervention_term(design, priors, data)
+            log_rate = log_rate + _padded(_intervention_term(design, priors, data), layout.n_latent)
         if design.season_index is not None:
             seasonality = priors["seasonality"].create_variable("seasonality")
-            log_rate = log_rate + seasonality[data["season_index"]][None, :]
+            log_rate = log_rate + _padded(seasonality[data["season_index"]][None, :], layout.n_latent)
         log_mean = pm.Deterministic("obs_log_mean", _observation_log_mean(design, data, log_rate), dims=OBS)
         alpha = dispersion[data["obs_front"]] * data["obs_days"]
         loglik = pm.Deterministic("obs_loglik", observation_loglik(design, data, log_mean[None, :], alpha)[0], dims=OBS)
         pm.Potential("likelihood", loglik.sum())
     return model
+
+
+def _padded(term: pt.TensorVariable, length: int) -> pt.TensorVariable:
+    """``term`` (rows, data periods) with zero columns up to ``length`` latent periods.
+
+    The number of zero columns is symbolic (from the term's own shape), so a backtest's origins,
+    whose data differ in length, share one graph.
+    """
+    term = pt.as_tensor(term)
+    return pt.concatenate([term, pt.zeros((term.shape[0], length - term.shape[1]))], axis=1)
 
 
 def _pooled(prior: Prior, name: str, n_fronts: int) -> pt.TensorVariable:
@@ -263,11 +294,11 @@ def _level(
     initial: pt.TensorVariable,
 ) -> pt.TensorVariable:
     """``(front, period)`` level: standard normals for non-centred fronts, the steps themselves for centred ones."""
-    n_fronts, n_periods = len(design.fronts), len(design.periods)
+    n_fronts, n_periods = len(design.fronts), layout.n_latent
     first = pt.as_tensor(level_centre(design)) + initial  # (front,)
     if n_periods == 1:
         return first[:, None]
-    step_scale = sigma[:, None] * np.sqrt(layout.step_days[1:])[None, :]  # (front, step)
+    step_scale = sigma[:, None] * np.sqrt(layout.latent_step_days[1:])[None, :]  # (front, step)
     parts = []
     non_centred = np.flatnonzero(~layout.centred)
     centred = np.flatnonzero(layout.centred)
@@ -306,7 +337,7 @@ def _burst(
 
     ``b_t = rho b_{t-1} + v_t`` with ``v_0 = kappa g_h(u_0)`` and ``v_t = kappa sqrt(1 - rho^2) g_h(u_t)``.
     """
-    n_fronts, n_periods = len(design.fronts), len(design.periods)
+    n_fronts, n_periods = len(design.fronts), layout.n_latent
     which = np.flatnonzero(layout.burst)
     u = pm.Normal("burst_innovation", 0.0, 1.0, shape=(len(which), n_periods))
     kappa = burst_sd[which]
@@ -404,6 +435,7 @@ def latent_paths(
     burst_innovation: np.ndarray | None = None,
     level_innovation: np.ndarray | None = None,
     level_step: np.ndarray | None = None,
+    pad_days: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(level, burst)``, each ``(..., front, period)``, from the model's free variables.
 
@@ -412,13 +444,13 @@ def latent_paths(
     centred fronts' steps and ``burst_innovation`` the burst fronts' standard normals, as the
     graph names them.
     """
-    layout = layout_of(design)
-    n_fronts, n_periods = len(design.fronts), len(design.periods)
+    layout = layout_of(design, pad_days)
+    n_fronts, n_periods = len(design.fronts), layout.n_latent
     lead = np.shape(initial_level)[:-1]
     tail = np.asarray(tail_weight)
     first = level_centre(design) + np.asarray(initial_level)
     steps = np.zeros(lead + (n_fronts, max(n_periods - 1, 0)))
-    scale = np.asarray(sigma_level)[..., None] * np.sqrt(layout.step_days[1:])
+    scale = np.asarray(sigma_level)[..., None] * np.sqrt(layout.latent_step_days[1:])
     non_centred = np.flatnonzero(~layout.centred)
     centred = np.flatnonzero(layout.centred)
     if len(non_centred) and n_periods > 1:

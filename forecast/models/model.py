@@ -22,7 +22,8 @@ import pymc as pm
 import xarray as xr
 
 from forecast.data.interventions import InterventionTable
-from forecast.data.panel import Panel
+from forecast import names as n
+from forecast.data.panel import PERIOD_OFFSET, Panel
 from forecast.errors import ForecastError
 from forecast.models import dynamic
 from forecast.models.design import Design, ModelOptions, build_design
@@ -166,8 +167,28 @@ class EscalationModel:
     def build(self) -> pm.Model:
         """Build the PyMC model (no sampling)."""
         if self.options.family == "dynamic":
-            return dynamic.build_dynamic_model(self.design, self.priors.priors, shared_data=self.shared_data)
+            return dynamic.build_dynamic_model(
+                self.design, self.priors.priors, shared_data=self.shared_data, pad_days=self.pad_days
+            )
         return build_escalation_model(self.design, self.priors.priors, shared_data=self.shared_data)
+
+    @cached_property
+    def pad_days(self) -> np.ndarray:
+        """Days of the dynamic model's latent periods after the data, through ``placeholders_until``.
+
+        With placeholders (the backtest), every origin's latent paths run to the same last
+        period, so that the origins share one graph and one compiled sampler
+        (:attr:`forecast.models.dynamic.DynamicLayout.pad_days`); none otherwise.
+        """
+        if self.options.family != "dynamic" or self.placeholders_until is None:
+            return np.zeros(0)
+        step = PERIOD_OFFSET[self.panel.freq]
+        days = []
+        start = self.panel.periods[-1] + step
+        while start <= pd.Timestamp(self.placeholders_until):
+            days.append(((start + step) - start).days)
+            start = start + step
+        return np.asarray(days, dtype=float)
 
     def stored_variables(self) -> list[str]:
         """Variables kept draw by draw (the heavy derived ones are recomputed on demand)."""
@@ -219,6 +240,9 @@ class EscalationModel:
                 nuts_sampler_kwargs=SAMPLER_KWARGS.get(settings.sampler, {}),
             )
             timings["sample_s"] = time.perf_counter() - start
+        if len(self.pad_days):  # the padded periods after the data are not part of the result
+            periods = len(self.design.periods)
+            idata.posterior = idata.posterior.isel({n.TIME: slice(0, periods)})
         return FitResult(idata=idata, design=self.design, model=model, settings=settings, timings=timings)
 
     def _sample_nutpie(self, model: pm.Model, settings: SamplerSettings, timings: dict[str, float]) -> az.InferenceData:
