@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from forecast.cli_alert import add_alert_parser, run_alert_command
 from forecast.jobs.alert import (
     DRAWS_FILE,
     EXIT_ALERT,
@@ -26,11 +27,9 @@ from forecast.jobs.alert import (
     EXIT_NOT_DELIVERED,
     EXIT_OK,
     AlertRequest,
-    add_alert_parser,
     load_known_changes,
     load_predictive_draws,
     replay_alerts,
-    run_alert_command,
     run_alert_job,
 )
 
@@ -456,7 +455,7 @@ elif stage == "after_send":
         pause_here()
         original(self, *args)
     state.AlertStore.mark_delivered = mark_delivered
-from forecast.jobs.alert import main
+from forecast.cli_alert import main
 raise SystemExit(main(sys.argv[1:]))
 """
 

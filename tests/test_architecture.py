@@ -30,6 +30,7 @@ FLOORS: dict[str, int] = {
     "forecast.plots": 5,
     "forecast.jobs": 6,
     "forecast.cli": 6,
+    "forecast.cli_alert": 6,
     "forecast.__main__": 6,
 }
 
