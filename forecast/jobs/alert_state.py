@@ -66,13 +66,12 @@ from typing import Any
 
 import numpy as np
 
-from forecast.errors import ForecastError
+from forecast.errors import ForecastError, StateLockedError
 
 __all__ = [
     "AlertStore",
     "OutboxRow",
     "SavedFrontState",
-    "StateLockedError",
     "SCHEMA_VERSION",
     "create_private",
     "delivery_lock",
@@ -161,10 +160,6 @@ CREATE TABLE IF NOT EXISTS revisions (
     detail TEXT NOT NULL
 );
 """
-
-
-class StateLockedError(ForecastError):
-    """Another run held the state file for longer than the lock timeout."""
 
 
 @dataclass(frozen=True)

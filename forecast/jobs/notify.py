@@ -54,15 +54,13 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TextIO
 
-from forecast.errors import ForecastError
+from forecast.errors import NotifyError, NotifySpecError
 
 __all__ = [
     "SMTP_PASSWORD_ENV",
     "SMTP_USER_ENV",
     "FileNotifier",
     "Notifier",
-    "NotifyError",
-    "NotifySpecError",
     "SmtpNotifier",
     "StdoutNotifier",
     "WebhookNotifier",
@@ -78,14 +76,6 @@ DEFAULT_TIMEOUT = 10.0
 #: At most this much of a webhook's answer body is read (the status is what counts).
 MAX_ANSWER_BYTES = 65536
 SPEC_HELP = "stdout | file:PATH | webhook:URL | slack:URL | smtp://HOST[:PORT]?to=ADDR&from=ADDR[&starttls=1]"
-
-
-class NotifyError(ForecastError):
-    """A notification could not be delivered (it stays in the outbox)."""
-
-
-class NotifySpecError(ForecastError):
-    """A ``--notify`` SPEC is malformed."""
 
 
 def _control_position(text: str) -> int:
