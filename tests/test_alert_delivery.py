@@ -18,7 +18,8 @@ import pytest
 from forecast.errors import NotifyError, NotifySpecError
 from forecast.jobs.alert import EXIT_NOT_DELIVERED, AlertRequest, run_alert_job
 from forecast.jobs.alert_state import AlertStore
-from forecast.jobs.notify import WebhookNotifier, parse_notify_spec
+from forecast.jobs.notify import WebhookNotifier
+from forecast.jobs.notify_spec import parse_notify_spec
 from tests.test_alert_job import day, write_events
 
 ALERT = {

@@ -34,8 +34,8 @@ from forecast.jobs.notify import (
     SmtpNotifier,
     StdoutNotifier,
     WebhookNotifier,
-    parse_notify_spec,
 )
+from forecast.jobs.notify_spec import parse_notify_spec
 from tests.test_alert_job import day, write_events
 
 ALERT = {

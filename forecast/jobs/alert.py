@@ -75,7 +75,8 @@ from forecast.jobs.alert_run import (
     update_state,
 )
 from forecast.jobs.alert_state import AlertStore, delivery_lock, read_known_starts
-from forecast.jobs.notify import Notifier, parse_notify_spec
+from forecast.jobs.notify import Notifier
+from forecast.jobs.notify_spec import parse_notify_spec
 
 log = logging.getLogger(__name__)
 
