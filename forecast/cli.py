@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     _fit_options(backtest)
     _backtest_options(backtest)
 
-    from forecast.jobs.alert import add_alert_parser  # light: the alert path imports no PyMC
+    from forecast.cli_alert import add_alert_parser  # light: the alert path imports no PyMC
 
     add_alert_parser(commands)
     return parser
@@ -399,7 +399,7 @@ def _backtest(args: argparse.Namespace) -> int:
 
 
 def _alert(args: argparse.Namespace) -> int:
-    from forecast.jobs.alert import run_alert_command
+    from forecast.cli_alert import run_alert_command
 
     # The command line is the only place that reads the clock: --as-of defaults to today.
     return run_alert_command(args, today=datetime.date.today())

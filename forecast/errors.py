@@ -1,7 +1,10 @@
 """The exception family, rooted in :class:`ForecastError`.
 
 A subclass exists only where a caller branches on it.  Data problems carry a list of
-:class:`Issue` objects so that one run reports every bad row, not just the first.
+:class:`Issue` objects so that one run reports every bad row, not just the first.  A subclass
+also derives from the builtin exception it refines (a malformed file is a ``ValueError``, a
+lock held too long a ``TimeoutError``, a failed delivery an ``OSError``), so code that knows
+nothing of this family still catches it where it should.
 """
 
 from __future__ import annotations
@@ -67,3 +70,19 @@ class PriorConfigError(ForecastError):
 
 class FitMismatchError(ForecastError):
     """A saved fit does not match the data, priors or options it is used with."""
+
+
+class RulesConfigError(ForecastError, ValueError):
+    """An alert rules file or dictionary is malformed."""
+
+
+class StateLockedError(ForecastError, TimeoutError):
+    """Another run held the alert state file for longer than the lock timeout."""
+
+
+class NotifySpecError(ForecastError, ValueError):
+    """A ``--notify`` SPEC is malformed."""
+
+
+class NotifyError(ForecastError, OSError):
+    """A notification could not be delivered (it stays in the outbox)."""

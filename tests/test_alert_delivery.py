@@ -15,9 +15,11 @@ from contextlib import closing
 
 import pytest
 
+from forecast.errors import NotifyError, NotifySpecError
 from forecast.jobs.alert import EXIT_NOT_DELIVERED, AlertRequest, run_alert_job
 from forecast.jobs.alert_state import AlertStore
-from forecast.jobs.notify import NotifyError, NotifySpecError, WebhookNotifier, parse_notify_spec
+from forecast.jobs.notify import WebhookNotifier
+from forecast.jobs.notify_spec import parse_notify_spec
 from tests.test_alert_job import day, write_events
 
 ALERT = {

@@ -20,13 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from forecast.alerts.bocpd import DetectorConfig, DetectorState, update
+from forecast.cli_alert import add_alert_parser, run_alert_command
 from forecast.jobs.alert import (
     EXIT_OK,
     AlertRequest,
-    add_alert_parser,
     load_daily_series,
     replay_alerts,
-    run_alert_command,
     run_alert_job,
 )
 from forecast.jobs.alert_state import AlertStore

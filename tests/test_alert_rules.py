@@ -13,7 +13,6 @@ from forecast.alerts.rules import (
     ChangepointRule,
     FrontRules,
     FrontRuleState,
-    RulesConfigError,
     Signal,
     SurpriseRule,
     alert_id,
@@ -21,6 +20,7 @@ from forecast.alerts.rules import (
     load_rules,
     rules_from_dict,
 )
+from forecast.errors import RulesConfigError
 
 RULES_FILE = Path(__file__).resolve().parents[1] / "priors" / "alerts" / "rules.yaml"
 

@@ -116,7 +116,8 @@ ALIAS_BOMB = "\n".join(
 def test_a_yaml_alias_bomb_is_refused_before_it_is_built(tmp_path):
     import tracemalloc
 
-    from forecast.alerts.rules import RulesConfigError, load_rules
+    from forecast.alerts.rules import load_rules
+    from forecast.errors import RulesConfigError
 
     path = tmp_path / "rules.yaml"
     path.write_text(ALIAS_BOMB + "\n", encoding="utf-8")
@@ -131,7 +132,8 @@ def test_a_yaml_alias_bomb_is_refused_before_it_is_built(tmp_path):
 
 
 def test_a_huge_value_in_a_rules_file_is_echoed_cut_short(tmp_path):
-    from forecast.alerts.rules import RulesConfigError, load_rules
+    from forecast.alerts.rules import load_rules
+    from forecast.errors import RulesConfigError
 
     path = tmp_path / "rules.yaml"
     path.write_text("cooldown_days: [" + ", ".join(["123456789"] * 50_000) + "]\n", encoding="utf-8")

@@ -25,18 +25,17 @@ from unittest import mock
 
 import pytest
 
+from forecast.errors import NotifyError, NotifySpecError
 from forecast.jobs.alert import EXIT_NOT_DELIVERED, EXIT_OK, AlertRequest, run_alert_job
 from forecast.jobs.notify import (
     SMTP_PASSWORD_ENV,
     SMTP_USER_ENV,
     FileNotifier,
-    NotifyError,
-    NotifySpecError,
     SmtpNotifier,
     StdoutNotifier,
     WebhookNotifier,
-    parse_notify_spec,
 )
+from forecast.jobs.notify_spec import parse_notify_spec
 from tests.test_alert_job import day, write_events
 
 ALERT = {

@@ -41,7 +41,7 @@ from typing import Any
 
 from forecast.alerts.yamlfile import Problems, check_keys, integer, number, shown
 from forecast.data.yamlio import read_yaml_file
-from forecast.errors import ForecastError
+from forecast.errors import RulesConfigError
 
 __all__ = [
     "DIRECTIONS",
@@ -52,7 +52,6 @@ __all__ = [
     "ChangepointRule",
     "FrontRuleState",
     "FrontRules",
-    "RulesConfigError",
     "Signal",
     "alert_id",
     "evaluate_front",
@@ -70,10 +69,6 @@ DIRECTIONS = (UP, DOWN)
 DIRECTION_CHOICES = (UP, DOWN, BOTH)
 
 DEFAULTS_SOURCE = "<defaults>"
-
-
-class RulesConfigError(ForecastError):
-    """A rules file or dictionary is malformed."""
 
 
 @dataclass(frozen=True)

@@ -57,10 +57,23 @@ class LoadedData:
 
 
 def load_data(request: DataRequest) -> LoadedData:
-    """Read, validate and aggregate; raises :class:`DataValidationError` listing every problem."""
+    """Read, validate and aggregate; raises :class:`DataValidationError` listing every problem.
+
+    The two halves, :func:`read_data` and :func:`aggregate_data`, are there for a job that
+    selects rows in between (``forecast alert`` leaves out rows per front).
+    """
+    return aggregate_data(request, read_data(request))
+
+
+def read_data(request: DataRequest) -> EventTable:
+    """Read and validate the event files of ``request`` with its selection options."""
     files = request.event_files()
     log.info("reading %d event file(s): %s", len(files), ", ".join(str(f) for f in files))
-    events = read_events(files, format=request.format, options=request.options)
+    return read_events(files, format=request.format, options=request.options)
+
+
+def aggregate_data(request: DataRequest, events: EventTable) -> LoadedData:
+    """Aggregate ``events`` (from :func:`read_data`) to the panel of ``request``, with its interventions."""
     panel = build_panel(events, freq=request.freq, as_of=request.as_of, start=request.start, **request.panel_options())
     interventions = None
     path = request.interventions_file()
