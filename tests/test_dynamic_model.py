@@ -354,9 +354,7 @@ def test_padding_adds_only_prior_terms_and_backtest_origins_share_one_graph():
     point = padded.model.initial_point()
     rng = np.random.default_rng(1)
     point = {k: v + rng.normal(0.0, 0.3, size=np.shape(v)) for k, v in point.items()}
-    plain_point = {
-        k: (v[..., :-5] if k in ("level_innovation", "burst_innovation") else v) for k, v in point.items()
-    }
+    plain_point = {k: (v[..., :-5] if k in ("level_innovation", "burst_innovation") else v) for k, v in point.items()}
     extra = sum(stats.norm.logpdf(point[k][..., -5:]).sum() for k in ("level_innovation", "burst_innovation"))
     np.testing.assert_allclose(
         padded.model.compile_logp()(point), plain.model.compile_logp()(plain_point) + extra, rtol=1e-10
@@ -370,3 +368,10 @@ def test_padding_adds_only_prior_terms_and_backtest_origins_share_one_graph():
     assert names == longer.stored_variables()
     assert _Graph.of(shorter.model, names).matches(_Graph.of(longer.model, names))
 
+
+def test_a_daily_front_where_most_days_have_no_event_has_no_burst():
+    """A day's zero says next to nothing about that day's excursion: no burst to identify."""
+    panel = daily_panel(fronts=("sparse", "busy"), days=60, rate=(0.4, 6.0))
+    design = build_design(panel, None, DYNAMIC)
+    burst = dict(zip(design.fronts, dynamic.layout_of(design).burst, strict=True))
+    assert burst == {"sparse": False, "busy": True}

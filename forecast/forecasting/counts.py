@@ -135,8 +135,6 @@ def forecast_counts(
     return xr.Dataset({"counts": (dims, counts), "rate": (dims, rate)}, coords=coords)
 
 
-
-
 def dynamic_log_rate(
     model: EscalationModel, posterior: xr.Dataset, days: pd.DatetimeIndex, rng: np.random.Generator
 ) -> np.ndarray:

@@ -66,8 +66,8 @@ the simulator use these two functions only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,7 +114,7 @@ class DynamicLayout:
     step_days: np.ndarray  # (period,) observed days of each period (the step into it)
     persistence_days: float  # median period length: rho = r ** persistence_days
     #: ``(front,)`` whether a front has the burst: on a daily grid, where the front is observed
-    #: day by day (single-day counts for at least half of the days).  A burst that reverts
+    #: day by day and most days have an event (:func:`burst_fronts`).  A burst that reverts
     #: within days is averaged into a weekly, monthly or multi-day window total: it is then
     #: indistinguishable from the negative binomial's own overdispersion and its scale cannot be
     #: identified (measured: a single monthly ACLED front failed its checks on ``log_burst_sd``
@@ -153,13 +153,22 @@ def layout_of(design: Design, pad_days: np.ndarray | None = None) -> DynamicLayo
 
 
 def burst_fronts(design: Design) -> np.ndarray:
-    """``(front,)`` True where the front has a burst (see :attr:`DynamicLayout.burst`)."""
+    """``(front,)`` True where the front has a burst (see :attr:`DynamicLayout.burst`).
+
+    A front has one on a daily grid when it is counted day by day (single-day counts for at
+    least half of the days) and events are the rule rather than the exception (a positive count
+    on at least half of those days).  On a front where most days have no event, a day's count
+    says next to nothing about that day's own excursion from the level, so the burst's scale is
+    identified by its prior alone (measured on the shipped Lebanon drone alerts, median 0 a
+    day: R-hat 1.03 and bulk ESS 58 on ``log_burst_sd``).
+    """
     out = np.zeros(len(design.fronts), dtype=bool)
     if len(design.periods) != len(design.days) or len(design.periods) < 2:
         return out
     for f in range(len(design.fronts)):
-        mine = design.obs_front == f
-        out[f] = np.count_nonzero(mine & (design.obs_days == 1)) >= 0.5 * len(design.periods)
+        single = (design.obs_front == f) & (design.obs_days == 1) & ~design.censored
+        counted = np.count_nonzero(single) >= 0.5 * len(design.periods)
+        out[f] = counted and np.count_nonzero(design.y[single] > 0) >= 0.5 * np.count_nonzero(single)
     return out
 
 

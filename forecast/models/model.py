@@ -21,8 +21,8 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from forecast.data.interventions import InterventionTable
 from forecast import names as n
+from forecast.data.interventions import InterventionTable
 from forecast.data.panel import PERIOD_OFFSET, Panel
 from forecast.errors import ForecastError
 from forecast.models import dynamic
