@@ -94,7 +94,7 @@ from forecast.forecasting.counts import forecast_counts
 from forecast.indicators import default_thresholds, exceedance_probabilities, weekly_totals
 from forecast.jobs.data import DataRequest
 from forecast.jobs.executors import Executor, SerialExecutor
-from forecast.models.design import ModelOptions
+from forecast.models.design import ModelOptions, changepoint_candidates
 from forecast.models.escalation import total_dispersion
 from forecast.models.fast import DEFAULT_FAST_METHOD, fit_fast
 from forecast.models.model import EscalationModel, SamplerSettings
@@ -298,19 +298,6 @@ def interventions_known_at(table: InterventionTable | None, origin: pd.Timestamp
     frame[n.FRONT] = named
     frame = frame[keep].reset_index(drop=True)
     return InterventionTable(frame, table.files) if len(frame) else None
-
-
-def changepoint_candidates(panel: Panel, options: ModelOptions) -> dict[str, int]:
-    """Positions where a changepoint may fall, per front (the rule of ``build_design``)."""
-    out = {}
-    for front in panel.fronts:
-        exposure = panel.observations.loc[panel.observations[n.FRONT] == front, n.EXPOSURE_DAYS].to_numpy()
-        before = np.concatenate([[0], np.cumsum(exposure)[:-1]])
-        after = exposure.sum() - before
-        valid = (before >= options.min_regime_days) & (after >= options.min_regime_days)
-        valid[:1] = False
-        out[front] = int(valid.sum())
-    return out
 
 
 def forecast_targets(
