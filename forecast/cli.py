@@ -391,7 +391,7 @@ def _backtest(args: argparse.Namespace) -> int:
     from forecast.jobs.backtest_page import headline
 
     print(headline(outcome.summary)[0])
-    from forecast.jobs.backtest import summary_lines
+    from forecast.evaluation.backtest_summary import summary_lines
 
     print("\n".join(summary_lines(outcome.summary)))
     print(f"wrote {paths['scores']}, {paths['summary']} and {paths['page']}")

@@ -12,6 +12,10 @@ import pytest
 import xarray as xr
 
 from forecast import names as n
+from forecast.data.interventions import InterventionTable
+from forecast.errors import ForecastError
+from forecast.evaluation.backtest_summary import summary_lines
+from forecast.evaluation.origins import interventions_known_at
 from forecast.jobs import backtest as bt
 from forecast.jobs.data import DataRequest
 from forecast.jobs.executors import LocalProcessExecutor, SerialExecutor
@@ -95,7 +99,7 @@ def test_origins_are_weekly_and_leave_a_full_horizon(tmp_path):
     assert origins[-1] == truth.end - pd.Timedelta(days=14)
     assert all(np.diff(origins) == pd.Timedelta(days=7))
     assert origins[0] >= START + pd.Timedelta(days=27)
-    with pytest.raises(bt.ForecastError, match="at most"):
+    with pytest.raises(ForecastError, match="at most"):
         bt.choose_origins(request_for(events, origins=50), truth)
     dated = request_for(events, origins=None, origin_dates=(pd.Timestamp("2024-02-20"),))
     assert bt.choose_origins(dated, truth) == [pd.Timestamp("2024-02-20")]
@@ -150,8 +154,8 @@ def test_interventions_after_the_origin_are_unknown():
             n.ORIGIN_LINE: [2, 3, 4],
         }
     )
-    table = bt.InterventionTable(frame)
-    known = bt.interventions_known_at(table, pd.Timestamp("2024-01-31"), ("alpha", "beta"))
+    table = InterventionTable(frame)
+    known = interventions_known_at(table, pd.Timestamp("2024-01-31"), ("alpha", "beta"))
     assert known.labels == ["a"]
 
 
@@ -205,7 +209,7 @@ def test_outputs(written):
     assert summary["pooled_skill"]["model"]["no_change"]["n_fronts"] == 3
     assert summary["baselines"]["zero"]["log_score"] is None  # undefined for a point mass
     assert set(summary["by_horizon_mae_last_value"]["model"]) == set(summary["by_horizon"]["model"])
-    printed = "\n".join(bt.summary_lines(summary))  # the command's output
+    printed = "\n".join(summary_lines(summary))  # the command's output
     assert "MAE last" in printed and "CRPS skill per front against no_change" in printed and "gamma" in printed
     assert summary["skill"]["no_change"]["crps"]["interval"][0] <= summary["skill"]["no_change"]["crps"]["value"]
     assert summary["not_scored"]["window_outside_horizon"] >= 1

@@ -10,13 +10,16 @@ from typing import TYPE_CHECKING, cast
 import jinja2
 
 from forecast.checks.diagnostics import FAILED_HEADLINE
-from forecast.jobs.backtest import MODEL, PAGE_FILE, SKILL_REFERENCES
+from forecast.evaluation.backtest_scores import MODEL
+from forecast.evaluation.backtest_summary import SKILL_REFERENCES
 from forecast.plots.backtest import plot_crps_by_horizon, plot_pit_histograms, plot_reliability_diagram
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from forecast.jobs.backtest import BacktestOutcome
+
+PAGE_FILE = "backtest.html"
 
 PAGE = jinja2.Template(
     """<!DOCTYPE html>
