@@ -305,3 +305,17 @@ def test_the_headline_starts_by_saying_how_many_fits_failed_their_checks():
     assert text.startswith("1 OF 2 FITS FAILED THEIR CONVERGENCE CHECKS") and "targets met" in text and not ok
     text, ok = headline({"origins": origins[:1], "first_week": week})
     assert text.startswith("targets met") and ok
+
+
+def test_the_pass_marks_are_read_from_one_place():
+    from forecast.evaluation import pass_marks
+    from forecast.jobs.backtest_page import headline
+
+    assert pass_marks.skill_met(pass_marks.MIN_FIRST_WEEK_SKILL) and not pass_marks.skill_met(float("nan"))
+    low, high = pass_marks.COVERAGE_90_RANGE
+    assert pass_marks.coverage_met(low) and pass_marks.coverage_met(high)
+    assert not pass_marks.coverage_met(high + 1e-9) and not pass_marks.coverage_met(float("nan"))
+    week = {"crps_skill_vs_no_change": {"value": 0.2}, "coverage_90": 0.9}
+    week |= {"target_skill_met": True, "target_coverage_met": True}
+    text, _ = headline({"origins": [], "first_week": week})
+    assert f"(target {pass_marks.skill_mark_text()})" in text and f"(target {pass_marks.coverage_mark_text()})" in text

@@ -5,7 +5,8 @@ forecast "next = last observed value"), the log score, the 50% and 90% coverage 
 Brier score of the exceedance probabilities.  Skills: of the model against every baseline
 (:func:`~forecast.evaluation.scores.skill`), and of every method against each of
 :data:`SKILL_REFERENCES` per front, with its scale-free pooled form (the mean of per-front CRPS
-ratios).  ``first_week`` checks the one-week targets.
+ratios).  ``first_week`` checks the one-week targets against the pass marks of
+:mod:`forecast.evaluation.pass_marks`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecast import names as n
 from forecast.evaluation.backtest_scores import METHODS, MODEL
+from forecast.evaluation.pass_marks import FIRST_WEEK_STEPS, coverage_met, skill_met
 from forecast.evaluation.reliability import RELIABILITY_COLUMNS, brier_score, reliability_table
 from forecast.evaluation.scores import pooled_front_skill, skill
 from forecast.evaluation.targets import PERIOD
@@ -232,7 +233,7 @@ def _skills(scores: pd.DataFrame, methods: list[str]) -> dict[str, object]:
 
 def _first_week(scores: pd.DataFrame, freq: str) -> dict[str, object]:
     """The issue's targets at the one-week horizon: CRPS skill against no-change and 90% coverage."""
-    steps = {n.FREQ_DAY: 7, n.FREQ_WEEK: 1}.get(freq)
+    steps = FIRST_WEEK_STEPS.get(freq)
     if steps is None or MODEL not in set(scores["method"]):
         return {}
     week = scores[(scores["horizon"] <= steps) & (scores["kind"] == PERIOD)]
@@ -243,8 +244,8 @@ def _first_week(scores: pd.DataFrame, freq: str) -> dict[str, object]:
         "horizon_steps": steps,
         "crps_skill_vs_no_change": estimate.to_dict(),
         "coverage_90": _clean(coverage),
-        "target_skill_met": bool(np.isfinite(estimate.value) and estimate.value >= 0.10),
-        "target_coverage_met": bool(np.isfinite(coverage) and 0.85 <= coverage <= 0.95),
+        "target_skill_met": skill_met(estimate.value),
+        "target_coverage_met": coverage_met(coverage),
     }
 
 

@@ -12,6 +12,7 @@ import jinja2
 from forecast.checks.diagnostics import FAILED_HEADLINE
 from forecast.evaluation.backtest_scores import MODEL
 from forecast.evaluation.backtest_summary import SKILL_REFERENCES
+from forecast.evaluation.pass_marks import coverage_mark_text, skill_mark_text
 from forecast.plots.backtest import plot_crps_by_horizon, plot_pit_histograms, plot_reliability_diagram
 
 if TYPE_CHECKING:
@@ -101,7 +102,11 @@ def failed_fits(summary: dict) -> list[str]:
 
 
 def headline(summary: dict) -> tuple[str, bool]:
-    """One sentence on the one-week targets (CRPS skill >= 10% vs no-change, 90% coverage 0.85-0.95).
+    """One sentence on the one-week targets and whether they are met.
+
+    The targets are the pass marks of :mod:`forecast.evaluation.pass_marks` (a least CRPS
+    skill against no-change and a range of 90% interval coverage), as judged in the
+    summary's ``first_week``.
 
     When any origin's fit failed its convergence checks, the sentence starts by saying so.
     """
@@ -119,8 +124,8 @@ def headline(summary: dict) -> tuple[str, bool]:
     met = week["target_skill_met"] and week["target_coverage_met"]
     verdict = "targets met" if met else "TARGETS NOT MET"
     return (
-        f"{warning}{verdict}: one-week CRPS skill against no-change {_fmt(value)} (target >= 0.10), "
-        f"90% interval coverage {_fmt(week['coverage_90'])} (target 0.85-0.95).",
+        f"{warning}{verdict}: one-week CRPS skill against no-change {_fmt(value)} (target {skill_mark_text()}), "
+        f"90% interval coverage {_fmt(week['coverage_90'])} (target {coverage_mark_text()}).",
         met and not failed,
     )
 
