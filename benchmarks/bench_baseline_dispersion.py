@@ -31,7 +31,7 @@ KEYS = ("crps", "log_score", "coverage_50", "coverage_90")
 
 def score(data: DataRequest, **kwargs: int) -> dict[str, dict[str, float]]:
     outcome = bt.run_backtest(bt.BacktestRequest(data=data, inference="none", **kwargs), SerialExecutor())
-    rows = outcome.summary["baselines"]
+    rows = outcome.summary.baselines
     return {m: {k: rows[m][k] for k in KEYS} for m in METHODS if m in rows}
 
 

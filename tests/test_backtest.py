@@ -319,3 +319,14 @@ def test_the_pass_marks_are_read_from_one_place():
     week |= {"target_skill_met": True, "target_coverage_met": True}
     text, _ = headline({"origins": [], "first_week": week})
     assert f"(target {pass_marks.skill_mark_text()})" in text and f"(target {pass_marks.coverage_mark_text()})" in text
+
+
+def test_the_summary_reads_back_from_its_file_unchanged(written):
+    from forecast.evaluation.backtest_summary import BacktestSummary
+
+    text = written["summary"].read_text()
+    summary = BacktestSummary.from_dict(json.loads(text))
+    assert summary.horizon == 14 and summary.model is not None
+    assert json.dumps(summary.to_dict(), indent=2, allow_nan=False) + "\n" == text  # same keys, same order
+    with pytest.raises(ValueError, match="missing keys"):
+        BacktestSummary.from_dict({"inference": "none"})

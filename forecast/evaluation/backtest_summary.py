@@ -11,6 +11,8 @@ ratios).  ``first_week`` checks the one-week targets against the pass marks of
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,56 @@ MAX_FRONTS_PRINTED = 12
 KEYS = ["origin", "front", "kind", "horizon", "target_start", "target_end"]
 
 
+@dataclass(frozen=True)
+class BacktestSummary:
+    """The backtest's summary; :meth:`to_dict` is the content of ``summary.json``.
+
+    The fields are in the order of the file's keys.  Below the top level the values are the
+    plain dicts and lists written to the file (per method, per front, per horizon...).
+    """
+
+    inference: str
+    freq: str
+    horizon: int
+    #: What each origin's fit recorded (its date, fit time, diagnostics...).
+    origins: list[dict[str, Any]]
+    wall_s: float
+    #: Mean scores of the model (None when it was not fitted) and of each baseline.
+    model: dict[str, Any] | None
+    baselines: dict[str, dict[str, Any]]
+    #: Skill of the model against each baseline, per score.
+    skill: dict[str, Any]
+    by_front: dict[str, dict[str, Any]]
+    skill_by_front: dict[str, dict[str, Any]]
+    pooled_skill: dict[str, dict[str, Any]]
+    by_horizon: dict[str, dict[str, float]]
+    by_horizon_mae_last_value: dict[str, dict[str, float | None]]
+    #: The one-week targets and whether the pass marks are met (empty when not scorable).
+    first_week: dict[str, Any]
+    #: Targets left out, counted by reason.
+    not_scored: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The content of ``summary.json``, keys in field order."""
+        return {item.name: getattr(self, item.name) for item in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BacktestSummary:
+        """Read back what :meth:`to_dict` gave (``summary.json`` as loaded by :func:`json.loads`).
+
+        Raises
+        ------
+        ValueError
+            When a key is missing or unknown; the message lists them.
+        """
+        names = [item.name for item in fields(cls)]
+        missing = [name for name in names if name not in data]
+        unknown = [key for key in data if key not in names]
+        if missing or unknown:
+            raise ValueError(f"not a backtest summary: missing keys {missing}, unknown keys {unknown}")
+        return cls(**{name: data[name] for name in names})
+
+
 def backtest_summary(
     scores: pd.DataFrame,
     exceedance: pd.DataFrame,
@@ -37,11 +89,11 @@ def backtest_summary(
     inference: str,
     freq: str,
     horizon: int,
-    origins: list[dict[str, object]],
+    origins: list[dict[str, Any]],
     not_scored: dict[str, int],
     wall_s: float,
-) -> dict[str, object]:
-    """The content of ``summary.json``.
+) -> BacktestSummary:
+    """Mean scores per method and per front, skills and the one-week targets.
 
     Parameters
     ----------
@@ -57,35 +109,36 @@ def backtest_summary(
         The backtest's wall time.
     """
     methods = [m for m in METHODS if m in set(scores["method"])]
-    summary: dict[str, object] = {
-        "inference": inference,
-        "freq": freq,
-        "horizon": horizon,
-        "origins": origins,
-        "wall_s": round(wall_s, 1),
-    }
     per_method = {
         m: _method_summary(scores[scores["method"] == m], exceedance[exceedance["method"] == m]) for m in methods
     }
-    summary["model"] = per_method.get(MODEL)
-    summary["baselines"] = {m: per_method[m] for m in methods if m != MODEL}
-    summary["skill"] = _skills(scores, methods)
-    summary["by_front"] = _by_front(scores, methods)
-    summary["skill_by_front"], summary["pooled_skill"] = _front_skills(scores, methods)
-    summary["by_horizon"] = {
-        m: {
-            str(h): round(float(v), 6)
-            for h, v in scores[scores["method"] == m].groupby("horizon")["crps"].mean().items()
-        }
-        for m in methods
-    }
-    summary["by_horizon_mae_last_value"] = {
-        m: {str(h): _clean(_mae_last_value(rows)) for h, rows in scores[scores["method"] == m].groupby("horizon")}
-        for m in methods
-    }
-    summary["first_week"] = _first_week(scores, freq)
-    summary["not_scored"] = not_scored
-    return summary
+    skill_by_front, pooled_skill = _front_skills(scores, methods)
+    return BacktestSummary(
+        inference=inference,
+        freq=freq,
+        horizon=horizon,
+        origins=origins,
+        wall_s=round(wall_s, 1),
+        model=per_method.get(MODEL),
+        baselines={m: per_method[m] for m in methods if m != MODEL},
+        skill=_skills(scores, methods),
+        by_front=_by_front(scores, methods),
+        skill_by_front=skill_by_front,
+        pooled_skill=pooled_skill,
+        by_horizon={
+            m: {
+                str(h): round(float(v), 6)
+                for h, v in scores[scores["method"] == m].groupby("horizon")["crps"].mean().items()
+            }
+            for m in methods
+        },
+        by_horizon_mae_last_value={
+            m: {str(h): _clean(_mae_last_value(rows)) for h, rows in scores[scores["method"] == m].groupby("horizon")}
+            for m in methods
+        },
+        first_week=_first_week(scores, freq),
+        not_scored=not_scored,
+    )
 
 
 def _clean(value: float) -> float | None:

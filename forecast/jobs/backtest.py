@@ -85,7 +85,7 @@ from forecast.evaluation.backtest_scores import (
     model_scores,
     with_last_values,
 )
-from forecast.evaluation.backtest_summary import backtest_summary, reliability_by_method
+from forecast.evaluation.backtest_summary import BacktestSummary, backtest_summary, reliability_by_method
 from forecast.evaluation.origins import DEFAULT_HORIZON, interventions_known_at, restrict_panel
 from forecast.evaluation.targets import PERIOD, WINDOW, forecast_targets
 from forecast.fits import posterior as posterior_of
@@ -175,7 +175,7 @@ class BacktestOutcome:
     scores: pd.DataFrame
     exceedance: pd.DataFrame
     reliability: pd.DataFrame
-    summary: dict[str, object]
+    summary: BacktestSummary
 
 
 # --------------------------------------------------------------------------------------------
@@ -491,7 +491,9 @@ def write_backtest(outcome: BacktestOutcome, out: Path) -> dict[str, Path]:
     exceedance["origin"] = pd.to_datetime(exceedance["origin"]).dt.strftime("%Y-%m-%d")
     exceedance.to_csv(paths["exceedance"], index=False, lineterminator="\n", float_format="%.6g")
     outcome.reliability.to_csv(paths["reliability"], index=False, lineterminator="\n", float_format="%.6g")
-    paths["summary"].write_text(json.dumps(outcome.summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    paths["summary"].write_text(
+        json.dumps(outcome.summary.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+    )
     from forecast.jobs.backtest_page import write_page  # matplotlib and jinja2 only here
 
     paths.update(write_page(outcome, out))

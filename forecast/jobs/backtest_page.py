@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import jinja2
 
@@ -104,7 +104,7 @@ def failed_fits(summary: dict) -> list[str]:
 def headline(summary: dict) -> tuple[str, bool]:
     """One sentence on the one-week targets and whether they are met.
 
-    The targets are the pass marks of :mod:`forecast.evaluation.pass_marks` (a least CRPS
+    The targets are the pass marks of :mod:`forecast.evaluation.pass_marks` (a minimum CRPS
     skill against no-change and a range of 90% interval coverage), as judged in the
     summary's ``first_week``.
 
@@ -133,8 +133,8 @@ def headline(summary: dict) -> tuple[str, bool]:
 def write_page(outcome: BacktestOutcome, out: Path) -> dict[str, Path]:
     """Write the three figures as PNG and ``backtest.html`` embedding them."""
     summary = outcome.summary
-    rows = [(MODEL, summary["model"])] if summary["model"] else []
-    rows += list(summary["baselines"].items())
+    rows = [(MODEL, summary.model)] if summary.model else []
+    rows += list(summary.baselines.items())
     methods = [name for name, _ in rows]
     figures = {
         "pit_histograms.png": ("PIT histograms", plot_pit_histograms(outcome.scores, methods)),
@@ -151,13 +151,13 @@ def write_page(outcome: BacktestOutcome, out: Path) -> dict[str, Path]:
         paths[name] = out / name
         paths[name].write_bytes(png)
         encoded.append((title, base64.b64encode(png).decode("ascii")))
-    text, met = headline(summary)
+    text, met = headline(summary.to_dict())
     html = PAGE.render(
         summary=summary,
         origins=[o.date().isoformat() for o in outcome.origins],
         methods=rows,
         keys=["crps", "mae", "mae_last_value", "log_score", "coverage_50", "coverage_90", "brier", "n_targets"],
-        references=[r for r in SKILL_REFERENCES if r in cast(dict, summary["baselines"])],
+        references=[r for r in SKILL_REFERENCES if r in summary.baselines],
         figures=encoded,
         headline=text,
         met=met,
