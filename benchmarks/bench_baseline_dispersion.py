@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from forecast.evaluation import baselines
+from forecast.evaluation import backtest_scores, baselines
 from forecast.jobs import backtest as bt
 from forecast.jobs.data import DataRequest
 from forecast.jobs.executors import SerialExecutor
@@ -31,7 +31,7 @@ KEYS = ("crps", "log_score", "coverage_50", "coverage_90")
 
 def score(data: DataRequest, **kwargs: int) -> dict[str, dict[str, float]]:
     outcome = bt.run_backtest(bt.BacktestRequest(data=data, inference="none", **kwargs), SerialExecutor())
-    rows = outcome.summary["baselines"]
+    rows = outcome.summary.baselines
     return {m: {k: rows[m][k] for k in KEYS} for m in METHODS if m in rows}
 
 
@@ -46,7 +46,7 @@ def main() -> int:
     }
     robust = {label: score(data, **kw) for label, (data, kw) in runs.items()}
     baselines.fit_dispersion_robust = baselines.fit_dispersion  # the fit before issue 15 ...
-    bt.RECENT_PERIODS = dict.fromkeys(bt.RECENT_PERIODS)  # ... over the whole training window
+    backtest_scores.RECENT_PERIODS = dict.fromkeys(backtest_scores.RECENT_PERIODS)  # ... over the whole training window
     plain = {label: score(data, **kw) for label, (data, kw) in runs.items()}
     result = {label: {"robust_local": robust[label], "whole_window_ml": plain[label]} for label in runs}
     lines = [

@@ -390,10 +390,10 @@ def _backtest(args: argparse.Namespace) -> int:
     paths = write_backtest(outcome, args.out)
     from forecast.jobs.backtest_page import headline
 
-    print(headline(outcome.summary)[0])
-    from forecast.jobs.backtest import summary_lines
+    print(headline(outcome.summary.to_dict())[0])
+    from forecast.evaluation.backtest_summary import summary_lines
 
-    print("\n".join(summary_lines(outcome.summary)))
+    print("\n".join(summary_lines(outcome.summary.to_dict())))
     print(f"wrote {paths['scores']}, {paths['summary']} and {paths['page']}")
     return EXIT_OK
 

@@ -12,6 +12,10 @@ import pytest
 import xarray as xr
 
 from forecast import names as n
+from forecast.data.interventions import InterventionTable
+from forecast.errors import ForecastError
+from forecast.evaluation.backtest_summary import summary_lines
+from forecast.evaluation.origins import interventions_known_at
 from forecast.jobs import backtest as bt
 from forecast.jobs.data import DataRequest
 from forecast.jobs.executors import LocalProcessExecutor, SerialExecutor
@@ -95,7 +99,7 @@ def test_origins_are_weekly_and_leave_a_full_horizon(tmp_path):
     assert origins[-1] == truth.end - pd.Timedelta(days=14)
     assert all(np.diff(origins) == pd.Timedelta(days=7))
     assert origins[0] >= START + pd.Timedelta(days=27)
-    with pytest.raises(bt.ForecastError, match="at most"):
+    with pytest.raises(ForecastError, match="at most"):
         bt.choose_origins(request_for(events, origins=50), truth)
     dated = request_for(events, origins=None, origin_dates=(pd.Timestamp("2024-02-20"),))
     assert bt.choose_origins(dated, truth) == [pd.Timestamp("2024-02-20")]
@@ -150,8 +154,8 @@ def test_interventions_after_the_origin_are_unknown():
             n.ORIGIN_LINE: [2, 3, 4],
         }
     )
-    table = bt.InterventionTable(frame)
-    known = bt.interventions_known_at(table, pd.Timestamp("2024-01-31"), ("alpha", "beta"))
+    table = InterventionTable(frame)
+    known = interventions_known_at(table, pd.Timestamp("2024-01-31"), ("alpha", "beta"))
     assert known.labels == ["a"]
 
 
@@ -205,7 +209,7 @@ def test_outputs(written):
     assert summary["pooled_skill"]["model"]["no_change"]["n_fronts"] == 3
     assert summary["baselines"]["zero"]["log_score"] is None  # undefined for a point mass
     assert set(summary["by_horizon_mae_last_value"]["model"]) == set(summary["by_horizon"]["model"])
-    printed = "\n".join(bt.summary_lines(summary))  # the command's output
+    printed = "\n".join(summary_lines(summary))  # the command's output
     assert "MAE last" in printed and "CRPS skill per front against no_change" in printed and "gamma" in printed
     assert summary["skill"]["no_change"]["crps"]["interval"][0] <= summary["skill"]["no_change"]["crps"]["value"]
     assert summary["not_scored"]["window_outside_horizon"] >= 1
@@ -301,3 +305,28 @@ def test_the_headline_starts_by_saying_how_many_fits_failed_their_checks():
     assert text.startswith("1 OF 2 FITS FAILED THEIR CONVERGENCE CHECKS") and "targets met" in text and not ok
     text, ok = headline({"origins": origins[:1], "first_week": week})
     assert text.startswith("targets met") and ok
+
+
+def test_the_pass_marks_are_read_from_one_place():
+    from forecast.evaluation import pass_marks
+    from forecast.jobs.backtest_page import headline
+
+    assert pass_marks.skill_met(pass_marks.MIN_FIRST_WEEK_SKILL) and not pass_marks.skill_met(float("nan"))
+    low, high = pass_marks.COVERAGE_90_RANGE
+    assert pass_marks.coverage_met(low) and pass_marks.coverage_met(high)
+    assert not pass_marks.coverage_met(high + 1e-9) and not pass_marks.coverage_met(float("nan"))
+    week = {"crps_skill_vs_no_change": {"value": 0.2}, "coverage_90": 0.9}
+    week |= {"target_skill_met": True, "target_coverage_met": True}
+    text, _ = headline({"origins": [], "first_week": week})
+    assert f"(target {pass_marks.skill_mark_text()})" in text and f"(target {pass_marks.coverage_mark_text()})" in text
+
+
+def test_the_summary_reads_back_from_its_file_unchanged(written):
+    from forecast.evaluation.backtest_summary import BacktestSummary
+
+    text = written["summary"].read_text()
+    summary = BacktestSummary.from_dict(json.loads(text))
+    assert summary.horizon == 14 and summary.model is not None
+    assert json.dumps(summary.to_dict(), indent=2, allow_nan=False) + "\n" == text  # same keys, same order
+    with pytest.raises(ValueError, match="missing keys"):
+        BacktestSummary.from_dict({"inference": "none"})

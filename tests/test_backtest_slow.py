@@ -50,7 +50,7 @@ def test_the_true_model_beats_no_change_on_a_simulated_panel(tmp_path):
         origin_dates=(pd.Timestamp("2024-03-31"), pd.Timestamp("2024-04-07"), pd.Timestamp("2024-04-14")),
     )
     outcome = bt.run_backtest(request, LocalProcessExecutor(max_workers=2))
-    crps = outcome.summary["skill"]["no_change"]["crps"]
+    crps = outcome.summary.skill["no_change"]["crps"]
     assert crps["value"] > 0.0, crps
 
 
@@ -76,9 +76,9 @@ def test_a_reused_compiled_sampler_gives_the_scores_of_a_fresh_compile(tmp_path,
     request = request_for(simulated_events(tmp_path / "sim.csv"), origins=3, settings=settings)
     monkeypatch.setattr(bt, "COMPILED_MODELS", CompiledModels(max_entries=3))  # this process starts empty
     serial = bt.run_backtest(request, SerialExecutor())
-    reused = [o["compiled_model_reused"] for o in serial.summary["origins"]]
+    reused = [o["compiled_model_reused"] for o in serial.summary.origins]
     # the second origin refits the first's sampler (a later one may change the parameterisation)
     assert reused[:2] == [False, True]
     fresh = bt.run_backtest(request, LocalProcessExecutor(max_workers=3))
-    assert not any(o["compiled_model_reused"] for o in fresh.summary["origins"])
+    assert not any(o["compiled_model_reused"] for o in fresh.summary.origins)
     pd.testing.assert_frame_equal(serial.scores, fresh.scores)

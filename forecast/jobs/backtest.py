@@ -35,8 +35,8 @@ Baselines (:mod:`forecast.evaluation.baselines`, with the VIEWS benchmarks ``zer
 and ``conflictology``) are scored on the same targets; every score row carries the target's
 ``last_value`` (the point forecast "next = last observed value"), and the summary gives, per
 method and per front, the CRPS beside the MAE of that last value, and the skill per front
-against :data:`SKILL_REFERENCES` with its scale-free pooled form (the mean of per-front CRPS
-ratios).
+against :data:`~forecast.evaluation.backtest_summary.SKILL_REFERENCES` with its scale-free
+pooled form (the mean of per-front CRPS ratios).
 
 The model's predictive of a target covering days :math:`D` is, per posterior draw
 :math:`s`, :math:`\\operatorname{NB}(\\sum_{d \\in D} \\lambda_{s,d}, |D|\\,\\alpha_s)` (the model's
@@ -48,6 +48,12 @@ posterior draw.
 Origins run through a pluggable executor (:mod:`forecast.jobs.executors`); each task loads
 the data itself and gets the seed ``SeedSequence([seed, origin index])``, so the scores are
 the same whatever the executor.
+
+This module orchestrates: it loads the data, fits the model at each origin, runs the origins
+through an executor and writes the files.  The pure parts live in :mod:`forecast.evaluation`:
+``origins`` (choosing them, what is known at each), ``targets`` (what is scored),
+``backtest_scores`` (scoring the predictives), ``backtest_summary`` (``summary.json`` and the
+command's table) and ``pass_marks`` (what counts as good enough).
 """
 
 from __future__ import annotations
@@ -57,7 +63,6 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,36 +70,30 @@ import xarray as xr
 
 from forecast import names as n
 from forecast.checks.diagnostics import check_convergence
-from forecast.checks.predictive import central_intervals, randomized_pit
-from forecast.data.interventions import InterventionTable, read_interventions_csv
+from forecast.data.interventions import read_interventions_csv
 from forecast.data.panel import Panel, build_panel
 from forecast.data.readers import read_events
-from forecast.errors import ForecastError
-from forecast.evaluation.baselines import (
-    BASELINES,
-    BaselineForecast,
-    last_value,
-    period_baselines,
-    window_baselines,
+from forecast.evaluation import origins as origin_choice
+from forecast.evaluation.backtest_scores import (
+    EXCEEDANCE_COLUMNS,
+    EXCEEDANCE_DAYS,
+    MODEL,
+    SCORE_COLUMNS,
+    baseline_scores,
+    baselines_for_front,
+    first_week_draws,
+    model_scores,
+    with_last_values,
 )
-from forecast.evaluation.reliability import RELIABILITY_COLUMNS, brier_score, reliability_table
-from forecast.evaluation.scores import (
-    count_distribution,
-    count_interval,
-    crps_count,
-    crps_draws,
-    log_score_count,
-    mixture_log_score,
-    pooled_front_skill,
-    randomized_pit_count,
-    skill,
-)
+from forecast.evaluation.backtest_summary import BacktestSummary, backtest_summary, reliability_by_method
+from forecast.evaluation.origins import DEFAULT_HORIZON, interventions_known_at, restrict_panel
+from forecast.evaluation.targets import PERIOD, WINDOW, forecast_targets
 from forecast.fits import posterior as posterior_of
 from forecast.forecasting.counts import forecast_counts
 from forecast.indicators import default_thresholds, exceedance_probabilities, weekly_totals
 from forecast.jobs.data import DataRequest
 from forecast.jobs.executors import Executor, SerialExecutor
-from forecast.models.design import ModelOptions
+from forecast.models.design import ModelOptions, changepoint_candidates
 from forecast.models.escalation import total_dispersion
 from forecast.models.fast import DEFAULT_FAST_METHOD, fit_fast
 from forecast.models.model import EscalationModel, SamplerSettings
@@ -103,60 +102,12 @@ from forecast.priors import load_priors
 
 log = logging.getLogger(__name__)
 
-MODEL = "model"
-METHODS = (MODEL, *BASELINES)
 INFERENCE = ("nuts", "fast", "none")
-PERIOD = n.OBS_PERIOD
-WINDOW = n.OBS_WINDOW
-
-#: Default horizon in grid periods, moving-average window, season length (used only when the
-#: training window holds two full seasons) and minimum training periods (8 weeks).
-DEFAULT_HORIZON = {n.FREQ_DAY: 28, n.FREQ_WEEK: 4, n.FREQ_MONTH: 3, n.FREQ_YEAR: 1}
-MOVING_AVERAGE = {n.FREQ_DAY: 7, n.FREQ_WEEK: 4, n.FREQ_MONTH: 3, n.FREQ_YEAR: 2}
-SEASON = {n.FREQ_DAY: 7, n.FREQ_WEEK: 52, n.FREQ_MONTH: 12, n.FREQ_YEAR: None}
-DEFAULT_MIN_TRAIN = {n.FREQ_DAY: 56, n.FREQ_WEEK: 8, n.FREQ_MONTH: 3, n.FREQ_YEAR: 2}
-#: The baselines' dispersions are fitted on this many latest periods (windows) only: local,
-#: so that an old stretch of zeros or a past outlier does not decide today's spread.
-RECENT_PERIODS = {n.FREQ_DAY: 56, n.FREQ_WEEK: 26, n.FREQ_MONTH: 24, n.FREQ_YEAR: 10}
-#: The command prints per-front skills up to this many fronts (all are in summary.json).
-MAX_FRONTS_PRINTED = 12
-#: References of the per-front and pooled skills (every method against each of them).
-SKILL_REFERENCES = ("no_change", "last", "conflictology")
-#: Origins are this many grid periods apart by default (a week on a daily grid).
-ORIGIN_SPACING = {n.FREQ_DAY: 7, n.FREQ_WEEK: 1, n.FREQ_MONTH: 1, n.FREQ_YEAR: 1}
-DEFAULT_MAX_ORIGINS = 20
-EXCEEDANCE_DAYS = 7
-#: Draws of each baseline's predictive used for its exceedance probabilities.
-BASELINE_DRAWS = 2000
-
-SCORE_COLUMNS = [
-    "origin",
-    "front",
-    "kind",
-    "horizon",
-    "target_start",
-    "target_end",
-    "method",
-    "observed",
-    "mean",
-    "q05",
-    "q25",
-    "q75",
-    "q95",
-    "crps",
-    "log_score",
-    "pit",
-    "in_50",
-    "in_90",
-    "last_value",
-]
-EXCEEDANCE_COLUMNS = ["origin", "front", "method", "threshold", "p_exceed", "observed_total", "exceeded"]
 
 SCORES_FILE = "scores.csv"
 EXCEEDANCE_FILE = "exceedance.csv"
 RELIABILITY_FILE = "reliability.csv"
 SUMMARY_FILE = "summary.json"
-PAGE_FILE = "backtest.html"
 
 
 @dataclass(frozen=True)
@@ -224,11 +175,11 @@ class BacktestOutcome:
     scores: pd.DataFrame
     exceedance: pd.DataFrame
     reliability: pd.DataFrame
-    summary: dict[str, object]
+    summary: BacktestSummary
 
 
 # --------------------------------------------------------------------------------------------
-# Origins, panels and targets
+# Origins and the data known at them
 # --------------------------------------------------------------------------------------------
 
 
@@ -246,130 +197,14 @@ def load_truth(request: BacktestRequest) -> tuple[object, Panel]:
 
 
 def choose_origins(request: BacktestRequest, truth: Panel) -> list[pd.Timestamp]:
-    """Origins at period ends, ``ORIGIN_SPACING`` apart, the last one leaving a full horizon.
-
-    With ``origin_dates`` those are checked and used; with ``origins`` exactly that many are
-    required; by default as many as fit, up to :data:`DEFAULT_MAX_ORIGINS`.
-    """
-    freq = truth.freq
-    ends = truth.period_ends()
-    horizon = request.horizon_steps()
-    min_train = request.min_train or DEFAULT_MIN_TRAIN[freq]
-    complete = np.flatnonzero(ends <= truth.end)
-    first_index = min_train - 1
-    last_index = int(complete.max()) - horizon if complete.size else -1
-    if request.origin_dates:
-        out = []
-        for date in request.origin_dates:
-            date = pd.Timestamp(date).normalize()
-            where = np.flatnonzero(ends == date)
-            if not where.size:
-                raise ForecastError(f"origin {date.date()} is not the last day of a {freq} period of the data")
-            if where[0] < first_index:
-                raise ForecastError(f"origin {date.date()} leaves fewer than {min_train} {freq}(s) of training data")
-            if where[0] >= truth.n_periods - 1:
-                raise ForecastError(f"origin {date.date()} leaves nothing to forecast before {truth.end.date()}")
-            out.append(date)
-        return sorted(set(out))
-    spacing = ORIGIN_SPACING[freq]
-    available = list(range(last_index, first_index - 1, -spacing))[::-1]
-    wanted = request.origins or min(DEFAULT_MAX_ORIGINS, len(available))
-    if wanted > len(available) or not available:
-        raise ForecastError(
-            f"{wanted} origin(s) {spacing} {freq}(s) apart with {min_train} {freq}(s) of training data and a horizon "
-            f"of {horizon} do not fit in {truth.start.date()}..{truth.end.date()}: at most {len(available)}"
-        )
-    return [ends[i] for i in available[-wanted:]]
-
-
-def restrict_panel(panel: Panel, fronts: tuple[str, ...]) -> Panel:
-    """The panel with only ``fronts``."""
-    obs = panel.observations
-    return replace(panel, fronts=fronts, observations=obs[obs[n.FRONT].isin(fronts)].reset_index(drop=True))
-
-
-def interventions_known_at(table: InterventionTable | None, origin: pd.Timestamp, fronts: tuple[str, ...]):
-    """Interventions started on or before ``origin``, restricted to ``fronts`` (None if none are left)."""
-    if table is None:
-        return None
-    frame = table.before(origin).frame.copy()
-    named = [tuple(f for f in targets if f in fronts) if targets else targets for targets in frame[n.FRONT]]
-    keep = [not original or bool(kept) for original, kept in zip(frame[n.FRONT], named, strict=True)]
-    frame[n.FRONT] = named
-    frame = frame[keep].reset_index(drop=True)
-    return InterventionTable(frame, table.files) if len(frame) else None
-
-
-def changepoint_candidates(panel: Panel, options: ModelOptions) -> dict[str, int]:
-    """Positions where a changepoint may fall, per front (the rule of ``build_design``)."""
-    out = {}
-    for front in panel.fronts:
-        exposure = panel.observations.loc[panel.observations[n.FRONT] == front, n.EXPOSURE_DAYS].to_numpy()
-        before = np.concatenate([[0], np.cumsum(exposure)[:-1]])
-        after = exposure.sum() - before
-        valid = (before >= options.min_regime_days) & (after >= options.min_regime_days)
-        valid[:1] = False
-        out[front] = int(valid.sum())
-    return out
-
-
-def forecast_targets(
-    train: Panel, truth: Panel, origin: pd.Timestamp, horizon: int
-) -> tuple[pd.DataFrame, list[dict[str, str]], pd.Timestamp]:
-    """What happened after ``origin`` that can be scored, what cannot, and the horizon's last day."""
-    ends = truth.period_ends()
-    position = int(np.flatnonzero(ends == origin)[0])
-    last = min(position + horizon, truth.n_periods - 1)
-    horizon_end = min(ends[last], truth.end)
-    rows: list[dict[str, object]] = []
-    notes: list[dict[str, str]] = []
-    obs = truth.observations
-    for front in truth.fronts:
-        mine = obs[obs[n.FRONT] == front]
-        if front not in train.fronts:
-            if ((mine[n.DATE] > origin) & (mine[n.DATE] <= horizon_end)).any():
-                notes.append({"front": front, "reason": "front_not_in_training", "detail": "no data up to the origin"})
-            continue
-        periods = mine[(mine[n.OBS_KIND] == PERIOD) & (mine[n.DATE] > origin) & (mine[n.DATE] <= horizon_end)]
-        for first, last in truth.gap_ranges(front):  # declared gaps are not targets
-            if first <= horizon_end and last > origin:
-                label = f"{max(first, origin + pd.Timedelta(days=1)).date()}..{min(last, horizon_end).date()}"
-                notes.append({"front": front, "reason": "declared_gap", "detail": label})
-        for row in periods.itertuples(index=False):
-            row_d = row._asdict()
-            index = truth.periods.get_loc(row_d[n.DATE])
-            end = min(ends[index], truth.end)
-            days = (end - row_d[n.DATE]).days + 1
-            if row_d[n.EXPOSURE_DAYS] < days or end < ends[index]:
-                notes.append({"front": front, "reason": "partial_period", "detail": f"{row_d[n.DATE].date()}"})
-                continue
-            rows.append(_target(front, PERIOD, index - position, row_d[n.DATE], end, row_d[n.COUNT]))
-        windows = mine[(mine[n.OBS_KIND] == WINDOW) & (mine[n.END_DATE] > origin) & (mine[n.DATE] <= horizon_end)]
-        for row in windows.itertuples(index=False):
-            row_d = row._asdict()
-            label = f"{row_d[n.DATE].date()}..{row_d[n.END_DATE].date()}"
-            if row_d[n.DATE] <= origin or row_d[n.END_DATE] > horizon_end:
-                notes.append({"front": front, "reason": "window_outside_horizon", "detail": label})
-                continue
-            if row_d[n.PRECISION] == n.PRECISION_AT_LEAST:
-                notes.append({"front": front, "reason": "window_lower_bound", "detail": label})
-                continue
-            step = int(np.searchsorted(ends.to_numpy(), row_d[n.END_DATE].to_datetime64())) - position
-            rows.append(_target(front, WINDOW, step, row_d[n.DATE], row_d[n.END_DATE], row_d[n.COUNT]))
-    columns = ["front", "kind", "horizon", "target_start", "target_end", "days", "observed"]
-    return pd.DataFrame(rows, columns=columns), notes, horizon_end
-
-
-def _target(front: str, kind: str, step: int, start: pd.Timestamp, end: pd.Timestamp, count: int) -> dict:
-    return {
-        "front": front,
-        "kind": kind,
-        "horizon": int(step),
-        "target_start": start,
-        "target_end": end,
-        "days": int((end - start).days + 1),
-        "observed": int(count),
-    }
+    """The request's origins in ``truth`` (see :func:`forecast.evaluation.origins.choose_origins`)."""
+    return origin_choice.choose_origins(
+        truth,
+        horizon=request.horizon_steps(),
+        min_train=request.min_train,
+        count=request.origins,
+        dates=request.origin_dates,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -474,148 +309,6 @@ def _model_predictive(
 # --------------------------------------------------------------------------------------------
 
 
-def _score_rows(
-    origin: pd.Timestamp, method: str, targets: pd.DataFrame, columns: dict[str, np.ndarray]
-) -> pd.DataFrame:
-    frame = targets[["front", "kind", "horizon", "target_start", "target_end", "observed"]].copy()
-    frame.insert(0, "origin", origin)
-    frame.insert(6, "method", method)
-    for name, values in columns.items():
-        frame[name] = values
-    return frame
-
-
-def _model_scores(origin: pd.Timestamp, targets: pd.DataFrame, predictive: dict, seed: int) -> pd.DataFrame:
-    rows = targets.loc[predictive["index"]]
-    y = rows["observed"].to_numpy(dtype=float)
-    mu, alpha = predictive["mu"], predictive["alpha"]
-    rng = np.random.default_rng([seed, 1])
-    if alpha is None:
-        draws = rng.poisson(mu)
-    else:
-        draws = rng.poisson(rng.gamma(shape=alpha, scale=mu / alpha))
-    bounds = {prob: central_intervals(draws, prob) for prob in (0.5, 0.9)}
-    return _score_rows(
-        origin,
-        MODEL,
-        rows,
-        {
-            "mean": mu.mean(axis=0),
-            "q05": bounds[0.9][0],
-            "q25": bounds[0.5][0],
-            "q75": bounds[0.5][1],
-            "q95": bounds[0.9][1],
-            "crps": crps_draws(y, draws),
-            "log_score": mixture_log_score(y, mu, alpha),
-            "pit": randomized_pit(y, draws, np.random.default_rng([seed, 2])),
-            "in_50": (y >= bounds[0.5][0]) & (y <= bounds[0.5][1]),
-            "in_90": (y >= bounds[0.9][0]) & (y <= bounds[0.9][1]),
-        },
-    )
-
-
-def _baseline_scores(origin: pd.Timestamp, rows: pd.DataFrame, forecast: BaselineForecast, seed: int) -> pd.DataFrame:
-    y = rows["observed"].to_numpy(dtype=float)
-    mean, alpha = forecast.mean, forecast.alpha
-    rng = np.random.default_rng([seed, 3, BASELINES.index(forecast.method)])
-    if forecast.samples is not None:
-        return _sample_baseline_scores(origin, rows, forecast, rng)
-    lower50, upper50 = count_interval(mean, alpha, 0.5)
-    lower90, upper90 = count_interval(mean, alpha, 0.9)
-    return _score_rows(
-        origin,
-        forecast.method,
-        rows,
-        {
-            "mean": mean,
-            "q05": lower90,
-            "q25": lower50,
-            "q75": upper50,
-            "q95": upper90,
-            "crps": crps_count(y, mean, alpha),
-            "log_score": log_score_count(y, mean, alpha),
-            "pit": randomized_pit_count(y, mean, alpha, rng),
-            "in_50": (y >= lower50) & (y <= upper50),
-            "in_90": (y >= lower90) & (y <= upper90),
-        },
-    )
-
-
-def _sample_baseline_scores(
-    origin: pd.Timestamp, rows: pd.DataFrame, forecast: BaselineForecast, rng: np.random.Generator
-) -> pd.DataFrame:
-    """Scores of a baseline given by equally likely samples (``zero``, ``conflictology``).
-
-    Its log score is left empty: a point mass or a dozen atoms give most outcomes probability 0.
-    """
-    y = rows["observed"].to_numpy(dtype=float)
-    draws = np.asarray(forecast.samples, dtype=float)
-    bounds = {prob: central_intervals(draws, prob) for prob in (0.5, 0.9)}
-    return _score_rows(
-        origin,
-        forecast.method,
-        rows,
-        {
-            "mean": forecast.mean,
-            "q05": bounds[0.9][0],
-            "q25": bounds[0.5][0],
-            "q75": bounds[0.5][1],
-            "q95": bounds[0.9][1],
-            "crps": crps_draws(y, draws),
-            "log_score": np.full(y.shape, np.nan),
-            "pit": randomized_pit(y, draws, rng),
-            "in_50": (y >= bounds[0.5][0]) & (y <= bounds[0.5][1]),
-            "in_90": (y >= bounds[0.9][0]) & (y <= bounds[0.9][1]),
-        },
-    )
-
-
-def _front_series(train: Panel, front: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """Training counts and exposures of one front: per grid period, or per window."""
-    if kind == WINDOW:
-        windows = train.window_obs[train.window_obs[n.FRONT] == front]
-        return windows[n.COUNT].to_numpy(dtype=float), windows[n.EXPOSURE_DAYS].to_numpy(dtype=float)
-    counts, exposure = train.counts_matrix()
-    f = train.fronts.index(front)
-    return counts[f], exposure[f].astype(float)
-
-
-def _baselines_for_front(train: Panel, front: str, rows: pd.DataFrame, freq: str) -> dict[str, BaselineForecast]:
-    if (rows["kind"] == WINDOW).any():
-        counts, days = _front_series(train, front, WINDOW)
-        return window_baselines(
-            counts,
-            days,
-            target_days=rows["days"].to_numpy(),
-            window=MOVING_AVERAGE[freq],
-            recent=RECENT_PERIODS[freq],
-        )
-    counts, exposure = _front_series(train, front, PERIOD)
-    season = SEASON[freq]
-    if season is not None and int((exposure > 0).sum()) < 2 * season:
-        season = None
-    return period_baselines(
-        counts,
-        exposure,
-        steps=rows["horizon"].to_numpy(),
-        target_days=rows["days"].to_numpy(),
-        window=MOVING_AVERAGE[freq],
-        season=season,
-        recent=RECENT_PERIODS[freq],
-    )
-
-
-def _last_values(train: Panel, targets: pd.DataFrame) -> np.ndarray:
-    """The point forecast "next = last observed value" of each target (NaN where the front has none)."""
-    out = np.full(len(targets), np.nan)
-    for (front, kind), rows in targets.groupby(["front", "kind"], sort=False):
-        if front not in train.fronts:
-            continue
-        counts, exposure = _front_series(train, front, kind)
-        out[targets.index.get_indexer(rows.index)] = last_value(counts, exposure, rows["days"].to_numpy())
-    return out
-
-
 def score_origin(task: OriginTask) -> OriginResult:
     """Fit and score every method at one origin (a top-level function: executors pickle it)."""
     start = time.perf_counter()
@@ -632,25 +325,19 @@ def score_origin(task: OriginTask) -> OriginResult:
         predictive, forecast, fit_info = _model_predictive(task, train, targets, horizon_end, notes)
         info.update(fit_info)
         if predictive:
-            frames.append(_model_scores(task.origin, targets, predictive, task.seed))
+            frames.append(model_scores(task.origin, targets, predictive, task.seed))
     baseline_draws: dict[tuple[str, str], np.ndarray] = {}
     for front in targets["front"].unique():
         for kind in (PERIOD, WINDOW):
             rows = targets[(targets["front"] == front) & (targets["kind"] == kind)]
             if rows.empty:
                 continue
-            for method, prediction in _baselines_for_front(train, front, rows, request.data.freq).items():
-                frames.append(_baseline_scores(task.origin, rows, prediction, task.seed))
+            for method, prediction in baselines_for_front(train, front, rows, request.data.freq).items():
+                frames.append(baseline_scores(task.origin, rows, prediction, task.seed))
                 if kind == PERIOD:
-                    baseline_draws[(front, method)] = _first_week_draws(rows, prediction, task.seed, request.data.freq)
+                    baseline_draws[(front, method)] = first_week_draws(rows, prediction, task.seed, request.data.freq)
     scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
-    if len(scores):
-        point = targets[["front", "kind", "horizon", "target_start", "target_end"]].assign(
-            last_value=_last_values(train, targets)
-        )
-        scores = scores.merge(point, on=["front", "kind", "horizon", "target_start", "target_end"], how="left")
-    else:
-        scores["last_value"] = pd.Series(dtype=float)
+    scores = with_last_values(scores, train, targets)
     exceedance = _exceedance(task, train, truth, forecast, baseline_draws, notes)
     info["total_s"] = round(time.perf_counter() - start, 2)
     model_crps = scores.loc[scores["method"] == MODEL, "crps"]
@@ -668,21 +355,6 @@ def score_origin(task: OriginTask) -> OriginResult:
             "origin %s, front %s not scored (%s): %s", task.origin.date(), note["front"], note["reason"], note["detail"]
         )
     return OriginResult(task.origin, scores[SCORE_COLUMNS], exceedance, notes, info)
-
-
-def _first_week_draws(rows: pd.DataFrame, prediction: BaselineForecast, seed: int, freq: str) -> np.ndarray | None:
-    """Draws of the baseline's total over the first 7 days (None when not observable)."""
-    steps = 1 if freq == n.FREQ_WEEK else EXCEEDANCE_DAYS if freq == n.FREQ_DAY else 0
-    first = rows["horizon"].to_numpy() <= steps
-    if steps == 0 or first.sum() != steps:
-        return None
-    rng = np.random.default_rng([seed, 4, BASELINES.index(prediction.method)])
-    if prediction.samples is not None:  # one equally likely sample per day, independently
-        samples = prediction.samples[:, first]
-        picks = rng.integers(0, samples.shape[0], size=(BASELINE_DRAWS, samples.shape[1]))
-        return np.take_along_axis(samples, picks, axis=0).sum(axis=1)
-    dist = count_distribution(prediction.mean[first], prediction.alpha[first])
-    return dist.rvs(size=(BASELINE_DRAWS, int(first.sum())), random_state=rng).sum(axis=1)
 
 
 def _exceedance(
@@ -780,214 +452,22 @@ def summarise_backtest(request: BacktestRequest, results: list[OriginResult], *,
     scores = scores.sort_values(["origin", "front", "kind", "horizon", "target_start", "method"], kind="mergesort")
     scores = scores.reset_index(drop=True)
     exceedance = _as_frame([r.exceedance for r in results], EXCEEDANCE_COLUMNS)
-    reliability = _reliability(exceedance)
+    reliability = reliability_by_method(exceedance)
     not_scored: dict[str, int] = {}
     for result in results:
         for note in result.not_scored:
             not_scored[note["reason"]] = not_scored.get(note["reason"], 0) + 1
-    methods = [m for m in METHODS if m in set(scores["method"])]
-    summary: dict[str, object] = {
-        "inference": request.inference,
-        "freq": request.data.freq,
-        "horizon": request.horizon_steps(),
-        "origins": [r.info for r in results],
-        "wall_s": round(wall_s, 1),
-    }
-    per_method = {
-        m: _method_summary(scores[scores["method"] == m], exceedance[exceedance["method"] == m]) for m in methods
-    }
-    summary["model"] = per_method.get(MODEL)
-    summary["baselines"] = {m: per_method[m] for m in methods if m != MODEL}
-    summary["skill"] = _skills(scores, methods)
-    summary["by_front"] = _by_front(scores, methods)
-    summary["skill_by_front"], summary["pooled_skill"] = _front_skills(scores, methods)
-    summary["by_horizon"] = {
-        m: {
-            str(h): round(float(v), 6)
-            for h, v in scores[scores["method"] == m].groupby("horizon")["crps"].mean().items()
-        }
-        for m in methods
-    }
-    summary["by_horizon_mae_last_value"] = {
-        m: {str(h): _clean(_mae_last_value(rows)) for h, rows in scores[scores["method"] == m].groupby("horizon")}
-        for m in methods
-    }
-    summary["first_week"] = _first_week(scores, request.data.freq)
-    summary["not_scored"] = not_scored
-    return BacktestOutcome(request, [r.origin for r in results], scores, exceedance, reliability, summary)
-
-
-def _clean(value: float) -> float | None:
-    return round(float(value), 6) if value is not None and np.isfinite(value) else None
-
-
-def _method_summary(rows: pd.DataFrame, exceedance: pd.DataFrame) -> dict[str, object]:
-    brier = (
-        brier_score(exceedance["p_exceed"].to_numpy(), exceedance["exceeded"].to_numpy()) if len(exceedance) else np.nan
+    summary = backtest_summary(
+        scores,
+        exceedance,
+        inference=request.inference,
+        freq=request.data.freq,
+        horizon=request.horizon_steps(),
+        origins=[r.info for r in results],
+        not_scored=not_scored,
+        wall_s=wall_s,
     )
-    observed = rows["observed"].to_numpy(dtype=float)
-    return {
-        "crps": _clean(rows["crps"].mean()),
-        "mae": _clean(np.mean(np.abs(observed - rows["mean"].to_numpy(dtype=float))) if len(rows) else np.nan),
-        "mae_last_value": _clean(_mae_last_value(rows)),
-        "log_score": _clean(rows["log_score"].mean()),
-        "coverage_50": _clean(rows["in_50"].astype(float).mean()),
-        "coverage_90": _clean(rows["in_90"].astype(float).mean()),
-        "brier": _clean(brier),
-        "n_targets": int(len(rows)),
-        "n_exceedance": int(len(exceedance)),
-    }
-
-
-def _mae_last_value(rows: pd.DataFrame) -> float:
-    """Mean absolute error of the point forecast "next = last value" on these rows' targets."""
-    error = np.abs(rows["observed"].to_numpy(dtype=float) - rows["last_value"].to_numpy(dtype=float))
-    error = error[np.isfinite(error)]
-    return float(error.mean()) if error.size else np.nan
-
-
-def _by_front(scores: pd.DataFrame, methods: list[str]) -> dict[str, dict[str, object]]:
-    """CRPS, MAE and the last value's MAE of every method, per front."""
-    out: dict[str, dict[str, object]] = {}
-    for front, rows in scores.groupby("front", sort=True):
-        out[str(front)] = {}
-        for method in methods:
-            mine = rows[rows["method"] == method]
-            if len(mine):
-                observed = mine["observed"].to_numpy(dtype=float)
-                out[str(front)][method] = {
-                    "crps": _clean(mine["crps"].mean()),
-                    "mae": _clean(np.mean(np.abs(observed - mine["mean"].to_numpy(dtype=float)))),
-                    "mae_last_value": _clean(_mae_last_value(mine)),
-                    "coverage_90": _clean(mine["in_90"].astype(float).mean()),
-                    "n_targets": int(len(mine)),
-                }
-    return out
-
-
-def _front_skills(
-    scores: pd.DataFrame, methods: list[str]
-) -> tuple[dict[str, dict[str, object]], dict[str, dict[str, object]]]:
-    r"""CRPS skill of every method against each of :data:`SKILL_REFERENCES`, per front and pooled.
-
-    Per front: :math:`1 - \sum \text{CRPS} / \sum \text{CRPS}_\text{ref}` on the targets both
-    scored.  Pooled, scale-free: :math:`1 - \frac1F \sum_f \text{ratio}_f`, the mean of the
-    per-front ratios over the fronts whose reference CRPS is positive, so that every front
-    counts once whatever its scale (the CRPS pooled over targets is decided by the largest),
-    with a 90% bootstrap interval over origins (:func:`~forecast.evaluation.scores.pooled_front_skill`).
-    """
-    by_front: dict[str, dict[str, object]] = {}
-    pooled: dict[str, dict[str, object]] = {}
-    for method in methods:
-        by_front[method] = {}
-        pooled[method] = {}
-        for reference in SKILL_REFERENCES:
-            if reference not in methods or reference == method:
-                continue
-            matched = _matched(scores, method, reference)
-            sums = matched.groupby("front", sort=True)[["crps", "crps_ref"]].sum()
-            sums = sums[sums["crps_ref"] > 0]
-            ratios = sums["crps"] / sums["crps_ref"]
-            by_front[method][reference] = {str(f): _clean(1.0 - r) for f, r in ratios.items()}
-            estimate = pooled_front_skill(
-                matched["crps"].to_numpy(),
-                matched["crps_ref"].to_numpy(),
-                matched["front"].to_numpy(),
-                matched["origin"].to_numpy(),
-            )
-            pooled[method][reference] = {
-                **estimate.to_dict(),
-                "fronts_better": int((ratios < 1).sum()),
-                "n_fronts": int(len(ratios)),
-            }
-    return by_front, pooled
-
-
-def summary_lines(summary: dict[str, Any]) -> list[str]:
-    """The command's table: CRPS beside the MAE of "last value", and the pooled skills, per method."""
-    rows = ([(MODEL, summary["model"])] if summary.get("model") else []) + list(summary["baselines"].items())
-    references = [r for r in SKILL_REFERENCES if r in summary["baselines"]]
-    head = f"{'method':<16}{'CRPS':>10}{'MAE':>10}{'MAE last':>10}{'cover90':>9}"
-    head += "".join(f"{'vs ' + r:>18}" for r in references)
-    lines = [head + "   (skill: mean over fronts of 1 - CRPS/CRPS_ref)"]
-    for name, row in rows:
-        pooled = summary["pooled_skill"].get(name, {})
-        text = f"{name:<16}{_fmt(row['crps']):>10}{_fmt(row['mae']):>10}{_fmt(row['mae_last_value']):>10}"
-        text += f"{_fmt(row['coverage_90']):>9}"
-        for reference in references:
-            entry = pooled.get(reference)
-            cell = "" if entry is None else f"{_fmt(entry['value'])} {entry['fronts_better']}/{entry['n_fronts']}"
-            text += f"{cell:>18}"
-        lines.append(text)
-    by_front = summary.get("skill_by_front", {})
-    fronts = sorted({f for per_method in by_front.values() for f in per_method.get("no_change", {})})
-    if fronts and len(fronts) <= MAX_FRONTS_PRINTED:
-        lines.append("CRPS skill per front against no_change (1 - CRPS/CRPS_no_change):")
-        names = [name for name, _ in rows if name != "no_change"]
-        lines.append(f"{'front':<20}" + "".join(f"{name[:14]:>15}" for name in names))
-        for front in fronts:
-            cells = [_fmt(by_front.get(name, {}).get("no_change", {}).get(front)) for name in names]
-            lines.append(f"{front[:19]:<20}" + "".join(f"{cell:>15}" for cell in cells))
-    elif fronts:
-        lines.append(f"CRPS skill per front ({len(fronts)} fronts): skill_by_front in summary.json and backtest.html")
-    return lines
-
-
-def _fmt(value: object) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-KEYS = ["origin", "front", "kind", "horizon", "target_start", "target_end"]
-
-
-def _matched(scores: pd.DataFrame, method: str, reference: str) -> pd.DataFrame:
-    a = scores[scores["method"] == method][[*KEYS, "crps", "log_score"]]
-    b = scores[scores["method"] == reference][[*KEYS, "crps", "log_score"]]
-    return a.merge(b, on=KEYS, suffixes=("", "_ref"))
-
-
-def _skills(scores: pd.DataFrame, methods: list[str]) -> dict[str, object]:
-    """Skill of the model against each baseline on the targets both scored (see ``scores.skill``)."""
-    if MODEL not in methods:
-        return {}
-    out: dict[str, object] = {}
-    for baseline in methods:
-        if baseline == MODEL:
-            continue
-        matched = _matched(scores, MODEL, baseline)
-        origins = matched["origin"].to_numpy()
-        out[baseline] = {
-            score: skill(matched[score].to_numpy(), matched[f"{score}_ref"].to_numpy(), origins).to_dict()
-            for score in ("crps", "log_score")
-        }
-    return out
-
-
-def _first_week(scores: pd.DataFrame, freq: str) -> dict[str, object]:
-    """The issue's targets at the one-week horizon: CRPS skill against no-change and 90% coverage."""
-    steps = {n.FREQ_DAY: 7, n.FREQ_WEEK: 1}.get(freq)
-    if steps is None or MODEL not in set(scores["method"]):
-        return {}
-    week = scores[(scores["horizon"] <= steps) & (scores["kind"] == PERIOD)]
-    matched = _matched(week, MODEL, "no_change")
-    estimate = skill(matched["crps"].to_numpy(), matched["crps_ref"].to_numpy(), matched["origin"].to_numpy())
-    coverage = week.loc[week["method"] == MODEL, "in_90"].astype(float).mean()
-    return {
-        "horizon_steps": steps,
-        "crps_skill_vs_no_change": estimate.to_dict(),
-        "coverage_90": _clean(coverage),
-        "target_skill_met": bool(np.isfinite(estimate.value) and estimate.value >= 0.10),
-        "target_coverage_met": bool(np.isfinite(coverage) and 0.85 <= coverage <= 0.95),
-    }
-
-
-def _reliability(exceedance: pd.DataFrame) -> pd.DataFrame:
-    parts = []
-    for method, rows in exceedance.groupby("method", sort=False):
-        table = reliability_table(rows["p_exceed"].to_numpy(), rows["exceeded"].to_numpy())
-        table.insert(0, "method", method)
-        parts.append(table)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["method", *RELIABILITY_COLUMNS])
+    return BacktestOutcome(request, [r.origin for r in results], scores, exceedance, reliability, summary)
 
 
 def write_backtest(outcome: BacktestOutcome, out: Path) -> dict[str, Path]:
@@ -1011,7 +491,9 @@ def write_backtest(outcome: BacktestOutcome, out: Path) -> dict[str, Path]:
     exceedance["origin"] = pd.to_datetime(exceedance["origin"]).dt.strftime("%Y-%m-%d")
     exceedance.to_csv(paths["exceedance"], index=False, lineterminator="\n", float_format="%.6g")
     outcome.reliability.to_csv(paths["reliability"], index=False, lineterminator="\n", float_format="%.6g")
-    paths["summary"].write_text(json.dumps(outcome.summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    paths["summary"].write_text(
+        json.dumps(outcome.summary.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+    )
     from forecast.jobs.backtest_page import write_page  # matplotlib and jinja2 only here
 
     paths.update(write_page(outcome, out))

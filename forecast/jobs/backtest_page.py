@@ -5,18 +5,22 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import jinja2
 
 from forecast.checks.diagnostics import FAILED_HEADLINE
-from forecast.jobs.backtest import MODEL, PAGE_FILE, SKILL_REFERENCES
+from forecast.evaluation.backtest_scores import MODEL
+from forecast.evaluation.backtest_summary import SKILL_REFERENCES
+from forecast.evaluation.pass_marks import coverage_mark_text, skill_mark_text
 from forecast.plots.backtest import plot_crps_by_horizon, plot_pit_histograms, plot_reliability_diagram
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from forecast.jobs.backtest import BacktestOutcome
+
+PAGE_FILE = "backtest.html"
 
 PAGE = jinja2.Template(
     """<!DOCTYPE html>
@@ -98,7 +102,11 @@ def failed_fits(summary: dict) -> list[str]:
 
 
 def headline(summary: dict) -> tuple[str, bool]:
-    """One sentence on the one-week targets (CRPS skill >= 10% vs no-change, 90% coverage 0.85-0.95).
+    """One sentence on the one-week targets and whether they are met.
+
+    The targets are the pass marks of :mod:`forecast.evaluation.pass_marks` (a minimum CRPS
+    skill against no-change and a range of 90% interval coverage), as judged in the
+    summary's ``first_week``.
 
     When any origin's fit failed its convergence checks, the sentence starts by saying so.
     """
@@ -116,8 +124,8 @@ def headline(summary: dict) -> tuple[str, bool]:
     met = week["target_skill_met"] and week["target_coverage_met"]
     verdict = "targets met" if met else "TARGETS NOT MET"
     return (
-        f"{warning}{verdict}: one-week CRPS skill against no-change {_fmt(value)} (target >= 0.10), "
-        f"90% interval coverage {_fmt(week['coverage_90'])} (target 0.85-0.95).",
+        f"{warning}{verdict}: one-week CRPS skill against no-change {_fmt(value)} (target {skill_mark_text()}), "
+        f"90% interval coverage {_fmt(week['coverage_90'])} (target {coverage_mark_text()}).",
         met and not failed,
     )
 
@@ -125,8 +133,8 @@ def headline(summary: dict) -> tuple[str, bool]:
 def write_page(outcome: BacktestOutcome, out: Path) -> dict[str, Path]:
     """Write the three figures as PNG and ``backtest.html`` embedding them."""
     summary = outcome.summary
-    rows = [(MODEL, summary["model"])] if summary["model"] else []
-    rows += list(summary["baselines"].items())
+    rows = [(MODEL, summary.model)] if summary.model else []
+    rows += list(summary.baselines.items())
     methods = [name for name, _ in rows]
     figures = {
         "pit_histograms.png": ("PIT histograms", plot_pit_histograms(outcome.scores, methods)),
@@ -143,13 +151,13 @@ def write_page(outcome: BacktestOutcome, out: Path) -> dict[str, Path]:
         paths[name] = out / name
         paths[name].write_bytes(png)
         encoded.append((title, base64.b64encode(png).decode("ascii")))
-    text, met = headline(summary)
+    text, met = headline(summary.to_dict())
     html = PAGE.render(
         summary=summary,
         origins=[o.date().isoformat() for o in outcome.origins],
         methods=rows,
         keys=["crps", "mae", "mae_last_value", "log_score", "coverage_50", "coverage_90", "brier", "n_targets"],
-        references=[r for r in SKILL_REFERENCES if r in cast(dict, summary["baselines"])],
+        references=[r for r in SKILL_REFERENCES if r in summary.baselines],
         figures=encoded,
         headline=text,
         met=met,

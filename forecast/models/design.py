@@ -219,10 +219,7 @@ def build_design(
         members = np.flatnonzero(obs_front == f)  # already date-sorted within the front
         position[f, : len(members)] = members
         position_mask[f, : len(members)] = True
-        days_before = np.concatenate([[0], np.cumsum(exposure_days[members])[:-1]])
-        days_after = exposure_days[members].sum() - days_before
-        valid[f, : len(members)] = (days_before >= options.min_regime_days) & (days_after >= options.min_regime_days)
-        valid[f, 0] = False
+        valid[f, : len(members)] = changepoint_positions(exposure_days[members], options.min_regime_days)
     k = options.changepoints
     n_valid = valid.sum(axis=1)
     too_few = [f"{front} ({v} candidate positions)" for front, v in zip(fronts, n_valid, strict=True) if v < k]
@@ -280,6 +277,45 @@ def build_design(
         options=options,
         **design_interventions,
     )
+
+
+def changepoint_positions(exposure_days: np.ndarray, min_regime_days: int) -> np.ndarray:
+    """Where a changepoint may fall among one front's observations (in date order).
+
+    A changepoint at position :math:`s` starts the next regime at observation :math:`s`; it
+    may fall there when at least ``min_regime_days`` observed days lie before it and from it
+    on, and never at position 0.
+
+    Parameters
+    ----------
+    exposure_days : numpy.ndarray
+        Observed days of each of the front's observations, in date order.
+    min_regime_days : int
+        ``ModelOptions.min_regime_days``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean, one entry per observation: True where a changepoint may fall.
+    """
+    exposure_days = np.asarray(exposure_days)
+    if exposure_days.size == 0:
+        return np.zeros(0, dtype=bool)
+    days_before = np.concatenate([[0], np.cumsum(exposure_days)[:-1]])
+    days_after = exposure_days.sum() - days_before
+    valid = (days_before >= min_regime_days) & (days_after >= min_regime_days)
+    valid[0] = False
+    return valid
+
+
+def changepoint_candidates(panel: Panel, options: ModelOptions) -> dict[str, int]:
+    """How many positions a changepoint may fall at, per front (the rule of :func:`build_design`)."""
+    obs = panel.observations
+    out = {}
+    for front in panel.fronts:
+        exposure_days = obs.loc[obs[n.FRONT] == front, n.EXPOSURE_DAYS].to_numpy()
+        out[front] = int(changepoint_positions(exposure_days, options.min_regime_days).sum())
+    return out
 
 
 def _observation_days(
