@@ -175,8 +175,8 @@ def load_dataset(size: str, data_seed: int, scratch: Path):
     """
     from forecast import names as n
     from forecast.data.interventions import read_interventions_csv
-    from forecast.data.simulate import SimulatedIntervention, interventions_frame, simulate_panel
     from forecast.jobs.data import DataRequest, load_data
+    from forecast.testing.simulate import SimulatedIntervention, interventions_frame, simulate_panel
 
     if size == "shipped":
         loaded = load_data(DataRequest())

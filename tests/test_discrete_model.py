@@ -12,7 +12,6 @@ from scipy.special import logsumexp
 
 from forecast import names as n
 from forecast.data.interventions import read_interventions_csv
-from forecast.data.simulate import SimulatedIntervention, interventions_frame, simulate_panel
 from forecast.models.design import ModelOptions
 from forecast.models.discrete import (
     LOGLIK_POTENTIAL,
@@ -22,6 +21,7 @@ from forecast.models.discrete import (
     observation_positions,
 )
 from forecast.models.model import EscalationModel
+from forecast.testing.simulate import SimulatedIntervention, interventions_frame, simulate_panel
 
 
 @pytest.fixture(scope="module")
