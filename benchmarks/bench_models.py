@@ -17,7 +17,7 @@ Samplers
                          ``SAMPLER_KWARGS["nutpie"]``, marginalised model.
 ``numpyro``              ``pm.sample(nuts_sampler="numpyro")``, marginalised model (only when
                          numpyro and jax are installed).
-``discrete-metropolis``  :func:`forecast.models.discrete.build_discrete_changepoint_model`,
+``discrete-metropolis``  :func:`tools.discrete_changepoint.build_discrete_changepoint_model`,
                          ``pm.sample`` with PyMC's automatic compound step (NUTS for the continuous
                          parameters, Metropolis for the changepoint positions).
 """
@@ -244,9 +244,9 @@ def run_worker(args: argparse.Namespace) -> dict[str, object]:
     import numpy as np
     import pymc as pm
 
-    from forecast.models.discrete import POSITION_VARIABLE, build_discrete_changepoint_model
     from forecast.models.escalation import POST_HOC_VARIABLES
     from forecast.models.model import SAMPLER_KWARGS, EscalationModel, prepare_numpyro
+    from tools.discrete_changepoint import POSITION_VARIABLE, build_discrete_changepoint_model
 
     result["import_s"] = time.perf_counter() - start
     if sampler == "numpyro":

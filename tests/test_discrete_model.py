@@ -13,15 +13,15 @@ from scipy.special import logsumexp
 from forecast import names as n
 from forecast.data.interventions import read_interventions_csv
 from forecast.models.design import ModelOptions
-from forecast.models.discrete import (
+from forecast.models.model import EscalationModel
+from forecast.testing.simulate import SimulatedIntervention, interventions_frame, simulate_panel
+from tools.discrete_changepoint import (
     LOGLIK_POTENTIAL,
     POSITION_VARIABLE,
     build_discrete_changepoint_model,
     changepoint_range,
     observation_positions,
 )
-from forecast.models.model import EscalationModel
-from forecast.testing.simulate import SimulatedIntervention, interventions_frame, simulate_panel
 
 
 @pytest.fixture(scope="module")
