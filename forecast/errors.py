@@ -68,6 +68,10 @@ class PriorConfigError(ForecastError):
     """A prior file or prior dictionary is malformed."""
 
 
+class OptionError(ForecastError, ValueError):
+    """An option (of the command line, a request or a model) has a value it does not allow."""
+
+
 class FitMismatchError(ForecastError):
     """A saved fit does not match the data, priors or options it is used with."""
 
