@@ -49,8 +49,8 @@ notebooks: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet ruff mypy
-	$(BIN)/ruff check forecast tests
-	$(BIN)/ruff format --check forecast tests
+	$(BIN)/ruff check forecast tests tools
+	$(BIN)/ruff format --check forecast tests tools
 
 clean:
 	rm -rf $(VENV) build *.egg-info

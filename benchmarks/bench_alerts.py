@@ -15,7 +15,9 @@ Measures and prints:
    and peak memory.  Target: under 20 s.
 4. **Detector throughput** on one core (``forecast.alerts.bocpd.update`` alone), in
    observations per second: one long series, and many fronts at once.  The target is at
-   least 100,000 observations per second per core.
+   least 100,000 observations per second per core.  ``--throughput-only`` measures this alone
+   (seconds, not minutes); it replaced a timed assertion in the fast tests, where a busy machine
+   made it flaky and a timing proves nothing about correctness.
 
 It is a script, not a test::
 
@@ -23,6 +25,7 @@ It is a script, not a test::
     .venv/bin/python benchmarks/bench_alerts.py --repeats 3 --long-series 50000 \\
         --many-fronts 100x2000 --many-fronts-daily 1000x730 --check-rows 1000000 \\
         --out benchmarks/results/alerts
+    .venv/bin/python benchmarks/bench_alerts.py --throughput-only --many-fronts 20x1000
 
 numpy is pinned to one thread through the usual environment variables before it is imported.
 """
@@ -263,12 +266,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check-rows", type=int, default=1_000_000, help="rows of the data check case (default 1,000,000; 0 skips)"
     )
+    parser.add_argument(
+        "--throughput-only", action="store_true", help="measure the detector's throughput alone (item 4 above)"
+    )
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--out", type=Path, help="folder for bench_alerts.json")
     args = parser.parse_args(argv)
     many_f, many_t = (int(x) for x in args.many_fronts.lower().split("x"))
 
-    scheduled = bench_scheduled_run(args.fronts, args.days, args.repeats, args.seed)
+    scheduled = None if args.throughput_only else bench_scheduled_run(args.fronts, args.days, args.repeats, args.seed)
     results: dict[str, object] = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "python": platform.python_version(),
@@ -279,12 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         "scheduled_run": scheduled,
         "throughput": [],
     }
-    if args.many_fronts_daily != "0":
+    if args.many_fronts_daily != "0" and not args.throughput_only:
         daily_f, daily_d = (int(x) for x in args.many_fronts_daily.lower().split("x"))
         results["many_fronts_daily_run"] = bench_many_fronts_daily_run(
             daily_f, daily_d, max(1, min(args.repeats, 3)), args.seed
         )
-    if args.check_rows:
+    if args.check_rows and not args.throughput_only:
         results["data_check"] = bench_data_check(args.check_rows, max(1, min(args.repeats, 3)), args.seed)
     cases = [(1, args.long_series), (many_f, many_t)]
     for likelihood in ("negative_binomial", "poisson"):
@@ -299,19 +305,20 @@ def main(argv: list[str] | None = None) -> int:
         f"python {results['python']}, numpy {results['numpy']}, {results['cpus']} CPU(s), load average at start "
         f"{results['load_average_at_start'][0]:.1f}"
     )
-    print()
-    print(
-        f"scheduled run, {scheduled['fronts']} fronts x {scheduled['history_days']} days + 1 new day "
-        f"(process wall time, interpreter start included, {scheduled['repeats']} runs):"
-    )
-    print(
-        f"  median {scheduled['wall_s_median']:.2f} s  (min {scheduled['wall_s_min']:.2f}, max "
-        f"{scheduled['wall_s_max']:.2f}; target < 2 s)"
-    )
-    print(
-        f"  for reference: interpreter + imports {scheduled['interpreter_and_imports_s']:.2f} s; first run over "
-        f"the whole history {scheduled['first_run_over_history_s']:.2f} s"
-    )
+    if scheduled is not None:
+        print()
+        print(
+            f"scheduled run, {scheduled['fronts']} fronts x {scheduled['history_days']} days + 1 new day "
+            f"(process wall time, interpreter start included, {scheduled['repeats']} runs):"
+        )
+        print(
+            f"  median {scheduled['wall_s_median']:.2f} s  (min {scheduled['wall_s_min']:.2f}, max "
+            f"{scheduled['wall_s_max']:.2f}; target < 2 s)"
+        )
+        print(
+            f"  for reference: interpreter + imports {scheduled['interpreter_and_imports_s']:.2f} s; first run over "
+            f"the whole history {scheduled['first_run_over_history_s']:.2f} s"
+        )
     if "many_fronts_daily_run" in results:
         big = results["many_fronts_daily_run"]
         print()

@@ -17,7 +17,7 @@ Samplers
                          ``SAMPLER_KWARGS["nutpie"]``, marginalised model.
 ``numpyro``              ``pm.sample(nuts_sampler="numpyro")``, marginalised model (only when
                          numpyro and jax are installed).
-``discrete-metropolis``  :func:`forecast.models.discrete.build_discrete_changepoint_model`,
+``discrete-metropolis``  :func:`tools.discrete_changepoint.build_discrete_changepoint_model`,
                          ``pm.sample`` with PyMC's automatic compound step (NUTS for the continuous
                          parameters, Metropolis for the changepoint positions).
 """
@@ -175,8 +175,8 @@ def load_dataset(size: str, data_seed: int, scratch: Path):
     """
     from forecast import names as n
     from forecast.data.interventions import read_interventions_csv
-    from forecast.data.simulate import SimulatedIntervention, interventions_frame, simulate_panel
     from forecast.jobs.data import DataRequest, load_data
+    from forecast.testing.simulate import SimulatedIntervention, interventions_frame, simulate_panel
 
     if size == "shipped":
         loaded = load_data(DataRequest())
@@ -244,9 +244,9 @@ def run_worker(args: argparse.Namespace) -> dict[str, object]:
     import numpy as np
     import pymc as pm
 
-    from forecast.models.discrete import POSITION_VARIABLE, build_discrete_changepoint_model
     from forecast.models.escalation import POST_HOC_VARIABLES
     from forecast.models.model import SAMPLER_KWARGS, EscalationModel, prepare_numpyro
+    from tools.discrete_changepoint import POSITION_VARIABLE, build_discrete_changepoint_model
 
     result["import_s"] = time.perf_counter() - start
     if sampler == "numpyro":

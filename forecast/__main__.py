@@ -1,7 +1,5 @@
 """``python -m forecast`` runs the command line."""
 
-import sys
+from forecast.cli import run
 
-from forecast.cli import main
-
-sys.exit(main())
+run()

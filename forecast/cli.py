@@ -1,6 +1,10 @@
 """The ``forecast`` command line: a thin shell over :mod:`forecast.jobs`.
 
-Exit codes: 0 success, 1 an error in the input or the run, 2 a usage error.
+Exit codes: 0 success, 1 an error in the input or the run, 2 a usage error, 70 an unexpected
+error (a bug: the traceback is printed).
+
+Only the toolkit's own errors (:class:`~forecast.errors.ForecastError`) and a missing file are
+reported as the user's error; any other exception is a bug and is never dressed up as one.
 """
 
 from __future__ import annotations
@@ -10,15 +14,16 @@ import datetime
 import json
 import logging
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import pandas as pd
 
 from forecast import __version__
 from forecast import names as n
-from forecast.errors import ForecastError
+from forecast.errors import ForecastError, OptionError
 
 if TYPE_CHECKING:  # the jobs are imported when a command runs, keeping --help fast
     from forecast.jobs.data import DataRequest
@@ -27,6 +32,8 @@ if TYPE_CHECKING:  # the jobs are imported when a command runs, keeping --help f
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+#: An unexpected exception: a bug, not the user's error (``EX_SOFTWARE`` of sysexits.h).
+EXIT_INTERNAL = 70
 
 log = logging.getLogger("forecast")
 
@@ -36,6 +43,23 @@ def _date(text: str) -> pd.Timestamp:
         return pd.Timestamp(pd.to_datetime(text, format="%Y-%m-%d"))
     except (ValueError, TypeError) as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date in YYYY-MM-DD form") from exc
+
+
+Built = TypeVar("Built")
+
+
+def _from_arguments(build: Callable[[], Built]) -> Built:
+    """Build settings from command-line values: a value the settings reject is the user's error.
+
+    Settings classes check their values in ``__post_init__``, some with a plain ``ValueError``;
+    here nothing but the user's values goes in, so that becomes an :class:`OptionError`.
+    """
+    try:
+        return build()
+    except ForecastError:
+        raise
+    except ValueError as error:
+        raise OptionError(str(error)) from error
 
 
 def _list(text: str) -> list[str]:
@@ -298,14 +322,16 @@ def _fit_request(args: argparse.Namespace) -> FitRequest:
         parameterization=args.parameterization,
         min_regime_days=args.min_regime_days,
     )
-    settings = SamplerSettings(
-        sampler=args.sampler,
-        draws=args.draws,
-        tune=args.tune,
-        chains=args.chains,
-        target_accept=args.target_accept,
-        random_seed=args.seed,
-        progressbar=not args.quiet,
+    settings = _from_arguments(
+        lambda: SamplerSettings(
+            sampler=args.sampler,
+            draws=args.draws,
+            tune=args.tune,
+            chains=args.chains,
+            target_accept=args.target_accept,
+            random_seed=args.seed,
+            progressbar=not args.quiet,
+        )
     )
     return FitRequest(data=_request(args, files=args.events), priors=args.priors, options=options, settings=settings)
 
@@ -373,18 +399,20 @@ def _backtest(args: argparse.Namespace) -> int:
     from forecast.jobs.executors import make_executor
 
     fit = _fit_request(args)
-    request = BacktestRequest(
-        data=fit.data,
-        priors=fit.priors,
-        options=fit.options,
-        settings=fit.settings,
-        inference=args.inference,
-        fast_method=args.fast_method,
-        fast_draws=args.fast_draws,
-        horizon=args.horizon,
-        origins=args.origins,
-        origin_dates=tuple(args.origin_dates or ()),
-        min_train=args.min_train,
+    request = _from_arguments(
+        lambda: BacktestRequest(
+            data=fit.data,
+            priors=fit.priors,
+            options=fit.options,
+            settings=fit.settings,
+            inference=args.inference,
+            fast_method=args.fast_method,
+            fast_draws=args.fast_draws,
+            horizon=args.horizon,
+            origins=args.origins,
+            origin_dates=tuple(args.origin_dates or ()),
+            min_train=args.min_train,
+        )
     )
     outcome = run_backtest(request, make_executor(args.scheduler, max_workers=args.workers))
     paths = write_backtest(outcome, args.out)
@@ -426,10 +454,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE if args.command else EXIT_OK
     try:
         return handler(args)
-    except (ForecastError, FileNotFoundError, ValueError) as error:
+    except (ForecastError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
+    # Anything else is a bug: it propagates, with its traceback.
+
+
+def run(argv: Sequence[str] | None = None) -> NoReturn:
+    """The process entry (the ``forecast`` script, ``python -m forecast``): exit with :func:`main`'s code.
+
+    An exception that :func:`main` lets through is a bug: its traceback is printed and the exit
+    code is :data:`EXIT_INTERNAL`, so that a script or scheduler can tell it from bad input.
+    """
+    try:
+        code = main(argv)
+    except Exception:
+        traceback.print_exc()
+        print("internal error: the traceback above is a bug in forecast, not a problem with the input", file=sys.stderr)
+        code = EXIT_INTERNAL
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -5,11 +5,19 @@ A subclass exists only where a caller branches on it.  Data problems carry a lis
 also derives from the builtin exception it refines (a malformed file is a ``ValueError``, a
 lock held too long a ``TimeoutError``, a failed delivery an ``OSError``), so code that knows
 nothing of this family still catches it where it should.
+
+Checks that report every problem at once gather them in one of two collectors: data readers in
+a list of :class:`Issue` (located by file, line and column, raised as one
+:class:`DataValidationError`), configuration files in :class:`Problems` (located by a path of
+keys inside the file, raised as one error of the caller's class).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+#: Longest text of a value or location echoed in a message (a hostile file must not make a huge one).
+SHOWN_CHARACTERS = 80
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,29 @@ class Issue:
         return {"file": self.file, "line": self.line, "column": self.column, "message": self.message}
 
 
+class Problems:
+    """Collects the problems of one configuration file or mapping so that one error lists all of them.
+
+    Each problem is ``"where: reason"``, where ``where`` is the path of keys inside the file
+    (``"rate.kwargs.alpha"``; empty for a problem of the whole file or a message that says
+    where itself).
+    """
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, where: str, reason: str) -> None:
+        where = where if len(where) <= SHOWN_CHARACTERS else where[: SHOWN_CHARACTERS - 3] + "..."
+        self.items.append(f"{where}: {reason}" if where else reason)
+
+    def raise_if_any(self, source: str, what: str, error: type[Exception]) -> None:
+        """Raise ``error("SOURCE: N WHAT problems:\n  - ...")`` when any problem was added."""
+        if self.items:
+            noun = "problem" if len(self.items) == 1 else "problems"
+            listed = "\n".join(f"  - {item}" for item in self.items)
+            raise error(f"{source}: {len(self.items)} {what} {noun}:\n{listed}")
+
+
 class ForecastError(Exception):
     """Root of every error the toolkit raises on purpose."""
 
@@ -66,6 +97,10 @@ class DataValidationError(ForecastError):
 
 class PriorConfigError(ForecastError):
     """A prior file or prior dictionary is malformed."""
+
+
+class OptionError(ForecastError, ValueError):
+    """An option (of the command line, a request or a model) has a value it does not allow."""
 
 
 class FitMismatchError(ForecastError):

@@ -11,6 +11,10 @@ FRONT = "front"
 WINDOW = "window"
 INTERVENTION = "intervention"
 CHANGEPOINT = "changepoint"
+#: The day (or step) axis of forecast draws.
+DATE_DIM = "date"
+#: The sample axes of posterior draws, in ArviZ's order.
+SAMPLE_DIMS = ("chain", "draw")
 
 # Columns of the canonical events table (the input contract of issue #2).
 DATE = "date"

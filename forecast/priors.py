@@ -38,7 +38,7 @@ import yaml
 from pymc_extras.prior import Prior
 
 from forecast.data.yamlio import read_yaml_file
-from forecast.errors import PriorConfigError
+from forecast.errors import PriorConfigError, Problems
 from forecast.names import CHANGEPOINT, FRONT
 
 __all__ = [
@@ -179,7 +179,7 @@ _BARE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 class _PriorProblem(Exception):
-    """One problem in one prior, raised while checking and gathered into a PriorConfigError.
+    """One problem in one prior, raised while checking and gathered in :class:`~forecast.errors.Problems`.
 
     ``where`` locates the problem inside the prior (``"kwargs.mu"``; empty for the prior itself).
     """
@@ -313,12 +313,6 @@ def _check_dims(name: str, prior: Prior, model: str = "changepoint") -> None:
         raise _PriorProblem("dims", f"must be {list(expected)}, got {list(given)}")
 
 
-def _problems_message(source: str, problems: list[str]) -> str:
-    noun = "problem" if len(problems) == 1 else "problems"
-    listed = "\n".join(f"  - {problem}" for problem in problems)
-    return f"{source}: {len(problems)} prior {noun}:\n{listed}"
-
-
 def _check_names(source: str, names: Iterable[str], model: str = "changepoint") -> None:
     expected = MODEL_PRIOR_DIMS[model]
     given = list(names)
@@ -365,7 +359,7 @@ class PriorSet:
         if self.model not in MODEL_PRIOR_DIMS:
             raise PriorConfigError(f"unknown model {self.model!r}; allowed: {', '.join(MODEL_PRIOR_DIMS)}")
         _check_names(self.source, self.priors, self.model)
-        problems = []
+        problems = Problems()
         for name in self.names:
             prior = self.priors[name]
             try:
@@ -374,9 +368,8 @@ class PriorSet:
                 _canonical_prior_dict(prior.to_dict(), "")
                 _check_dims(name, prior, self.model)
             except _PriorProblem as problem:
-                problems.append(problem.describe(name))
-        if problems:
-            raise PriorConfigError(_problems_message(self.source, problems))
+                problems.add("", problem.describe(name))
+        problems.raise_if_any(self.source, "prior", PriorConfigError)
         # Own a copy in the documented order, so that later changes to the caller's dict
         # cannot change this set.
         object.__setattr__(self, "priors", {name: self.priors[name] for name in self.names})
@@ -516,17 +509,16 @@ def priors_from_dict(raw: object, *, source: str = "<memory>", model: str = "cha
     _check_names(source, raw, model)
 
     priors: dict[str, Prior] = {}
-    problems: list[str] = []
+    problems = Problems()
     for name in MODEL_PRIOR_DIMS[model]:
         try:
             prior = _prior_from_canonical(_canonical_prior_dict(raw[name], ""))
             _check_dims(name, prior, model)
         except _PriorProblem as problem:
-            problems.append(problem.describe(name))
+            problems.add("", problem.describe(name))
             continue
         priors[name] = prior
-    if problems:
-        raise PriorConfigError(_problems_message(source, problems))
+    problems.raise_if_any(source, "prior", PriorConfigError)
     return PriorSet(priors=priors, source=source, model=model)
 
 

@@ -2,6 +2,8 @@
 
 Floors (see STYLE.md): 1 names and errors; 2 data, priors and saved fits; 3 models;
 4 checks and forecasts; 5 indicators, report, alerts, plots; 6 jobs and the command line.
+``forecast.testing`` (the simulator, for tests, notebooks and benchmarks) is floor 7: it may
+import anything, and nothing that a ``forecast`` command runs may import it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ FLOORS: dict[str, int] = {
     "forecast.cli": 6,
     "forecast.cli_alert": 6,
     "forecast.__main__": 6,
+    # Not runtime code: above every floor, so that no runtime module can import it.
+    "forecast.testing": 7,
 }
 
 

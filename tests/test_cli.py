@@ -124,3 +124,53 @@ def test_data_panel_reads_an_acled_export_with_options(capsys, tmp_path):
     )
     assert code == 0
     assert pd.read_csv(out_file)["count"].sum() > 0
+
+
+# --------------------------------------------------------------------------------------------
+# User errors against bugs: only ForecastError (and a missing file) is reported as the user's
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["fit", "--changepoints", "-1"], "changepoints must be an integer >= 0"),
+        (["fit", "--model", "dynamic", "--trend"], "the dynamic model has no trend"),
+        (["fit", "--draws", "0"], "draws must be >= 1"),
+        (["fit", "--target-accept", "1.5"], "target_accept must be in [0.5, 1)"),
+        (["backtest", "--origins", "0"], "origins must be >= 1"),
+    ],
+)
+def test_a_bad_option_value_is_a_user_error(capsys, tmp_path, argv, message):
+    code, _, err = run(capsys, "-q", *argv, "--out", str(tmp_path / "out"))
+    assert code == 1
+    assert err.startswith("error: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_an_internal_value_error_is_not_reported_as_a_user_error(capsys, monkeypatch):
+    import forecast.jobs.data
+
+    def broken(request):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(forecast.jobs.data, "check_data", broken)
+    with pytest.raises(ValueError, match="an internal bug"):
+        main(["-q", "data", "check"])
+    assert "error:" not in capsys.readouterr().err
+
+
+def test_the_process_entry_exits_70_with_the_traceback_on_a_bug(capsys, monkeypatch):
+    import forecast.jobs.data
+    from forecast.cli import EXIT_ERROR, EXIT_INTERNAL
+    from forecast.cli import run as run_process
+
+    def broken(request):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(forecast.jobs.data, "check_data", broken)
+    with pytest.raises(SystemExit) as exit_info:
+        run_process(["-q", "data", "check"])
+    assert exit_info.value.code == EXIT_INTERNAL != EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "ValueError: an internal bug" in err
+    assert "internal error" in err and not err.startswith("error:")

@@ -12,16 +12,16 @@ from scipy.special import logsumexp
 
 from forecast import names as n
 from forecast.data.interventions import read_interventions_csv
-from forecast.data.simulate import SimulatedIntervention, interventions_frame, simulate_panel
 from forecast.models.design import ModelOptions
-from forecast.models.discrete import (
+from forecast.models.model import EscalationModel
+from forecast.testing.simulate import SimulatedIntervention, interventions_frame, simulate_panel
+from tools.discrete_changepoint import (
     LOGLIK_POTENTIAL,
     POSITION_VARIABLE,
     build_discrete_changepoint_model,
     changepoint_range,
     observation_positions,
 )
-from forecast.models.model import EscalationModel
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from forecast.plots.explore import (
     plot_prior_predictive,
     predictive_figures,
 )
-from tests.test_models import prior_as_posterior
+from tests.fakes import prior_as_posterior
 
 
 @pytest.fixture(scope="module")

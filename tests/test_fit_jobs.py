@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import arviz as az
 import pytest
 
 from forecast.cli import main
@@ -13,8 +12,8 @@ from forecast.jobs.check import check_saved_fit, format_check_report, variants
 from forecast.jobs.data import DataRequest, load_data
 from forecast.jobs.fit import FitRequest, complete_fit, summary_document, write_fit
 from forecast.models.design import ModelOptions
-from forecast.models.model import EscalationModel, FitResult, SamplerSettings
-from tests.test_models import prior_as_posterior
+from forecast.models.model import EscalationModel, SamplerSettings
+from tests.fakes import prior_fit_result
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +21,7 @@ def fake_fit_dir(tmp_path_factory):
     request = FitRequest(settings=SamplerSettings(draws=40, tune=1, chains=2, progressbar=False))
     loaded = load_data(DataRequest())
     model = EscalationModel(loaded.panel, loaded.interventions)
-    result = FitResult(
-        idata=az.InferenceData(posterior=prior_as_posterior(model)),
-        design=model.design,
-        model=model.model,
-        settings=request.settings,
-    )
+    result = prior_fit_result(model, request.settings)
     outcome = complete_fit(request, loaded, model, result)
     folder = tmp_path_factory.mktemp("fit")
     write_fit(outcome, folder)

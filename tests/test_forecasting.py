@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
 
 from forecast import names as n
 from forecast.data.events import EventTable, make_event_frame
@@ -15,6 +14,7 @@ from forecast.errors import ForecastError
 from forecast.forecasting.counts import ScenarioIntervention, forecast_counts
 from forecast.models.design import ModelOptions
 from forecast.models.model import EscalationModel
+from tests.fakes import two_chain_posterior
 
 
 def small_panel():
@@ -30,14 +30,6 @@ def small_panel():
         lines=np.arange(2, 122),
     )
     return build_panel(EventTable(frame=frame, files=("<test>",)))
-
-
-def fake_posterior(values: dict[str, tuple[tuple[str, ...], np.ndarray]], draws: int, coords: dict) -> xr.Dataset:
-    data = {
-        name: (("chain", "draw", *dims), np.broadcast_to(value, (2, draws, *np.shape(value))))
-        for name, (dims, value) in values.items()
-    }
-    return xr.Dataset(data, coords={"chain": [0, 1], "draw": range(draws), **coords})
 
 
 @pytest.fixture
@@ -60,7 +52,7 @@ def test_mean_forecast_equals_the_known_rate_and_shapes_carry_forward(interventi
         "pulse": ["strike"],
         "kind": ["strike", "truce"],
     }
-    posterior = fake_posterior(
+    posterior = two_chain_posterior(
         {
             "baseline": ((n.FRONT,), np.log([2.0, 5.0])),
             "jump": ((n.FRONT, n.CHANGEPOINT), np.log([[1.5], [1.0]])),
@@ -94,7 +86,7 @@ def test_scenario_draws_its_effect_from_the_kind_population(interventions):
         "pulse": ["strike"],
         "kind": ["strike", "truce"],
     }
-    posterior = fake_posterior(
+    posterior = two_chain_posterior(
         {
             "baseline": ((n.FRONT,), np.log([2.0, 2.0])),
             "effect": ((n.FRONT, n.INTERVENTION), np.zeros((2, 2))),
@@ -143,7 +135,7 @@ def test_placeholder_interventions_are_zero_over_the_data_and_left_out_of_foreca
     assert model.design.intervention_known.tolist() == [True, False]
     assert not model.design.fixed_shapes_day[1].any()
     coords = {n.FRONT: ["a", "b"], n.INTERVENTION: ["truce", "later strike"], "pulse": ["later strike"]}
-    posterior = fake_posterior(
+    posterior = two_chain_posterior(
         {
             "baseline": ((n.FRONT,), np.log([2.0, 5.0])),
             # a placeholder's effect is a prior draw; it must not reach the forecast

@@ -29,6 +29,7 @@ from forecast.indicators import (
 )
 from forecast.models.design import ModelOptions
 from forecast.models.model import EscalationModel
+from tests.fakes import two_chain_posterior
 
 START = pd.Timestamp("2024-01-01")
 DAYS = 60
@@ -48,13 +49,7 @@ def daily_panel(write_csv, fronts=("a", "b"), days=DAYS, counts=None):
 
 def posterior(values: dict[str, tuple[tuple[str, ...], np.ndarray]], coords: dict) -> xr.Dataset:
     """Per-draw values ``(2 * DRAWS, ...)`` (or one value for every draw) as a 2-chain posterior."""
-    data = {}
-    for name, (dims, value) in values.items():
-        value = np.asarray(value, dtype=float)
-        if value.shape[:1] != (2 * DRAWS,):
-            value = np.broadcast_to(value, (2 * DRAWS, *value.shape))
-        data[name] = (("chain", "draw", *dims), value.reshape(2, DRAWS, *value.shape[1:]))
-    return xr.Dataset(data, coords={"chain": [0, 1], "draw": range(DRAWS), **coords})
+    return two_chain_posterior(values, coords, draws=DRAWS)
 
 
 def forecast_of(fronts, counts_per_day, days=28, as_of=AS_OF) -> xr.Dataset:
@@ -468,7 +463,7 @@ def shipped_document():
     from forecast.checks.diagnostics import check_convergence
     from forecast.forecasting.counts import forecast_counts
     from forecast.jobs.data import DataRequest, load_data
-    from tests.test_models import prior_as_posterior
+    from tests.fakes import prior_as_posterior
 
     loaded = load_data(DataRequest())
     model = EscalationModel(loaded.panel, loaded.interventions)

@@ -14,7 +14,6 @@ import xarray as xr
 from scipy import stats
 
 from forecast import names as n
-from forecast.checks.prior_predictive import sample_prior
 from forecast.data.events import EventTable, make_event_frame
 from forecast.data.panel import build_panel
 from forecast.data.shapes import pulse
@@ -26,6 +25,7 @@ from forecast.models.model import EscalationModel
 from forecast.models.posterior import draw_level, sample_positions
 from forecast.models.summary import summarise
 from forecast.priors import load_priors
+from tests.fakes import prior_as_posterior
 
 PRIOR_FILES = sorted((Path(__file__).resolve().parents[1] / "priors").glob("*.yaml"))
 
@@ -38,13 +38,6 @@ def shipped():
 @pytest.fixture(scope="module")
 def shipped_model(shipped):
     return EscalationModel(shipped.panel, shipped.interventions)
-
-
-def prior_as_posterior(model: EscalationModel, draws: int = 40, seed: int = 3):
-    """Prior draws shaped like a 2-chain posterior: a fake fit with known provenance."""
-    data = sample_prior(model, draws=2 * draws, random_seed=seed).isel(chain=0)
-    halves = [data.isel(draw=slice(0, draws)), data.isel(draw=slice(draws, 2 * draws)).assign_coords(draw=range(draws))]
-    return xr.concat(halves, dim="chain").assign_coords(chain=[0, 1])
 
 
 # --------------------------------------------------------------------------- contract

@@ -23,13 +23,13 @@ import pytest
 
 from forecast.checks.diagnostics import check_convergence
 from forecast.data.interventions import read_interventions_csv
-from forecast.data.simulate import SimulatedIntervention, SimulationTruth, interventions_frame, simulate_panel
 from forecast.fits import posterior
 from forecast.jobs.fit import FitRequest, run_fit
 from forecast.models.design import ModelOptions
 from forecast.models.model import EscalationModel, SamplerSettings
 from forecast.models.summary import summarise
 from forecast.priors import load_priors
+from forecast.testing.simulate import SimulatedIntervention, SimulationTruth, interventions_frame, simulate_panel
 from tests.sbc import draw_prior_truths, replicate_ranks, uniformity_p_value
 
 #: Equal-tailed credible intervals checked throughout.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import arviz as az
 import pandas as pd
 import pytest
 
@@ -25,22 +24,12 @@ from forecast.jobs.report import (
     parse_scenario,
     run_report,
 )
-from forecast.models.model import FitResult, SamplerSettings
+from forecast.models.model import SamplerSettings
 from forecast.report import SECTIONS
 from tests.conftest import FIXTURES
-from tests.test_models import prior_as_posterior
+from tests.fakes import prior_fit_result
 
 FAKE_SETTINGS = SamplerSettings(draws=40, tune=1, chains=2, progressbar=False)
-
-
-def fake_sample(model, settings):
-    """Prior draws shaped like a posterior: the job runs end to end without MCMC."""
-    return FitResult(
-        idata=az.InferenceData(posterior=prior_as_posterior(model)),
-        design=model.design,
-        model=model.model,
-        settings=settings,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +47,7 @@ def reports(tmp_path_factory):
             root=root,
             scenarios=(parse_scenario("strike@2024-05-20"), parse_scenario("truce@2024-05-22..2024-05-29:gaza")),
         ),
-        sample=fake_sample,
+        sample=prior_fit_result,
     )
     return root, latest
 

@@ -16,6 +16,7 @@ from forecast.data.cumulative import WINDOW_COLUMNS, cumulative_to_windows
 from forecast.data.events import read_events_csv
 from forecast.data.interventions import INTERVENTION_CSV_COLUMNS
 from forecast.errors import DataValidationError
+from tools import build_shipped_data as builder
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 RAW_DIR = DATA_DIR / "raw"
@@ -26,7 +27,7 @@ DERIVED_FILES = [*shipped.EVENT_FILES, shipped.INTERVENTIONS_FILE]
 @pytest.fixture(scope="module")
 def rebuilt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("rebuilt")
-    shipped.build_all(RAW_DIR, out)
+    builder.build_all(RAW_DIR, out)
     return out
 
 
@@ -44,17 +45,17 @@ def test_derived_file_equals_what_build_all_writes(rebuilt: Path, name: str) -> 
 
 
 def test_raw_folder_holds_every_input() -> None:
-    assert sorted(p.name for p in RAW_DIR.iterdir()) == sorted(shipped.RAW_FILES)
+    assert sorted(p.name for p in RAW_DIR.iterdir()) == sorted(builder.RAW_FILES)
 
 
 @pytest.mark.skipif(not SHARED_DATA_DIR.is_dir(), reason="the compiled originals are not on this machine")
-@pytest.mark.parametrize("name", shipped.RAW_FILES)
+@pytest.mark.parametrize("name", builder.RAW_FILES)
 def test_raw_inputs_are_byte_copies_of_the_originals(name: str) -> None:
     assert (RAW_DIR / name).read_bytes() == (SHARED_DATA_DIR / name).read_bytes()
 
 
 def test_command_line_entry_point_rebuilds_the_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert shipped.main(["--raw", str(RAW_DIR), "--out", str(tmp_path)]) == 0
+    assert builder.main(["--raw", str(RAW_DIR), "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(DERIVED_FILES)
     assert "events_israel_alerts.csv (669 rows)" in capsys.readouterr().out
 
@@ -222,23 +223,23 @@ def test_every_events_file_parses_with_the_canonical_reader(name: str) -> None:
 
 
 def test_alerts_per_front_equal_the_source_column_sums() -> None:
-    source = pd.read_csv(RAW_DIR / shipped.RAW_ALERTS)
+    source = pd.read_csv(RAW_DIR / builder.RAW_ALERTS)
     events = read_text_table(DATA_DIR / shipped.ALERTS_FILE)
     counts = events["count"].astype(int)
     totals = counts.groupby(events["front"]).sum()
-    assert totals["gaza"] == source[list(shipped.ALERT_GAZA_BANDS)].to_numpy().sum()
+    assert totals["gaza"] == source[list(builder.ALERT_GAZA_BANDS)].to_numpy().sum()
     assert totals["lebanon_rockets"] == source["Lebanon"].sum()
     assert totals["lebanon_drones"] == source["Lebanon_drone"].sum()
-    assert set(events["front"]) == set(shipped.ALERT_FRONTS)
+    assert set(events["front"]) == set(builder.ALERT_FRONTS)
 
 
 def test_alerts_have_one_row_per_day_and_front_including_zero_days() -> None:
-    source = pd.read_csv(RAW_DIR / shipped.RAW_ALERTS, dtype=str)
+    source = pd.read_csv(RAW_DIR / builder.RAW_ALERTS, dtype=str)
     events = read_text_table(DATA_DIR / shipped.ALERTS_FILE)
     assert len(events) == 3 * len(source)
     assert not events.duplicated(["date", "front"]).any()
     assert (events["count"] == "0").any()
-    assert shipped.alert_date_gaps(RAW_DIR / shipped.RAW_ALERTS) == []
+    assert builder.alert_date_gaps(RAW_DIR / builder.RAW_ALERTS) == []
     assert events["end_date"].eq("").all()
 
 
@@ -261,18 +262,18 @@ def test_window_files_are_contiguous_and_never_negative(name: str) -> None:
 
 
 def test_pentagon_windows_sum_back_to_the_cumulative_totals() -> None:
-    counts = read_text_table(RAW_DIR / shipped.RAW_US_FORCES_COUNTS)
+    counts = read_text_table(RAW_DIR / builder.RAW_US_FORCES_COUNTS)
     split = counts[counts["iraq"] != ""]
     last_split = split.iloc[-1]
     fronts = _windows_by_front(shipped.US_FORCES_FILE)
-    assert list(fronts) == list(shipped.US_FORCES_FRONTS)
+    assert list(fronts) == list(builder.US_FORCES_FRONTS)
     assert fronts["iraq"]["count"].sum() == int(last_split["iraq"])
     assert fronts["syria"]["count"].sum() == int(last_split["syria"])
     final_total = int(counts["cumulative_total"].iloc[-1])
     assert fronts["iraq_syria"]["count"].sum() == final_total - int(last_split["cumulative_total"])
     assert sum(rows["count"].sum() for rows in fronts.values()) == final_total
     # Split fronts start when counting began; the total front starts the day after the last split.
-    start = pd.Timestamp(shipped.US_FORCES_COUNT_START)
+    start = pd.Timestamp(builder.US_FORCES_COUNT_START)
     assert fronts["iraq"]["date"].iloc[0] == fronts["syria"]["date"].iloc[0] == start
     last_split_day = pd.Timestamp(last_split["as_of_date"])
     assert fronts["iraq"]["end_date"].iloc[-1] == fronts["syria"]["end_date"].iloc[-1] == last_split_day
@@ -288,14 +289,14 @@ def test_pentagon_precision_flags_are_mapped() -> None:
 def test_red_sea_windows_follow_the_anchors() -> None:
     windows = read_text_table(DATA_DIR / shipped.RED_SEA_FILE)
     assert windows["count"].astype(int).tolist() == [26, 1, 33]
-    assert windows["date"].iloc[0] == shipped.RED_SEA_COUNT_START
+    assert windows["date"].iloc[0] == builder.RED_SEA_COUNT_START
     assert windows["precision"].tolist() == ["exact", "exact", "approx"]
 
 
 def test_interventions_table() -> None:
     table = read_text_table(DATA_DIR / shipped.INTERVENTIONS_FILE)
     assert list(table.columns) == INTERVENTION_CSV_COLUMNS
-    known_fronts = {*shipped.ALERT_FRONTS, *shipped.US_FORCES_FRONTS, shipped.FRONT_RED_SEA_SHIPPING}
+    known_fronts = {*builder.ALERT_FRONTS, *builder.US_FORCES_FRONTS, builder.FRONT_RED_SEA_SHIPPING}
     for cell in table["front"]:
         assert cell and set(cell.split(";")) <= known_fronts
     assert set(table["shape"]) <= set(n.SHAPES)

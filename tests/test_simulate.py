@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from forecast import names as n
 from forecast.data.panel import Panel
 from forecast.data.shapes import pulse, shape_values, step, window
-from forecast.data.simulate import (
+from forecast.testing.simulate import (
     INTERVENTION_CSV_COLUMNS,
     MIN_ABS_JUMP,
     SelfExcitation,

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forecast.alerts.yamlfile import Problems, check_keys, integer, number, shown
+from forecast.alerts.yamlfile import check_keys, integer, number, shown
 from forecast.data.yamlio import read_yaml_file
-from forecast.errors import PriorConfigError
+from forecast.errors import PriorConfigError, Problems
 
 __all__ = [
     "DEFAULTS_SOURCE",

@@ -39,9 +39,9 @@ from datetime import date as Date
 from pathlib import Path
 from typing import Any
 
-from forecast.alerts.yamlfile import Problems, check_keys, integer, number, shown
+from forecast.alerts.yamlfile import check_keys, integer, number, shown
 from forecast.data.yamlio import read_yaml_file
-from forecast.errors import RulesConfigError
+from forecast.errors import Problems, RulesConfigError
 
 __all__ = [
     "DIRECTIONS",

@@ -13,8 +13,7 @@ import reprlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-#: Longest text of a value echoed in an error message (a hostile file must not make a huge one).
-SHOWN_CHARACTERS = 80
+from forecast.errors import SHOWN_CHARACTERS, Problems
 
 
 def shown(value: object) -> str:
@@ -26,23 +25,6 @@ def shown(value: object) -> str:
     except Exception:  # noqa: BLE001 - a repr that fails must not hide the real problem
         text = f"<{type(value).__name__}>"
     return text if len(text) <= SHOWN_CHARACTERS else text[: SHOWN_CHARACTERS - 3] + "..."
-
-
-class Problems:
-    """Collects the problems of one file so that one error lists all of them."""
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, where: str, reason: str) -> None:
-        where = where if len(where) <= SHOWN_CHARACTERS else where[: SHOWN_CHARACTERS - 3] + "..."
-        self.items.append(f"{where}: {reason}" if where else reason)
-
-    def raise_if_any(self, source: str, what: str, error: type[Exception]) -> None:
-        if self.items:
-            noun = "problem" if len(self.items) == 1 else "problems"
-            listed = "\n".join(f"  - {item}" for item in self.items)
-            raise error(f"{source}: {len(self.items)} {what} {noun}:\n{listed}")
 
 
 def check_keys(

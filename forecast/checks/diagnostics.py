@@ -43,12 +43,12 @@ import numpy as np
 import xarray as xr
 
 from forecast.fits import has_group, posterior, sample_stats
+from forecast.names import SAMPLE_DIMS
 
 __all__ = ["DEFAULT_THRESHOLDS", "ConvergenceThresholds", "Diagnostics", "check_convergence"]
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_DIMS = ("chain", "draw")
 # Fewest draws per chain ArviZ accepts for R-hat and ESS.
 MIN_DRAWS = 4
 # How many ignored (constant) elements a note names before summarising.

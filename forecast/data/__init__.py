@@ -1,1 +1,1 @@
-"""The data floor: readers, validation, panels, shipped data and the simulator."""
+"""The data floor: readers, validation, panels and where the shipped data are."""

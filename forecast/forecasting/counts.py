@@ -43,10 +43,9 @@ from forecast.models.design import Design, trend_time
 from forecast.models.dynamic import layout_of, simulate_future
 from forecast.models.escalation import PULSE
 from forecast.models.model import EscalationModel
+from forecast.names import DATE_DIM
 
 Draws = Callable[..., np.ndarray]
-
-DATE_DIM = "date"
 
 
 @dataclass(frozen=True)

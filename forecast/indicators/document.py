@@ -53,7 +53,7 @@ from forecast.indicators.rates import (
     recent_level_change_probability,
 )
 from forecast.indicators.schema import SCHEMA_VERSION, validate_indicators
-from forecast.indicators.steps import DATE_DIM, forecast_steps, step_days
+from forecast.indicators.steps import forecast_steps, step_days
 from forecast.indicators.thresholds import (
     WEEK_DAYS,
     exceedance_probabilities,
@@ -63,6 +63,7 @@ from forecast.indicators.thresholds import (
 from forecast.models.escalation import PULSE
 from forecast.models.model import EscalationModel, changepoint_dates_posterior
 from forecast.models.summary import interval
+from forecast.names import DATE_DIM
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ import pandas as pd
 import xarray as xr
 
 from forecast import names as n
+from forecast.names import DATE_DIM
 
 #: Forecast days per step, by panel frequency.
 STEP_DAYS = {n.FREQ_DAY: 1, n.FREQ_WEEK: 7, n.FREQ_MONTH: 28, n.FREQ_YEAR: 28}
-DATE_DIM = "date"
 
 
 def step_days(freq: str) -> int:

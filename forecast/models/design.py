@@ -17,7 +17,7 @@ from scipy.special import gammaln
 from forecast import names as n
 from forecast.data.interventions import InterventionTable
 from forecast.data.panel import Panel, period_start
-from forecast.errors import ForecastError
+from forecast.errors import ForecastError, OptionError
 
 LIKELIHOODS = ("negative_binomial", "poisson")
 #: Model families: ``changepoint`` (flat regimes between K changepoints) and ``dynamic``
@@ -77,17 +77,17 @@ class ModelOptions:
 
     def __post_init__(self) -> None:
         if not isinstance(self.changepoints, int) or self.changepoints < 0:
-            raise ValueError(f"changepoints must be an integer >= 0, got {self.changepoints!r}")
+            raise OptionError(f"changepoints must be an integer >= 0, got {self.changepoints!r}")
         if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"unknown likelihood {self.likelihood!r}; allowed: {list(LIKELIHOODS)}")
+            raise OptionError(f"unknown likelihood {self.likelihood!r}; allowed: {list(LIKELIHOODS)}")
         if self.parameterization not in PARAMETERIZATIONS:
-            raise ValueError(f"unknown parameterization {self.parameterization!r}; allowed: {list(PARAMETERIZATIONS)}")
+            raise OptionError(f"unknown parameterization {self.parameterization!r}; allowed: {list(PARAMETERIZATIONS)}")
         if not isinstance(self.min_regime_days, int) or self.min_regime_days < 1:
-            raise ValueError(f"min_regime_days must be an integer >= 1, got {self.min_regime_days!r}")
+            raise OptionError(f"min_regime_days must be an integer >= 1, got {self.min_regime_days!r}")
         if not self.excitation_half_life > 0:
-            raise ValueError("excitation_half_life must be > 0")
+            raise OptionError("excitation_half_life must be > 0")
         if self.family not in FAMILIES:
-            raise ValueError(f"unknown model family {self.family!r}; allowed: {list(FAMILIES)}")
+            raise OptionError(f"unknown model family {self.family!r}; allowed: {list(FAMILIES)}")
         if self.family == "dynamic":
             unsupported = [
                 name
@@ -100,7 +100,7 @@ class ModelOptions:
                 if value
             ]
             if unsupported:
-                raise ValueError(
+                raise OptionError(
                     f"the dynamic model has no {', '.join(unsupported)}: its level moves by itself "
                     "(use changepoints=0, no trend, no self-excitation, the negative binomial)"
                 )

@@ -209,7 +209,8 @@ def regime_loglik(design: Design, priors: Mapping[str, Prior], data: DesignData 
     """Create every parameter except the changepoint positions; return ``(regime, obs)`` log-likelihoods.
 
     Must be called inside a model context with :func:`coords_of` coordinates.  Shared by the
-    marginalised model and the discrete-changepoint variant used for comparison.
+    marginalised model and the discrete-changepoint variant used for comparison
+    (``tools/discrete_changepoint.py``, for benchmarks only).
     """
     data = data or DesignData(design)
     options = design.options

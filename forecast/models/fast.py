@@ -30,6 +30,7 @@ import arviz as az
 import numpy as np
 import pymc as pm
 
+from forecast.errors import OptionError
 from forecast.models.model import EscalationModel, FitResult
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,9 @@ class FastSettings:
 
     def __post_init__(self) -> None:
         if self.method not in FAST_METHODS:
-            raise ValueError(f"unknown fast inference method {self.method!r}; allowed: {list(FAST_METHODS)}")
+            raise OptionError(f"unknown fast inference method {self.method!r}; allowed: {list(FAST_METHODS)}")
         if self.draws < 1:
-            raise ValueError("draws must be >= 1")
+            raise OptionError("draws must be >= 1")
 
     def to_dict(self) -> dict[str, object]:
         return {

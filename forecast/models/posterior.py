@@ -18,8 +18,7 @@ import xarray as xr
 from forecast import names as n
 from forecast.models.escalation import OBS, total_dispersion
 from forecast.models.model import EscalationModel
-
-SAMPLE_DIMS = ("chain", "draw")
+from forecast.names import SAMPLE_DIMS
 
 
 @dataclass(frozen=True)

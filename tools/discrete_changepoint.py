@@ -9,7 +9,8 @@ alternative keeps the position as a discrete parameter and samples it with Metro
 a compound step (NUTS for everything else).  This module builds that alternative, with the
 same parameters, priors and observation likelihood, so that ``benchmarks/bench_models.py``
 can measure what the marginalisation buys (effective samples per second of the continuous
-parameters, and the mixing of the dates themselves).  Nothing in the fitting path uses it.
+parameters, and the mixing of the dates themselves).  Nothing in the fitting path uses it, so it
+lives in ``tools/``, outside the ``forecast`` package.
 
 Maths
 -----
