@@ -15,15 +15,15 @@ import json
 import logging
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn
 
 import pandas as pd
 
 from forecast import __version__
 from forecast import names as n
-from forecast.errors import ForecastError, OptionError
+from forecast.errors import ForecastError
 
 if TYPE_CHECKING:  # the jobs are imported when a command runs, keeping --help fast
     from forecast.jobs.data import DataRequest
@@ -43,23 +43,6 @@ def _date(text: str) -> pd.Timestamp:
         return pd.Timestamp(pd.to_datetime(text, format="%Y-%m-%d"))
     except (ValueError, TypeError) as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date in YYYY-MM-DD form") from exc
-
-
-Built = TypeVar("Built")
-
-
-def _from_arguments(build: Callable[[], Built]) -> Built:
-    """Build settings from command-line values: a value the settings reject is the user's error.
-
-    Settings classes check their values in ``__post_init__``, some with a plain ``ValueError``;
-    here nothing but the user's values goes in, so that becomes an :class:`OptionError`.
-    """
-    try:
-        return build()
-    except ForecastError:
-        raise
-    except ValueError as error:
-        raise OptionError(str(error)) from error
 
 
 def _list(text: str) -> list[str]:
@@ -322,16 +305,14 @@ def _fit_request(args: argparse.Namespace) -> FitRequest:
         parameterization=args.parameterization,
         min_regime_days=args.min_regime_days,
     )
-    settings = _from_arguments(
-        lambda: SamplerSettings(
-            sampler=args.sampler,
-            draws=args.draws,
-            tune=args.tune,
-            chains=args.chains,
-            target_accept=args.target_accept,
-            random_seed=args.seed,
-            progressbar=not args.quiet,
-        )
+    settings = SamplerSettings(
+        sampler=args.sampler,
+        draws=args.draws,
+        tune=args.tune,
+        chains=args.chains,
+        target_accept=args.target_accept,
+        random_seed=args.seed,
+        progressbar=not args.quiet,
     )
     return FitRequest(data=_request(args, files=args.events), priors=args.priors, options=options, settings=settings)
 
@@ -399,20 +380,18 @@ def _backtest(args: argparse.Namespace) -> int:
     from forecast.jobs.executors import make_executor
 
     fit = _fit_request(args)
-    request = _from_arguments(
-        lambda: BacktestRequest(
-            data=fit.data,
-            priors=fit.priors,
-            options=fit.options,
-            settings=fit.settings,
-            inference=args.inference,
-            fast_method=args.fast_method,
-            fast_draws=args.fast_draws,
-            horizon=args.horizon,
-            origins=args.origins,
-            origin_dates=tuple(args.origin_dates or ()),
-            min_train=args.min_train,
-        )
+    request = BacktestRequest(
+        data=fit.data,
+        priors=fit.priors,
+        options=fit.options,
+        settings=fit.settings,
+        inference=args.inference,
+        fast_method=args.fast_method,
+        fast_draws=args.fast_draws,
+        horizon=args.horizon,
+        origins=args.origins,
+        origin_dates=tuple(args.origin_dates or ()),
+        min_train=args.min_train,
     )
     outcome = run_backtest(request, make_executor(args.scheduler, max_workers=args.workers))
     paths = write_backtest(outcome, args.out)

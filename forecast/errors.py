@@ -103,6 +103,10 @@ class OptionError(ForecastError, ValueError):
     """An option (of the command line, a request or a model) has a value it does not allow."""
 
 
+class FitFileError(ForecastError, ValueError):
+    """A fit's recorded provenance is malformed (a damaged or hand-edited fit file)."""
+
+
 class FitMismatchError(ForecastError):
     """A saved fit does not match the data, priors or options it is used with."""
 

@@ -27,7 +27,7 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
-from forecast.errors import FitMismatchError
+from forecast.errors import FitFileError, FitMismatchError
 
 __all__ = [
     "ATTRIBUTE_PREFIX",
@@ -82,12 +82,12 @@ def _normalise_field(name: str, value: object) -> Any:
             try:
                 return dt.date.fromisoformat(value).isoformat()
             except ValueError as error:
-                raise ValueError(f"as_of must be an ISO date (YYYY-MM-DD) or None, got {value!r}") from error
-        raise ValueError(f"as_of must be an ISO date (YYYY-MM-DD) or None, got {value!r}")
+                raise FitFileError(f"as_of must be an ISO date (YYYY-MM-DD) or None, got {value!r}") from error
+        raise FitFileError(f"as_of must be an ISO date (YYYY-MM-DD) or None, got {value!r}")
     if name in _JSON_FIELDS:
         return _as_json_value(value)
     if not isinstance(value, str):
-        raise ValueError(f"{name} must be text, got {value!r}")
+        raise FitFileError(f"{name} must be text, got {value!r}")
     return value
 
 
@@ -135,12 +135,12 @@ class FitProvenance:
             object.__setattr__(self, item.name, _normalise_field(item.name, getattr(self, item.name)))
         for name in ("model_options", "priors", "sampler"):
             if not isinstance(getattr(self, name), dict):
-                raise ValueError(f"{name} must be a dict, got {getattr(self, name)!r}")
+                raise FitFileError(f"{name} must be a dict, got {getattr(self, name)!r}")
         missing_sampler_keys = [key for key in _SAMPLER_KEYS if key not in self.sampler]
         if missing_sampler_keys:
-            raise ValueError(f"sampler lacks {missing_sampler_keys}; it needs {list(_SAMPLER_KEYS)}")
+            raise FitFileError(f"sampler lacks {missing_sampler_keys}; it needs {list(_SAMPLER_KEYS)}")
         if not isinstance(self.created_from, list) or not all(isinstance(name, str) for name in self.created_from):
-            raise ValueError(f"created_from must be a list of file names, got {self.created_from!r}")
+            raise FitFileError(f"created_from must be a list of file names, got {self.created_from!r}")
 
     @staticmethod
     def field_names() -> tuple[str, ...]:

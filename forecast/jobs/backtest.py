@@ -73,6 +73,7 @@ from forecast.checks.diagnostics import check_convergence
 from forecast.data.interventions import read_interventions_csv
 from forecast.data.panel import Panel, build_panel
 from forecast.data.readers import read_events
+from forecast.errors import OptionError
 from forecast.evaluation import origins as origin_choice
 from forecast.evaluation.backtest_scores import (
     EXCEEDANCE_COLUMNS,
@@ -128,13 +129,13 @@ class BacktestRequest:
 
     def __post_init__(self) -> None:
         if self.inference not in INFERENCE:
-            raise ValueError(f"unknown inference {self.inference!r}; allowed: {list(INFERENCE)}")
+            raise OptionError(f"unknown inference {self.inference!r}; allowed: {list(INFERENCE)}")
         if self.origins is not None and self.origin_dates:
-            raise ValueError("give either a number of origins or origin dates, not both")
+            raise OptionError("give either a number of origins or origin dates, not both")
         for name in ("horizon", "origins", "min_train"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1")
+                raise OptionError(f"{name} must be >= 1")
 
     def horizon_steps(self) -> int:
         return self.horizon or DEFAULT_HORIZON[self.data.freq]

@@ -24,7 +24,7 @@ import xarray as xr
 from forecast import names as n
 from forecast.data.interventions import InterventionTable
 from forecast.data.panel import PERIOD_OFFSET, Panel
-from forecast.errors import ForecastError
+from forecast.errors import ForecastError, OptionError
 from forecast.models import dynamic
 from forecast.models.design import Design, ModelOptions, build_design
 from forecast.models.escalation import MODEL_NAME, POST_HOC_VARIABLES, build_escalation_model
@@ -58,12 +58,12 @@ class SamplerSettings:
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {self.sampler!r}; allowed: {list(SAMPLERS)}")
+            raise OptionError(f"unknown sampler {self.sampler!r}; allowed: {list(SAMPLERS)}")
         for name in ("draws", "tune", "chains"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
+                raise OptionError(f"{name} must be >= 1")
         if not 0.5 <= self.target_accept < 1:
-            raise ValueError("target_accept must be in [0.5, 1)")
+            raise OptionError("target_accept must be in [0.5, 1)")
 
     def to_dict(self) -> dict[str, object]:
         """As recorded in a fit's provenance (``name`` is the sampler)."""
