@@ -140,7 +140,8 @@ def dynamic_log_rate(
     """``(chain, draw, front, day)`` level plus burst of the dynamic model on future days.
 
     Days in the data's last period share its level and burst; every later period takes one
-    step of the model's own recursions (:func:`forecast.models.dynamic.simulate_future`), with
+    step of the model's own recursions (:func:`forecast.models.dynamic.simulate_future`): the
+    burst steps every period, the level at each new knot (every week on a daily grid), with
     fresh heavy-tailed level steps and burst innovations per draw, so a forecast that reaches
     further (or starts from a front whose data stopped early) is wider.
     """
@@ -165,6 +166,7 @@ def dynamic_log_rate(
         burst_persistence=draws("burst_persistence", n.FRONT) if "burst_persistence" in posterior else None,
         has_burst=layout.burst,
         step_days=step_days,
+        level_step_days=layout.future_level_step_days(step_days),
         persistence_days=layout.persistence_days,
         rng=rng,
     )

@@ -88,6 +88,8 @@ from forecast.models.escalation import (
 
 MODEL_NAME = "dynamic"
 
+#: Periods per level step on a daily grid: the level moves once a week, the burst every day.
+DAILY_LEVEL_PERIODS = 7
 #: Days of data that fix a front's level centre (:func:`level_centre`).
 CENTRE_DAYS = 28
 #: A front's latent paths are centred when its data carry at least this much Fisher
@@ -125,10 +127,44 @@ class DynamicLayout:
     #: graph and one compiled sampler: the padded periods have no observation, so they change
     #: nothing before them, and they are dropped after sampling (:meth:`EscalationModel.fit`).
     pad_days: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    #: Periods per level step: :data:`DAILY_LEVEL_PERIODS` on a daily grid, 1 otherwise.
+    level_periods: int = 1
 
     @property
     def any_burst(self) -> bool:
         return bool(self.burst.any())
+
+    @property
+    def knot_of_period(self) -> np.ndarray:
+        """``(n_latent,)`` the level step (knot) each latent period belongs to."""
+        return np.arange(self.n_latent) // self.level_periods
+
+    @property
+    def n_knots(self) -> int:
+        return int(self.knot_of_period[-1]) + 1
+
+    @property
+    def knot_days(self) -> np.ndarray:
+        """``(n_knots,)`` days of each knot (the step into it moves ``sqrt`` of that far).
+
+        A period's observed days when the level steps every period; a full week on a daily grid
+        (also for the last, partly observed week, whose remaining days the forecast fills).
+        """
+        if self.level_periods == 1:
+            return self.latent_step_days
+        return np.full(self.n_knots, float(self.level_periods))
+
+    def future_level_step_days(self, step_days: np.ndarray) -> np.ndarray:
+        """``(horizon,)`` days of the level step into each period after the latent ones (0: no step).
+
+        ``step_days`` are the future periods' days.  On a daily grid the level steps on the
+        first day of each new week (counted from the first day of the data), by a week's scale.
+        """
+        step_days = np.asarray(step_days, dtype=float)
+        if self.level_periods == 1:
+            return step_days
+        index = self.n_latent + np.arange(len(step_days))
+        return np.where(index % self.level_periods == 0, float(self.level_periods), 0.0)
 
     @property
     def n_latent(self) -> int:
@@ -143,13 +179,28 @@ class DynamicLayout:
 
 def layout_of(design: Design, pad_days: np.ndarray | None = None) -> DynamicLayout:
     step_days = np.asarray(design.period_days, dtype=float)
+    level_periods = level_periods_of(design)
     return DynamicLayout(
-        centred=centred_fronts(design),
+        centred=centred_fronts(design, level_periods),
         step_days=step_days,
         persistence_days=float(np.median(step_days)),
         burst=burst_fronts(design),
         pad_days=np.zeros(0) if pad_days is None else np.asarray(pad_days, dtype=float),
+        level_periods=level_periods,
     )
+
+
+def level_periods_of(design: Design) -> int:
+    """Periods per level step: a week of days on a daily grid, one period otherwise.
+
+    On a daily grid the level is the slow part of the rate (it steps once a week, counted from
+    the first day) and the burst the fast part (it moves every day and reverts).  Stepping the
+    level every day as well made the two compete for each day's excursion, and let a jump on a
+    sparse front sit on any of several neighbouring days, each a separate mode (measured on the
+    shipped data: 22 divergences at the Lebanon drone alerts' first rise, bulk ESS 81 on Gaza's
+    burst persistence).
+    """
+    return DAILY_LEVEL_PERIODS if len(design.periods) == len(design.days) else 1
 
 
 def burst_fronts(design: Design) -> np.ndarray:
@@ -187,13 +238,13 @@ def level_centre(design: Design) -> np.ndarray:
     return out
 
 
-def centred_fronts(design: Design) -> np.ndarray:
+def centred_fronts(design: Design, level_periods: int = 1) -> np.ndarray:
     """``(front,)`` True where the front's latent paths are sampled centred.
 
-    The choice compares, per front, the data's Fisher information about the log level in a
-    typical period, :math:`\\mu\\alpha D / (\\mu + \\alpha D)` for an observation of :math:`D`
-    days and mean :math:`\\mu`, with the random walk's conditional precision
-    :math:`2 / (\\sigma^2 D)`.  Data that dominate want the centred form; data that the prior
+    The choice compares, per front, the data's Fisher information about the log level in one
+    level step of :math:`K` periods, :math:`K\\mu\\alpha D / (\\mu + \\alpha D)` for
+    observations of :math:`D` days and mean :math:`\\mu`, with the random walk's conditional
+    precision :math:`2 / (\\sigma^2 K D)`.  Data that dominate want the centred form; data that the prior
     dominates want the non-centred one (Betancourt and Girolami 2015).  A front must have an
     observation for at least half of the periods, none longer than a period (a window total
     informs many periods at once, never one).
@@ -207,8 +258,8 @@ def centred_fronts(design: Design) -> np.ndarray:
         days = float(np.median(design.obs_days[mine]))
         mean = max(float(np.median(design.y[mine])), 0.1)
         dispersion = _GUESS_DISPERSION * days
-        information = mean * dispersion / (mean + dispersion)
-        walk_precision = 2.0 / (_GUESS_SIGMA_DAY**2 * days)
+        information = level_periods * mean * dispersion / (mean + dispersion)
+        walk_precision = 2.0 / (_GUESS_SIGMA_DAY**2 * days * level_periods)
         out[f] = information >= CENTRE_INFORMATION_RATIO * walk_precision
     return out
 
@@ -302,37 +353,43 @@ def _level(
     tail: pt.TensorVariable,
     initial: pt.TensorVariable,
 ) -> pt.TensorVariable:
-    """``(front, period)`` level: standard normals for non-centred fronts, the steps themselves for centred ones."""
-    n_fronts, n_periods = len(design.fronts), layout.n_latent
+    """``(front, period)`` level: standard normals for non-centred fronts, the steps themselves for centred ones.
+
+    The level steps once per knot (:attr:`DynamicLayout.knot_of_period`) and is constant within it.
+    """
+    n_fronts, n_knots = len(design.fronts), layout.n_knots
     first = pt.as_tensor(level_centre(design)) + initial  # (front,)
-    if n_periods == 1:
-        return first[:, None]
-    step_scale = sigma[:, None] * np.sqrt(layout.latent_step_days[1:])[None, :]  # (front, step)
+    if n_knots == 1:
+        return pt.repeat(first[:, None], layout.n_latent, axis=1)
+    step_scale = sigma[:, None] * np.sqrt(layout.knot_days[1:])[None, :]  # (front, step)
     parts = []
     non_centred = np.flatnonzero(~layout.centred)
     centred = np.flatnonzero(layout.centred)
     if len(non_centred):
-        z = pm.Normal("level_innovation", 0.0, 1.0, shape=(len(non_centred), n_periods - 1))
+        z = pm.Normal("level_innovation", 0.0, 1.0, shape=(len(non_centred), n_knots - 1))
         steps = step_scale[non_centred] * tukey_h(z, tail[non_centred][:, None])
         start = first[non_centred][:, None]
         parts.append(pt.concatenate([start, start + pt.cumsum(steps, axis=1)], axis=1))
     if len(centred):
-        # The centred form samples the steps themselves: each period's level is tied to its
-        # neighbours only, which suits fronts whose data pin every period down.
+        # The centred form samples the steps themselves: each knot's level is tied to its
+        # neighbours only, which suits fronts whose data pin every knot down.
         steps = pm.CustomDist(
             "level_step",
             tail[centred][:, None],
             step_scale[centred],
             logp=_scaled_tukey_h_logp,
             random=_scaled_tukey_h_random,
-            shape=(len(centred), n_periods - 1),
+            shape=(len(centred), n_knots - 1),
         )
         start = first[centred][:, None]
         parts.append(pt.concatenate([start, start + pt.cumsum(steps, axis=1)], axis=1))
     order = np.concatenate([non_centred, centred])
     inverse = np.empty(n_fronts, dtype=np.int64)
     inverse[order] = np.arange(n_fronts)
-    return pt.concatenate(parts, axis=0)[inverse]
+    knots = pt.concatenate(parts, axis=0)[inverse]
+    if layout.level_periods == 1:
+        return knots
+    return knots[:, layout.knot_of_period]
 
 
 def _burst(
@@ -458,17 +515,19 @@ def latent_paths(
     lead = np.shape(initial_level)[:-1]
     tail = np.asarray(tail_weight)
     first = level_centre(design) + np.asarray(initial_level)
-    steps = np.zeros(lead + (n_fronts, max(n_periods - 1, 0)))
-    scale = np.asarray(sigma_level)[..., None] * np.sqrt(layout.latent_step_days[1:])
+    n_knots = layout.n_knots
+    steps = np.zeros(lead + (n_fronts, n_knots - 1))
+    scale = np.asarray(sigma_level)[..., None] * np.sqrt(layout.knot_days[1:])
     non_centred = np.flatnonzero(~layout.centred)
     centred = np.flatnonzero(layout.centred)
-    if len(non_centred) and n_periods > 1:
+    if len(non_centred) and n_knots > 1:
         steps[..., non_centred, :] = scale[..., non_centred, :] * tukey_h(
             level_innovation, tail[..., non_centred, None]
         )
-    if len(centred) and n_periods > 1:
+    if len(centred) and n_knots > 1:
         steps[..., centred, :] = level_step
-    level = np.concatenate([first[..., None], first[..., None] + np.cumsum(steps, axis=-1)], axis=-1)
+    knots = np.concatenate([first[..., None], first[..., None] + np.cumsum(steps, axis=-1)], axis=-1)
+    level = knots[..., layout.knot_of_period]
     burst = np.zeros(lead + (n_fronts, n_periods))
     which = np.flatnonzero(layout.burst)
     if not len(which):
@@ -497,6 +556,7 @@ def simulate_future(
     step_days: np.ndarray,
     persistence_days: float,
     rng: np.random.Generator,
+    level_step_days: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Continue the level and burst past the data, with fresh innovations per draw.
 
@@ -512,6 +572,9 @@ def simulate_future(
         Days of each future period (the step into it).
     persistence_days : float
         As in the fit (:class:`DynamicLayout`).
+    level_step_days : (horizon,), optional
+        Days of the level's step into each future period, 0 where the level does not step
+        (:meth:`DynamicLayout.future_level_step_days`); ``step_days`` by default.
 
     Returns
     -------
@@ -521,9 +584,8 @@ def simulate_future(
     """
     shape = np.shape(level) + (len(step_days),)
     tail = np.asarray(tail_weight)[..., None]
-    steps = tukey_h(rng.standard_normal(shape), tail) * (
-        np.asarray(sigma_level)[..., None] * np.sqrt(np.asarray(step_days, dtype=float))
-    )
+    level_days = np.asarray(step_days if level_step_days is None else level_step_days, dtype=float)
+    steps = tukey_h(rng.standard_normal(shape), tail) * (np.asarray(sigma_level)[..., None] * np.sqrt(level_days))
     future_level = np.asarray(level)[..., None] + np.cumsum(steps, axis=-1)
     future_burst = np.zeros(shape)
     if burst_sd is None or not np.any(has_burst):  # a model without a burst
