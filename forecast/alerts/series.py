@@ -210,7 +210,7 @@ def daily_series(panel: Panel, events: EventTable) -> DailySeries:
     periods = panel.periods
     table = panel.observations
     period_rows = (table[n.OBS_KIND] == n.OBS_PERIOD).to_numpy()
-    row_of = pd.Index(panel.fronts).get_indexer(table[n.FRONT].to_numpy()[period_rows])
+    row_of = pd.Index(panel.fronts).get_indexer(pd.Index(table[n.FRONT].to_numpy()[period_rows]))
     exact = np.zeros((len(panel.fronts), len(periods)), dtype=np.int64)
     seen = np.zeros(exact.shape, dtype=bool)
     start = periods[0].to_datetime64() if len(periods) else np.datetime64("1970-01-01")
@@ -218,7 +218,7 @@ def daily_series(panel: Panel, events: EventTable) -> DailySeries:
     exact[row_of, columns] = table[n.COUNT].to_numpy(dtype=np.int64)[period_rows]
     seen[row_of, columns] = True
     # Each front starts on its own first row: the days before it are not observed.
-    first_column = periods.get_indexer(first.reindex(list(panel.fronts)))
+    first_column = periods.get_indexer(pd.Index(first.reindex(list(panel.fronts))))
     seen &= np.arange(len(periods))[None, :] >= first_column[:, None]
     exact[~seen] = 0
     gaps = _daily_gap_mask(panel, len(periods))

@@ -299,12 +299,12 @@ class PredictiveCheckResult:
             "",
             f"{'group':<{width}}  {'statistic':<{label_width}}  {'observed':>10}  {'replicated':>10}  {'p-value':>7}",
         ]
-        for row in self.statistics:
-            mark = " *" if row.flagged else ""
+        for stat in self.statistics:
+            mark = " *" if stat.flagged else ""
             lines.append(
-                f"{row.group:<{width}}  {STATISTIC_LABELS[row.statistic]:<{label_width}}  "
-                f"{_fmt(row.observed, '.4g'):>10}  {_fmt(row.replicated_mean, '.4g'):>10}  "
-                f"{_fmt(row.p_value, '.3f'):>7}{mark}"
+                f"{stat.group:<{width}}  {STATISTIC_LABELS[stat.statistic]:<{label_width}}  "
+                f"{_fmt(stat.observed, '.4g'):>10}  {_fmt(stat.replicated_mean, '.4g'):>10}  "
+                f"{_fmt(stat.p_value, '.3f'):>7}{mark}"
             )
         return "\n".join(lines)
 

@@ -235,8 +235,8 @@ class Panel:
         exposure = np.zeros((len(self.fronts), self.n_periods), dtype=np.int64)
         obs = self.period_obs
         if len(obs):
-            rows = pd.Index(self.fronts).get_indexer(obs[n.FRONT])
-            cols = self.periods.get_indexer(obs[n.DATE])
+            rows = pd.Index(self.fronts).get_indexer(pd.Index(obs[n.FRONT]))
+            cols = self.periods.get_indexer(pd.Index(obs[n.DATE]))
             counts[rows, cols] = obs[n.COUNT].to_numpy(dtype=float)
             exposure[rows, cols] = obs[n.EXPOSURE_DAYS].to_numpy()
         return counts, exposure
@@ -418,9 +418,9 @@ def _clip_gaps(declared: pd.DataFrame, begin: pd.Timestamp, end: pd.Timestamp) -
     """Declared gaps as :data:`GAP_COLUMNS`, clipped to ``begin..end``, overlapping ones merged."""
     if declared.empty:
         return pd.DataFrame(columns=GAP_COLUMNS)
-    first = declared[n.DATE].clip(lower=begin)
-    last = declared[n.END_DATE].fillna(declared[n.DATE]).clip(upper=end)
-    frame = pd.DataFrame({n.FRONT: declared[n.FRONT].to_numpy(), n.DATE: first.to_numpy(), n.END_DATE: last.to_numpy()})
+    first = np.maximum(declared[n.DATE].to_numpy(), begin.to_datetime64())
+    last = np.minimum(declared[n.END_DATE].fillna(declared[n.DATE]).to_numpy(), end.to_datetime64())
+    frame = pd.DataFrame({n.FRONT: declared[n.FRONT].to_numpy(), n.DATE: first, n.END_DATE: last})
     frame = frame[frame[n.DATE] <= frame[n.END_DATE]].sort_values([n.FRONT, n.DATE], kind="mergesort")
     merged = []
     for front, group in frame.groupby(n.FRONT, sort=True):
@@ -512,7 +512,8 @@ def period_table_fronts(frame: pd.DataFrame, freq: str, mode: str, files: str = 
     uncertain = frame[UNCERTAIN_END].notna().to_numpy() if UNCERTAIN_END in frame else np.zeros(len(frame), bool)
     out = []
     issues = []
-    for front, index in frame.groupby(n.FRONT, sort=True).indices.items():
+    for front, positions in frame.groupby(n.FRONT, sort=True).indices.items():
+        index = np.asarray(positions)
         if not no_end[index].all() or uncertain[index].any():
             continue
         if mode == "auto" and (len(index) >= 2 and on_start[index].all()):
@@ -547,7 +548,9 @@ def place_uncertain_dates(frame: pd.DataFrame, freq: str, policy: str) -> tuple[
     span_end = pd.to_datetime(frame[UNCERTAIN_END])
     uncertain = span_end.notna() & (span_end > frame[n.DATE])
     if not uncertain.any():
-        return frame.assign(**{UNCERTAIN_END: pd.NaT}), []
+        cleared = frame.copy()
+        cleared[UNCERTAIN_END] = pd.NaT
+        return cleared, []
     rows = frame[uncertain]
     inside = np.asarray(period_start(rows[n.DATE], freq) == period_start(span_end[uncertain], freq))
     crossing = rows[~inside]
@@ -569,7 +572,7 @@ def place_uncertain_dates(frame: pd.DataFrame, freq: str, policy: str) -> tuple[
             )
         else:
             if policy == "middle":
-                days = ((span_end[crossing.index] - crossing[n.DATE]) / pd.Timedelta(days=1)).astype(np.int64) // 2
+                days = (span_end[crossing.index] - crossing[n.DATE]).dt.days.astype(np.int64) // 2
                 out.loc[crossing.index, n.DATE] = crossing[n.DATE] + pd.to_timedelta(days, unit="D")
             warnings.append(
                 Issue(
@@ -633,8 +636,7 @@ def _check_windows(windows: pd.DataFrame, points: pd.DataFrame) -> None:
     for front, group in windows.groupby(n.FRONT, sort=True):
         ordered = group.sort_values([n.DATE, n.END_DATE], kind="mergesort")
         prev = None
-        for row in ordered.itertuples(index=False):
-            row_d = row._asdict()
+        for row_d in ordered.to_dict("records"):
             if prev is not None and row_d[n.DATE] <= prev[n.END_DATE]:
                 issues.append(
                     Issue(
@@ -649,11 +651,9 @@ def _check_windows(windows: pd.DataFrame, points: pd.DataFrame) -> None:
             if prev is None or row_d[n.END_DATE] > prev[n.END_DATE]:
                 prev = row_d
         front_points = points[points[n.FRONT] == front]
-        for row in ordered.itertuples(index=False):
-            row_d = row._asdict()
+        for row_d in ordered.to_dict("records"):
             inside = front_points[(front_points[n.DATE] >= row_d[n.DATE]) & (front_points[n.DATE] <= row_d[n.END_DATE])]
-            for point in inside.itertuples(index=False):
-                p = point._asdict()
+            for p in inside.to_dict("records"):
                 issues.append(
                     Issue(
                         p[n.ORIGIN_FILE],
@@ -686,13 +686,13 @@ def _aggregate_points(
         return pd.DataFrame(columns=OBSERVATION_COLUMNS)
     days = pd.date_range(begin, end, freq="D")
     day_period = periods.get_indexer(period_start(days, freq))
-    codes = pd.Index(fronts).get_indexer(points[n.FRONT])
+    codes = pd.Index(fronts).get_indexer(pd.Index(points[n.FRONT]))
     with_points = np.unique(codes)  # sorted, as ``fronts`` is
     position = np.searchsorted(with_points, codes)
     n_fronts, n_days, n_periods = len(with_points), len(days), len(periods)
     observed = np.ones((n_fronts, n_days), dtype=bool)
     if not windows.empty:
-        window_fronts = pd.Index(fronts).get_indexer(windows[n.FRONT])
+        window_fronts = pd.Index(fronts).get_indexer(pd.Index(windows[n.FRONT]))
         window_codes = np.searchsorted(with_points, window_fronts)
         first_day = ((windows[n.DATE] - begin) // pd.Timedelta(days=1)).to_numpy(dtype=np.int64)
         last_day = ((windows[n.END_DATE] - begin) // pd.Timedelta(days=1)).to_numpy(dtype=np.int64)
@@ -783,7 +783,7 @@ _PRECISION_RANK = {
 def _window_rows(windows: pd.DataFrame) -> pd.DataFrame:
     if windows.empty:
         return pd.DataFrame(columns=OBSERVATION_COLUMNS)
-    exposure = ((windows[n.END_DATE] - windows[n.DATE]) / pd.Timedelta(days=1)).astype(np.int64) + 1
+    exposure = (windows[n.END_DATE] - windows[n.DATE]).dt.days.astype(np.int64) + 1
     return pd.DataFrame(
         {
             n.FRONT: windows[n.FRONT].to_numpy(),
@@ -802,7 +802,7 @@ def _window_rows(windows: pd.DataFrame) -> pd.DataFrame:
 
 def _outlier_warnings(panel: Panel) -> list[Issue]:
     """Warn (never drop) on period counts far above the rest of their front."""
-    out = []
+    out: list[Issue] = []
     obs = panel.observations  # sorted by front and date: each front's periods are one slice
     period = (obs[n.OBS_KIND] == n.OBS_PERIOD).to_numpy()
     fronts = obs[n.FRONT].to_numpy()[period]

@@ -242,8 +242,8 @@ def update_state(
         resume = plan.resume_date
         if not plan.changed and resume is not None and windows.ends[-1] <= resume:
             continue  # nothing new
-        found, window_state, rule_state = engine.window_alerts(windows)
-        alerts_by_front[i] = [a for a in found if resume is None or a.date > resume]
+        window_found, window_state, rule_state = engine.window_alerts(windows)
+        alerts_by_front[i] = [a for a in window_found if resume is None or a.date > resume]
         store.save_state(
             SavedFrontState(
                 front=plan.front,

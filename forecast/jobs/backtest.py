@@ -70,6 +70,7 @@ import xarray as xr
 
 from forecast import names as n
 from forecast.checks.diagnostics import check_convergence
+from forecast.data.events import EventTable
 from forecast.data.interventions import read_interventions_csv
 from forecast.data.panel import Panel, build_panel
 from forecast.data.readers import read_events
@@ -189,7 +190,7 @@ def task_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
-def load_truth(request: BacktestRequest) -> tuple[object, Panel]:
+def load_truth(request: BacktestRequest) -> tuple[EventTable, Panel]:
     """The events and the full panel (everything up to ``as_of``) that forecasts are scored against."""
     data = request.data
     events = read_events(data.event_files(), format=data.format, options=data.options)
@@ -293,9 +294,9 @@ def _model_predictive(
     mine = targets[targets["front"].isin(fronts)]
     mu = np.zeros((rate.sizes["sample"], len(mine)))
     rate_values = rate.to_numpy()
-    for j, row in enumerate(mine.itertuples(index=False)):
-        inside = (days >= row.target_start) & (days <= row.target_end)
-        mu[:, j] = rate_values[:, fronts.index(row.front), inside].sum(axis=1)
+    for j, row in enumerate(mine.to_dict("records")):
+        inside = (days >= row["target_start"]) & (days <= row["target_end"])
+        mu[:, j] = rate_values[:, fronts.index(row["front"]), inside].sum(axis=1)
     alpha = None
     if "dispersion" in posterior:
         dispersion = posterior["dispersion"].stack(sample=("chain", "draw")).transpose("sample", n.FRONT).to_numpy()
@@ -327,7 +328,7 @@ def score_origin(task: OriginTask) -> OriginResult:
         info.update(fit_info)
         if predictive:
             frames.append(model_scores(task.origin, targets, predictive, task.seed))
-    baseline_draws: dict[tuple[str, str], np.ndarray] = {}
+    baseline_draws: dict[tuple[str, str], np.ndarray | None] = {}
     for front in targets["front"].unique():
         for kind in (PERIOD, WINDOW):
             rows = targets[(targets["front"] == front) & (targets["kind"] == kind)]

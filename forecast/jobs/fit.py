@@ -7,6 +7,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import arviz as az
 import numpy as np
@@ -59,7 +60,7 @@ class FitOutcome:
     result: FitResult
     diagnostics: Diagnostics
     predictive: PredictiveCheckResult
-    summary: dict[str, object]
+    summary: dict[str, Any]  # the JSON document of forecast.models.summary.summarise
     forecast: xr.Dataset
     provenance: FitProvenance
     timings: dict[str, float]

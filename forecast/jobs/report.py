@@ -16,10 +16,12 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -287,7 +289,7 @@ def run_report(request: ReportRequest, *, sample: Sampler | None = None) -> Repo
 
     with _step(6, f"writing the report to {out}", timings, "write_s"):
         summary = summary_document(outcome)
-        scenarios = ()
+        scenarios: tuple[Mapping[str, Any], ...] = ()
         if scenario is not None:
             scenarios = (
                 {"description": describe_scenario(request.scenarios), "rows": scenario_rows(forecast, scenario)},
@@ -385,7 +387,7 @@ def report_figures(
                 "forecasts",
                 f"Forecast: {front}",
                 caption,
-                lambda front=front: fan_chart(outcome, forecast, scenario, front, scenario_label=label),
+                partial(fan_chart, outcome, forecast, scenario, front, scenario_label=label),
             )
         )
     series = {}
@@ -404,7 +406,7 @@ def report_figures(
     )
     rows = [
         EffectRow(front["front"], item["label"], item["rate_ratio"], item["half_life_days"])
-        for front in outcome.summary["fronts"]  # type: ignore[union-attr]
+        for front in outcome.summary["fronts"]
         for item in front["interventions"]
     ]
     figures.append(
@@ -470,7 +472,7 @@ def fan_chart(
             end=None if pd.isna(row[n.END_DATE]) else row[n.END_DATE],
             shape=row[n.SHAPE],
         )
-        for j, row in design.interventions.iterrows()
+        for j, row in design.intervention_rows()
         if design.applies[j, f]
     ]
     dates, baseline = _per_day(forecast, front, panel.freq)

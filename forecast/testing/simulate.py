@@ -503,6 +503,8 @@ def _front_names(fronts: int | Sequence[str]) -> tuple[str, ...]:
         return tuple(f"front_{i:0{width}d}" for i in range(int(fronts)))
     if isinstance(fronts, str):
         raise ValueError(f"fronts must be a number or a sequence of names, not the single name {fronts!r}")
+    if isinstance(fronts, bool):  # tuple() would refuse it too, with a less helpful message
+        raise TypeError(f"fronts must be a number or a sequence of names, not {fronts!r}")
     names = tuple(fronts)
     if not names:
         raise ValueError("fronts must name at least one front")
