@@ -19,6 +19,7 @@ FLOORS: dict[str, int] = {
     "forecast": 1,
     "forecast.names": 1,
     "forecast.errors": 1,
+    "forecast.artefacts": 1,
     "forecast.data": 2,
     "forecast.priors": 2,
     "forecast.fits": 2,

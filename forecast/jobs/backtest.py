@@ -69,6 +69,7 @@ import pandas as pd
 import xarray as xr
 
 from forecast import names as n
+from forecast.artefacts import EXCEEDANCE_FILE, RELIABILITY_FILE, SCORES_FILE, SUMMARY_FILE
 from forecast.checks.diagnostics import check_convergence
 from forecast.data.events import EventTable
 from forecast.data.interventions import read_interventions_csv
@@ -105,11 +106,6 @@ from forecast.priors import load_priors
 log = logging.getLogger(__name__)
 
 INFERENCE = ("nuts", "fast", "none")
-
-SCORES_FILE = "scores.csv"
-EXCEEDANCE_FILE = "exceedance.csv"
-RELIABILITY_FILE = "reliability.csv"
-SUMMARY_FILE = "summary.json"
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,14 @@ from typing import TypedDict
 import numpy as np
 import pandas as pd
 
+from forecast.artefacts import CHECKS_FOLDER, FIT_FILE
 from forecast.checks.compare import loo_table
 from forecast.checks.diagnostics import check_convergence
 from forecast.checks.predictive import randomized_pit
 from forecast.data.options import SelectOptions
 from forecast.fits import FitProvenance, check_provenance, load_fit, log_likelihood, posterior_predictive
 from forecast.jobs.data import DataRequest, load_data
-from forecast.jobs.fit import FIT_FILE, OBSERVED_NAME, FitRequest, check_predictions, run_fit
+from forecast.jobs.fit import OBSERVED_NAME, FitRequest, check_predictions, run_fit
 from forecast.models.design import Design, ModelOptions
 from forecast.models.escalation import OBS
 from forecast.models.model import EscalationModel, SamplerSettings
@@ -28,8 +29,6 @@ from forecast.plots.checks import plot_pit_histogram, plot_predictive_bands, plo
 from forecast.priors import priors_from_dict
 
 log = logging.getLogger(__name__)
-
-CHECKS_FOLDER = "checks"
 
 
 def request_from_provenance(provenance: FitProvenance) -> FitRequest:

@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 
 from forecast import __version__
 from forecast import names as n
+from forecast.artefacts import FIT_FILE, INDICATORS_FILE, REPORT_HTML_FILE, REPORT_MARKDOWN_FILE, SUMMARY_FILE
 from forecast.checks.predictive import randomized_pit
 from forecast.errors import ForecastError
 from forecast.fits import posterior, posterior_predictive
@@ -68,9 +69,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = Path("reports")
 DEFAULT_HORIZON_DAYS = 28
-HTML_FILE = "report.html"
-MARKDOWN_FILE = "report.md"
-INDICATORS_FILE = "indicators.json"
 FIGURE_DPI = 90
 STEPS = 6
 _DATE_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -328,9 +326,9 @@ def write_report(content: ReportContent, outcome: FitOutcome, out: Path) -> dict
         target = out / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(png)
-    paths["markdown"] = out / MARKDOWN_FILE
+    paths["markdown"] = out / REPORT_MARKDOWN_FILE
     paths["markdown"].write_text(render_markdown(content), encoding="utf-8")
-    paths["html"] = out / HTML_FILE
+    paths["html"] = out / REPORT_HTML_FILE
     paths["html"].write_text(render_html(content), encoding="utf-8")
     return paths
 
@@ -354,7 +352,7 @@ def report_provenance(outcome: FitOutcome, days: int, scenario: tuple[ScenarioIn
         "sampler": recorded.sampler,
         "scenario": describe_scenario(scenario) if scenario else None,
         "package version": __version__,
-        "fit": "fit.nc and summary.json in this folder",
+        "fit": f"{FIT_FILE} and {SUMMARY_FILE} in this folder",
     }
 
 
