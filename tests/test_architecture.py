@@ -22,6 +22,7 @@ FLOORS: dict[str, int] = {
     "forecast.artefacts": 1,
     "forecast.data": 2,
     "forecast.priors": 2,
+    "forecast.prior_defaults": 2,
     "forecast.fits": 2,
     "forecast.models": 3,
     "forecast.checks": 4,
