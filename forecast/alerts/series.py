@@ -97,9 +97,21 @@ class DailySeries:
         if self.gaps is None:
             object.__setattr__(self, "gaps", np.zeros(np.shape(self.counts), dtype=bool))
 
+    @property
+    def exact_counts(self) -> np.ndarray:
+        """``exact``, never None (``__post_init__`` fills it)."""
+        assert self.exact is not None
+        return self.exact
+
+    @property
+    def gap_days(self) -> np.ndarray:
+        """``gaps``, never None (``__post_init__`` fills it)."""
+        assert self.gaps is not None
+        return self.gaps
+
     def count(self, front: int, day: int) -> int:
         """The exact count of front ``front`` on day ``day`` (0 where not observed)."""
-        return int(self.exact[front, day])  # type: ignore[index]
+        return int(self.exact_counts[front, day])
 
     @property
     def window_fronts(self) -> tuple[str, ...]:

@@ -35,7 +35,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 import pandas as pd
@@ -383,10 +383,10 @@ def _lulls(model: EscalationModel, posterior: xr.Dataset, settings: IndicatorSet
     return out
 
 
-def _number(value: object) -> float | None:
+def _number(value: SupportsFloat | str | None) -> float | None:
     if value is None:
         return None
-    number = float(value)  # type: ignore[arg-type]
+    number = float(value)
     return number if math.isfinite(number) else None
 
 
