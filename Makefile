@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine with only Python 3.11:
 #   make report   create .venv, install the project, produce the weekly report from data/
 #   make test     install what the tests need and run the fast suite
+#   make lint     ruff (lint and format check) and mypy, as CI runs them
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -47,10 +48,16 @@ NOTEBOOK_DRAWS ?= 200
 notebooks: $(STAMP)
 	FORECAST_NOTEBOOK_DRAWS=$(NOTEBOOK_DRAWS) $(BIN)/jupyter execute --timeout=1200 notebooks/*.ipynb
 
-lint: $(STAMP)
-	$(BIN)/python -m pip install --quiet ruff mypy
+# The linters and stubs come pinned from the project's `dev` extra (pyproject.toml).
+DEV_STAMP := $(VENV)/.installed-dev
+$(DEV_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(DEV_STAMP)
+
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check forecast tests tools
 	$(BIN)/ruff format --check forecast tests tools
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info

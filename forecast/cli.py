@@ -23,6 +23,16 @@ import pandas as pd
 
 from forecast import __version__
 from forecast import names as n
+from forecast.artefacts import (
+    BACKTEST_PAGE_FILE,
+    FIGURES_FOLDER,
+    FIT_FILE,
+    INDICATORS_FILE,
+    REPORT_HTML_FILE,
+    REPORT_MARKDOWN_FILE,
+    SCORES_FILE,
+    SUMMARY_FILE,
+)
 from forecast.errors import ForecastError
 
 if TYPE_CHECKING:  # the jobs are imported when a command runs, keeping --help fast
@@ -119,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = commands.add_parser("fit", help="fit the hierarchical changepoint model and save it")
     _fit_options(fit)
-    fit.add_argument("--out", type=Path, required=True, help="folder for fit.nc and summary.json")
+    fit.add_argument("--out", type=Path, required=True, help=f"folder for {FIT_FILE} and {SUMMARY_FILE}")
 
     check = commands.add_parser("check", help="diagnostics, predictive checks and LOO for a saved fit")
     check.add_argument("fit_dir", type=Path, metavar="DIR", help="a folder written by 'forecast fit'")
@@ -133,10 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser(
         "report",
-        help="fit, forecast and write the weekly report (HTML, Markdown, indicators.json, fit.nc)",
-        description="Fit the model to the data, forecast the horizon and write report.html, report.md "
-        "(with figures/), indicators.json and fit.nc into DIR. --as-of defaults to the last date in the "
-        "data (not today): the report describes the data it was given.",
+        help=f"fit, forecast and write the weekly report (HTML, Markdown, {INDICATORS_FILE}, {FIT_FILE})",
+        description=f"Fit the model to the data, forecast the horizon and write {REPORT_HTML_FILE}, "
+        f"{REPORT_MARKDOWN_FILE} (with {FIGURES_FOLDER}/), {INDICATORS_FILE} and {FIT_FILE} into DIR. "
+        "--as-of defaults to the last date in the data (not today): the report describes the data it was given.",
     )
     _fit_options(report)
     report.add_argument(
@@ -348,7 +358,9 @@ def _report(args: argparse.Namespace) -> int:
     outcome = run_report(request)
     print(outcome.headline[0])
     print(f"report written to {outcome.paths['html']}")
-    print(f"  also {outcome.paths['markdown']} (figures in {outcome.out / 'figures'}), {outcome.paths['indicators']}")
+    print(
+        f"  also {outcome.paths['markdown']} (figures in {outcome.out / FIGURES_FOLDER}), {outcome.paths['indicators']}"
+    )
     print(f"  and the fit: {outcome.paths['fit']}")
     return EXIT_OK
 
@@ -372,7 +384,9 @@ def _backtest_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--fast-draws", type=int, default=1000, help="draws kept with --inference fast")
     group.add_argument("--scheduler", metavar="ADDRESS", help="run origins on the Dask cluster at ADDRESS")
     group.add_argument("--workers", type=int, help="local worker processes (default 2)")
-    group.add_argument("--out", type=Path, required=True, help="folder for scores.csv, summary.json, backtest.html")
+    group.add_argument(
+        "--out", type=Path, required=True, help=f"folder for {SCORES_FILE}, {SUMMARY_FILE}, {BACKTEST_PAGE_FILE}"
+    )
 
 
 def _backtest(args: argparse.Namespace) -> int:

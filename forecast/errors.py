@@ -15,6 +15,17 @@ keys inside the file, raised as one error of the caller's class).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
+
+
+class IssueRecord(TypedDict):
+    """An :class:`Issue` as a JSON-ready mapping (:meth:`Issue.to_dict`); ``Issue(**record)`` rebuilds it."""
+
+    file: str
+    line: int | None
+    column: str | None
+    message: str
+
 
 #: Longest text of a value or location echoed in a message (a hostile file must not make a huge one).
 SHOWN_CHARACTERS = 80
@@ -50,7 +61,7 @@ class Issue:
             where += f", column '{self.column}'"
         return f"{where}: {self.message}"
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> IssueRecord:
         return {"file": self.file, "line": self.line, "column": self.column, "message": self.message}
 
 

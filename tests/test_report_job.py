@@ -196,12 +196,12 @@ def test_make_report_on_the_shipped_data_with_real_mcmc(tmp_path, capsys):
 
 
 def test_a_figure_that_fails_fails_the_report_naming_it(monkeypatch, reports):
-    from forecast.jobs import report as report_job
+    from forecast.jobs import report_figures as figures_module  # where the report's figures are drawn
 
     def broken(*args, **kwargs):
         raise RuntimeError("no ink")
 
     _, latest = reports
-    monkeypatch.setattr(report_job, "plot_fan_chart", broken)
+    monkeypatch.setattr(figures_module, "plot_fan_chart", broken)
     with pytest.raises(ForecastError, match=r"'fan_\w+' could not be drawn: RuntimeError: no ink"):
-        report_job.report_figures(latest.fit, latest.fit.forecast, None, None, ())
+        figures_module.report_figures(latest.fit, latest.fit.forecast, None, None, ())

@@ -355,7 +355,7 @@ def _run_steps(
     """
     n_fronts, n_steps = block_obs.shape
     prune = stepper.prune
-    all_observed = block_obs.all(axis=0).tolist()
+    all_observed: list[bool] = np.asarray(block_obs.all(axis=0)).tolist()
     recent = np.zeros((n_steps, n_fronts, kmax + 1))
     stepper.start(state.probs, bool(np.any(state.n_obs == 0)))
     for j in range(n_steps):

@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from forecast.alerts.yamlfile import check_keys, integer, number, shown
 from forecast.data.yamlio import read_yaml_file
@@ -136,9 +137,23 @@ def _check_prior(data: object, where: str, dist: str, kwargs: Sequence[str], pro
     return found
 
 
-def _check_config_values(data: dict[str, object], problems: Problems) -> dict[str, object]:
+class _DetectorValues(TypedDict, total=False):
+    """The :class:`DetectorConfig` keyword arguments read from a file (those that passed)."""
+
+    likelihood: str
+    expected_run_length: float
+    rate_alpha: float
+    rate_beta: float
+    p_alpha: float
+    p_beta: float
+    dispersion: int
+    max_run_length: int
+    prune_below: float
+
+
+def _check_config_values(data: dict[str, object], problems: Problems) -> _DetectorValues:
     """Check the file format; return the DetectorConfig keyword arguments that passed."""
-    out: dict[str, object] = {}
+    out: _DetectorValues = {}
     likelihood = data.get("likelihood")
     if likelihood not in LIKELIHOODS:
         problems.add("likelihood", f"must be one of {list(LIKELIHOODS)}, got {shown(likelihood)}")
@@ -187,7 +202,7 @@ def detector_config_from_dict(raw: object, *, source: str = "<memory>") -> Detec
         raise AssertionError("unreachable")
     values = _check_config_values(dict(mapping), problems)
     problems.raise_if_any(source, "detector", PriorConfigError)
-    return DetectorConfig(**values, source=source)  # type: ignore[arg-type]
+    return DetectorConfig(**values, source=source)
 
 
 def load_detector_config(path: str | Path | None = None) -> DetectorConfig:

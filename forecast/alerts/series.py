@@ -97,9 +97,21 @@ class DailySeries:
         if self.gaps is None:
             object.__setattr__(self, "gaps", np.zeros(np.shape(self.counts), dtype=bool))
 
+    @property
+    def exact_counts(self) -> np.ndarray:
+        """``exact``, never None (``__post_init__`` fills it)."""
+        assert self.exact is not None
+        return self.exact
+
+    @property
+    def gap_days(self) -> np.ndarray:
+        """``gaps``, never None (``__post_init__`` fills it)."""
+        assert self.gaps is not None
+        return self.gaps
+
     def count(self, front: int, day: int) -> int:
         """The exact count of front ``front`` on day ``day`` (0 where not observed)."""
-        return int(self.exact[front, day])  # type: ignore[index]
+        return int(self.exact_counts[front, day])
 
     @property
     def window_fronts(self) -> tuple[str, ...]:
@@ -210,7 +222,7 @@ def daily_series(panel: Panel, events: EventTable) -> DailySeries:
     periods = panel.periods
     table = panel.observations
     period_rows = (table[n.OBS_KIND] == n.OBS_PERIOD).to_numpy()
-    row_of = pd.Index(panel.fronts).get_indexer(table[n.FRONT].to_numpy()[period_rows])
+    row_of = pd.Index(panel.fronts).get_indexer(pd.Index(table[n.FRONT].to_numpy()[period_rows]))
     exact = np.zeros((len(panel.fronts), len(periods)), dtype=np.int64)
     seen = np.zeros(exact.shape, dtype=bool)
     start = periods[0].to_datetime64() if len(periods) else np.datetime64("1970-01-01")
@@ -218,7 +230,7 @@ def daily_series(panel: Panel, events: EventTable) -> DailySeries:
     exact[row_of, columns] = table[n.COUNT].to_numpy(dtype=np.int64)[period_rows]
     seen[row_of, columns] = True
     # Each front starts on its own first row: the days before it are not observed.
-    first_column = periods.get_indexer(first.reindex(list(panel.fronts)))
+    first_column = periods.get_indexer(pd.Index(first.reindex(list(panel.fronts))))
     seen &= np.arange(len(periods))[None, :] >= first_column[:, None]
     exact[~seen] = 0
     gaps = _daily_gap_mask(panel, len(periods))

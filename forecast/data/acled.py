@@ -61,8 +61,8 @@ from forecast.data.external import (
     text_column,
 )
 from forecast.data.options import MEASURE_DEATHS, SelectOptions
-from forecast.data.panel import UNCERTAIN_END
 from forecast.data.parse import ISO_DATE, parse_counts, parse_dates, parse_int_codes
+from forecast.data.placement import UNCERTAIN_END
 from forecast.errors import DataValidationError, Issue
 
 ACLED_ID = "event_id_cnty"

@@ -24,7 +24,7 @@ Declared gaps
 A row with ``precision = not_observed`` says "this front was not observed from ``date`` to
 ``end_date``" (a reporting blackout, a change of coding).  A gap is neither zero nor a window:
 its days are left out of the front's observed days, exactly as the days under a window are
-(:func:`_aggregate_points` receives the gaps with the windows), so a period wholly inside a
+(:func:`~forecast.data.aggregation.aggregate_points` receives the gaps with the windows), so a period wholly inside a
 gap has **no observation row** (its count is NaN in :meth:`Panel.counts_matrix`, so the
 baselines skip it and the backtest does not score it) and a period partly inside one has only
 its observed days as exposure.  The models read observations only, so gap days have no
@@ -33,32 +33,10 @@ likelihood term.  :attr:`Panel.gaps` keeps the gaps (clipped to the span), and
 window of the same front inside a gap is an error.  Gaps count towards the span's default
 start and end.
 
-Period tables
--------------
-Published statistics often come as one row per period, dated on its first day (a monthly
-table dated on the 1st).  Read as one-day events, such a table gets ``as_of`` = the last
-row's date and its last month one day of exposure: a normal month then looks like a 30x
-outlier.  So, with ``period_tables="auto"`` (the default) and a grid coarser than a day, a
-front whose rows (at least two) all fall on the first day of a grid period and none has an
-``end_date`` is read as a **period table**: each row is the total of its whole period.  Its
-rows count as ending on their period's last day: the span's default end is the end of the
-last period (whole-period exposure), and a row whose period ends after ``as_of`` is
-excluded like any row after it (its total is not known at ``as_of``).  ``"yes"`` reads every
-front without end dates as a period table (rows not on a period start are then an error),
-``"no"`` never does.  :attr:`Panel.period_table_fronts` names them and ``data check`` says so.
-A period cut by ``start`` or ``as_of`` keeps only its observed days as exposure and is
-reported as a partial period in the warnings, never scaled up.
-
-Uncertain dates
----------------
-An event whose date is known only to lie in a span (UCDP GED ``date_start..date_end``, ACLED
-``time_precision`` 2 or 3) is **one event somewhere in its span**, never a total over a
-window.  Readers give it its span's first day as ``date`` and the last as
-:data:`UNCERTAIN_END` (an extra column).  Placement: when the whole span lies inside one grid
-period, the event counts in that period; otherwise ``uncertain_dates`` decides: ``start``
-(the span's first day), ``middle`` (its middle day, rounded down; the default) or ``drop``
-(left out, counted in a warning with the events and the deaths it held).  Every event and
-every death is kept, in exactly one period, unless dropped.
+Period tables and uncertain dates
+---------------------------------
+Rows dated on period starts (published per-period tables) and events whose date is known only
+to lie in a span are placed as :mod:`forecast.data.placement` describes.
 """
 
 from __future__ import annotations
@@ -70,30 +48,33 @@ import numpy as np
 import pandas as pd
 
 from forecast import names as n
+from forecast.data.aggregation import OBSERVATION_COLUMNS, aggregate_points, window_rows
 from forecast.data.events import PRECISION_NOT_OBSERVED, EventTable
+from forecast.data.periods import PERIOD_OFFSET, next_period, period_end, period_grid, period_start
+from forecast.data.placement import (
+    PERIOD_TABLE_CHOICES,
+    UNCERTAIN_DATE_CHOICES,
+    UNCERTAIN_END,
+    period_table_fronts,
+    place_uncertain_dates,
+    whole_periods_only,
+)
 from forecast.errors import DataValidationError, Issue
 
-#: Columns of :attr:`Panel.observations`.
-OBSERVATION_COLUMNS = [
-    n.FRONT,
-    n.DATE,
-    n.END_DATE,
-    n.COUNT,
-    n.OBS_KIND,
-    n.EXPOSURE_DAYS,
-    n.PRECISION,
-    n.SOURCE,
-    n.ORIGIN_FILE,
-    n.ORIGIN_LINE,
+# The grid helpers and the placement of uncertain dates moved to their own modules; these
+# names stay importable from here for the modules that import them from the panel.
+__all__ = [
+    "GAP_COLUMNS",
+    "OBSERVATION_COLUMNS",
+    "PERIOD_OFFSET",
+    "UNCERTAIN_END",
+    "Panel",
+    "build_panel",
+    "period_start",
 ]
 
 #: Columns of :attr:`Panel.gaps`: the front and the first and last day not observed.
 GAP_COLUMNS = [n.FRONT, n.DATE, n.END_DATE]
-#: Extra column of an event table: last day of the span an uncertain date lies in (see above).
-UNCERTAIN_END = "uncertain_end"
-#: Values of ``period_tables`` and of ``uncertain_dates``.
-PERIOD_TABLE_CHOICES = ("auto", "yes", "no")
-UNCERTAIN_DATE_CHOICES = ("start", "middle", "drop")
 
 #: Columns written by :meth:`Panel.to_frame` (the ``data panel`` CSV).
 PANEL_CSV_COLUMNS = [n.DATE, n.FRONT, n.COUNT, n.END_DATE, n.PRECISION]
@@ -104,37 +85,6 @@ OUTLIER_RATIO = 5.0
 OUTLIER_QUANTILE = 0.95
 #: ... provided the front has at least this many period observations to compare with.
 OUTLIER_MIN_PERIODS = 20
-
-
-#: Length of the grid period that starts on a period start, by frequency.
-PERIOD_OFFSET = {
-    n.FREQ_DAY: pd.DateOffset(days=1),
-    n.FREQ_WEEK: pd.DateOffset(days=7),
-    n.FREQ_MONTH: pd.DateOffset(months=1),
-    n.FREQ_YEAR: pd.DateOffset(years=1),
-}
-
-
-def period_start(dates: pd.DatetimeIndex | pd.Series, freq: str) -> pd.DatetimeIndex:
-    """First day of the grid period containing each date (weeks start on Monday)."""
-    index = pd.DatetimeIndex(dates).normalize()
-    if freq == n.FREQ_DAY:
-        return index
-    if freq == n.FREQ_WEEK:
-        return index - pd.to_timedelta(index.weekday, unit="D")
-    if freq == n.FREQ_MONTH:
-        return index.to_period("M").to_timestamp()
-    if freq == n.FREQ_YEAR:
-        return index.to_period("Y").to_timestamp()
-    raise ValueError(f"unknown frequency {freq!r}; allowed: {list(n.FREQS)}")
-
-
-def period_grid(start: pd.Timestamp, end: pd.Timestamp, freq: str) -> pd.DatetimeIndex:
-    """Period start days covering ``start..end``."""
-    first = period_start(pd.DatetimeIndex([start]), freq)[0]
-    last = period_start(pd.DatetimeIndex([end]), freq)[0]
-    step = {n.FREQ_DAY: "D", n.FREQ_WEEK: "7D", n.FREQ_MONTH: "MS", n.FREQ_YEAR: "YS"}[freq]
-    return pd.date_range(first, last, freq=step)
 
 
 @dataclass(frozen=True)
@@ -217,7 +167,7 @@ class Panel:
 
     def period_ends(self) -> pd.DatetimeIndex:
         """Last day of each grid period."""
-        following = list(self.periods[1:]) + [_next_period(self.periods[-1], self.freq)]
+        following = list(self.periods[1:]) + [next_period(self.periods[-1], self.freq)]
         return pd.DatetimeIndex(following) - pd.Timedelta(days=1)
 
     def counts_matrix(self) -> tuple[np.ndarray, np.ndarray]:
@@ -235,8 +185,8 @@ class Panel:
         exposure = np.zeros((len(self.fronts), self.n_periods), dtype=np.int64)
         obs = self.period_obs
         if len(obs):
-            rows = pd.Index(self.fronts).get_indexer(obs[n.FRONT])
-            cols = self.periods.get_indexer(obs[n.DATE])
+            rows = pd.Index(self.fronts).get_indexer(pd.Index(obs[n.FRONT]))
+            cols = self.periods.get_indexer(pd.Index(obs[n.DATE]))
             counts[rows, cols] = obs[n.COUNT].to_numpy(dtype=float)
             exposure[rows, cols] = obs[n.EXPOSURE_DAYS].to_numpy()
         return counts, exposure
@@ -292,16 +242,6 @@ class Panel:
         digest.update(f"{self.freq}|{self.start.date()}|{self.end.date()}\n".encode())
         digest.update(self.to_frame().to_csv(index=False, lineterminator="\n").encode())
         return digest.hexdigest()
-
-
-def _next_period(day: pd.Timestamp, freq: str) -> pd.Timestamp:
-    if freq == n.FREQ_DAY:
-        return day + pd.Timedelta(days=1)
-    if freq == n.FREQ_WEEK:
-        return day + pd.Timedelta(days=7)
-    if freq == n.FREQ_MONTH:
-        return day + pd.offsets.MonthBegin(1)
-    return day + pd.offsets.YearBegin(1)
 
 
 def build_panel(
@@ -391,9 +331,9 @@ def build_panel(
     periods = period_grid(begin, end, freq)
     # Gap days are unobserved exactly as window days are: handed over with the windows.
     unobserved = pd.concat([windows[[n.FRONT, n.DATE, n.END_DATE]], gaps], ignore_index=True) if len(gaps) else windows
-    period_obs = _aggregate_points(points, unobserved, fronts, periods, begin, end, freq)
-    period_obs = _whole_periods_only(period_obs, table_fronts, periods, begin, end, freq)
-    window_obs = _window_rows(windows)
+    period_obs = aggregate_points(points, unobserved, fronts, periods, begin, end, freq)
+    period_obs = whole_periods_only(period_obs, table_fronts, periods, begin, end, freq)
+    window_obs = window_rows(windows)
     parts = [part for part in (period_obs, window_obs) if not part.empty]
     observations = pd.concat(parts, ignore_index=True)
     observations = observations.sort_values([n.FRONT, n.DATE, n.OBS_KIND], kind="mergesort").reset_index(drop=True)
@@ -418,9 +358,9 @@ def _clip_gaps(declared: pd.DataFrame, begin: pd.Timestamp, end: pd.Timestamp) -
     """Declared gaps as :data:`GAP_COLUMNS`, clipped to ``begin..end``, overlapping ones merged."""
     if declared.empty:
         return pd.DataFrame(columns=GAP_COLUMNS)
-    first = declared[n.DATE].clip(lower=begin)
-    last = declared[n.END_DATE].fillna(declared[n.DATE]).clip(upper=end)
-    frame = pd.DataFrame({n.FRONT: declared[n.FRONT].to_numpy(), n.DATE: first.to_numpy(), n.END_DATE: last.to_numpy()})
+    first = np.maximum(declared[n.DATE].to_numpy(), begin.to_datetime64())
+    last = np.minimum(declared[n.END_DATE].fillna(declared[n.DATE]).to_numpy(), end.to_datetime64())
+    frame = pd.DataFrame({n.FRONT: declared[n.FRONT].to_numpy(), n.DATE: first, n.END_DATE: last})
     frame = frame[frame[n.DATE] <= frame[n.END_DATE]].sort_values([n.FRONT, n.DATE], kind="mergesort")
     merged = []
     for front, group in frame.groupby(n.FRONT, sort=True):
@@ -457,140 +397,6 @@ def _check_gaps(gaps: pd.DataFrame, kept: pd.DataFrame) -> None:
             )
     if issues:
         raise DataValidationError(issues)
-
-
-def _whole_periods_only(
-    period_obs: pd.DataFrame,
-    table_fronts: tuple[str, ...],
-    periods: pd.DatetimeIndex,
-    begin: pd.Timestamp,
-    end: pd.Timestamp,
-    freq: str,
-) -> pd.DataFrame:
-    """Period tables are observed in whole periods only: a period cut by ``start`` or ``as_of`` is unknown.
-
-    (Its row is excluded as before the start or after ``as_of``; counting the period as zero
-    over the days inside the span would invent a lull.)
-    """
-    if not table_fronts or period_obs.empty:
-        return period_obs
-    first = periods[0] < begin
-    last = period_end(pd.Series([periods[-1]]), freq).iloc[0] > end
-    cut = np.zeros(len(period_obs), dtype=bool)
-    if first:
-        cut |= (period_obs[n.DATE] == periods[0]).to_numpy()
-    if last:
-        cut |= (period_obs[n.DATE] == periods[-1]).to_numpy()
-    drop = cut & period_obs[n.FRONT].isin(table_fronts).to_numpy()
-    return period_obs[~drop].reset_index(drop=True)
-
-
-def period_end(dates: pd.Series, freq: str) -> pd.Series:
-    """Last day of the grid period containing each date."""
-    starts = period_start(dates, freq)
-    following = {
-        n.FREQ_DAY: starts + pd.Timedelta(days=1),
-        n.FREQ_WEEK: starts + pd.Timedelta(days=7),
-        n.FREQ_MONTH: starts + pd.offsets.MonthBegin(1),
-        n.FREQ_YEAR: starts + pd.offsets.YearBegin(1),
-    }[freq]
-    return pd.Series(following - pd.Timedelta(days=1), index=dates.index)
-
-
-def period_table_fronts(frame: pd.DataFrame, freq: str, mode: str, files: str = "<memory>") -> tuple[str, ...]:
-    """Fronts read as period tables under ``mode`` (see the module docstring).
-
-    Raises
-    ------
-    DataValidationError
-        With ``mode="yes"``, for rows of such a front that are not on a period start.
-    """
-    if mode == "no" or freq == n.FREQ_DAY:
-        return ()
-    on_start = (frame[n.DATE] == period_start(frame[n.DATE], freq)).to_numpy()
-    no_end = frame[n.END_DATE].isna().to_numpy()
-    uncertain = frame[UNCERTAIN_END].notna().to_numpy() if UNCERTAIN_END in frame else np.zeros(len(frame), bool)
-    out = []
-    issues = []
-    for front, index in frame.groupby(n.FRONT, sort=True).indices.items():
-        if not no_end[index].all() or uncertain[index].any():
-            continue
-        if mode == "auto" and (len(index) >= 2 and on_start[index].all()):
-            out.append(str(front))
-        elif mode == "yes":
-            bad = index[~on_start[index]]
-            for i in bad[:10]:
-                row = frame.iloc[i]
-                issues.append(
-                    Issue(
-                        str(row[n.ORIGIN_FILE]),
-                        int(row[n.ORIGIN_LINE]),
-                        n.DATE,
-                        f"front {front!r} is read as a {freq} table but {row[n.DATE].date()} is not the first day "
-                        f"of a {freq}",
-                    )
-                )
-            out.append(str(front))
-    if issues:
-        raise DataValidationError(issues)
-    return tuple(out)
-
-
-def place_uncertain_dates(frame: pd.DataFrame, freq: str, policy: str) -> tuple[pd.DataFrame, list[Issue]]:
-    """Give each event with an uncertain date one day (see the module docstring); a new frame.
-
-    Returns the frame (rows dropped by ``policy="drop"`` removed, :data:`UNCERTAIN_END`
-    cleared) and the warnings that count what was moved or dropped.
-    """
-    if UNCERTAIN_END not in frame or frame[UNCERTAIN_END].isna().all():
-        return frame, []
-    span_end = pd.to_datetime(frame[UNCERTAIN_END])
-    uncertain = span_end.notna() & (span_end > frame[n.DATE])
-    if not uncertain.any():
-        return frame.assign(**{UNCERTAIN_END: pd.NaT}), []
-    rows = frame[uncertain]
-    inside = np.asarray(period_start(rows[n.DATE], freq) == period_start(span_end[uncertain], freq))
-    crossing = rows[~inside]
-    out = frame.copy()
-    warnings = []
-    label = ", ".join(sorted({str(f) for f in rows[n.ORIGIN_FILE]}))
-    if len(crossing):
-        if policy == "drop":
-            out = out.drop(index=crossing.index)
-            dropped = int(crossing[n.COUNT].sum())
-            warnings.append(
-                Issue(
-                    label,
-                    None,
-                    n.DATE,
-                    f"{len(crossing)} event row(s) (count {dropped}) whose uncertain dates span more than one {freq} "
-                    "were dropped (--uncertain-dates drop)",
-                )
-            )
-        else:
-            if policy == "middle":
-                days = ((span_end[crossing.index] - crossing[n.DATE]) / pd.Timedelta(days=1)).astype(np.int64) // 2
-                out.loc[crossing.index, n.DATE] = crossing[n.DATE] + pd.to_timedelta(days, unit="D")
-            warnings.append(
-                Issue(
-                    label,
-                    None,
-                    n.DATE,
-                    f"{len(crossing)} event row(s) (count {int(crossing[n.COUNT].sum())}) whose uncertain dates span "
-                    f"more than one {freq} were placed on the {policy} of their span",
-                )
-            )
-    if inside.any():
-        warnings.append(
-            Issue(
-                label,
-                None,
-                n.DATE,
-                f"{int(inside.sum())} event row(s) with uncertain dates lie within one {freq} each and count there",
-            )
-        )
-    out[UNCERTAIN_END] = pd.NaT
-    return out, warnings
 
 
 def _partial_period_warnings(panel: Panel) -> list[Issue]:
@@ -633,8 +439,7 @@ def _check_windows(windows: pd.DataFrame, points: pd.DataFrame) -> None:
     for front, group in windows.groupby(n.FRONT, sort=True):
         ordered = group.sort_values([n.DATE, n.END_DATE], kind="mergesort")
         prev = None
-        for row in ordered.itertuples(index=False):
-            row_d = row._asdict()
+        for row_d in ordered.to_dict("records"):
             if prev is not None and row_d[n.DATE] <= prev[n.END_DATE]:
                 issues.append(
                     Issue(
@@ -649,11 +454,9 @@ def _check_windows(windows: pd.DataFrame, points: pd.DataFrame) -> None:
             if prev is None or row_d[n.END_DATE] > prev[n.END_DATE]:
                 prev = row_d
         front_points = points[points[n.FRONT] == front]
-        for row in ordered.itertuples(index=False):
-            row_d = row._asdict()
+        for row_d in ordered.to_dict("records"):
             inside = front_points[(front_points[n.DATE] >= row_d[n.DATE]) & (front_points[n.DATE] <= row_d[n.END_DATE])]
-            for point in inside.itertuples(index=False):
-                p = point._asdict()
+            for p in inside.to_dict("records"):
                 issues.append(
                     Issue(
                         p[n.ORIGIN_FILE],
@@ -668,141 +471,9 @@ def _check_windows(windows: pd.DataFrame, points: pd.DataFrame) -> None:
         raise DataValidationError(issues)
 
 
-def _aggregate_points(
-    points: pd.DataFrame,
-    windows: pd.DataFrame,
-    fronts: tuple[str, ...],
-    periods: pd.DatetimeIndex,
-    begin: pd.Timestamp,
-    end: pd.Timestamp,
-    freq: str,
-) -> pd.DataFrame:
-    """Period rows for fronts with single-day rows: counts summed exactly (int64), zeros filled.
-
-    Each row is placed by its front's and its day's position (no comparison of every front with
-    every row).  A period total beyond int64 is refused with the line of the row that passed it.
-    """
-    if points.empty:
-        return pd.DataFrame(columns=OBSERVATION_COLUMNS)
-    days = pd.date_range(begin, end, freq="D")
-    day_period = periods.get_indexer(period_start(days, freq))
-    codes = pd.Index(fronts).get_indexer(points[n.FRONT])
-    with_points = np.unique(codes)  # sorted, as ``fronts`` is
-    position = np.searchsorted(with_points, codes)
-    n_fronts, n_days, n_periods = len(with_points), len(days), len(periods)
-    observed = np.ones((n_fronts, n_days), dtype=bool)
-    if not windows.empty:
-        window_fronts = pd.Index(fronts).get_indexer(windows[n.FRONT])
-        window_codes = np.searchsorted(with_points, window_fronts)
-        first_day = ((windows[n.DATE] - begin) // pd.Timedelta(days=1)).to_numpy(dtype=np.int64)
-        last_day = ((windows[n.END_DATE] - begin) // pd.Timedelta(days=1)).to_numpy(dtype=np.int64)
-        for code, w, lo, hi in zip(window_fronts, window_codes, first_day, last_day, strict=True):
-            if w < n_fronts and with_points[w] == code:  # a window of a front that also has daily rows
-                observed[w, max(lo, 0) : max(hi + 1, 0)] = False
-    period_first = np.searchsorted(day_period, np.arange(n_periods))
-    exposure = np.add.reduceat(observed.astype(np.int64), period_first, axis=1)
-    day_index = ((points[n.DATE] - begin) // pd.Timedelta(days=1)).to_numpy(dtype=np.int64)
-    cell = position * n_periods + day_period[day_index]
-    values = points[n.COUNT].to_numpy(dtype=np.int64)
-    flat_counts = np.zeros(n_fronts * n_periods, dtype=np.int64)
-    np.add.at(flat_counts, cell, values)
-    near = np.bincount(cell, weights=values.astype(float), minlength=n_fronts * n_periods) >= 2.0**62
-    if near.any():
-        _check_total_overflow(points, cell, values, np.flatnonzero(near))
-    counts = flat_counts.reshape(n_fronts, n_periods)
-    precision = _worst_precision_matrix(points, position, periods, freq, n_fronts)
-    del codes, position, day_index, cell, values, near  # a million rows: free them before the frame is built
-    keep = exposure > 0
-    front_of_cell, period_of_cell = np.nonzero(keep)
-    return pd.DataFrame(
-        {
-            n.FRONT: np.asarray(fronts, dtype=object)[with_points][front_of_cell],
-            n.DATE: periods[period_of_cell],
-            n.END_DATE: pd.NaT,
-            n.COUNT: counts[keep],
-            n.OBS_KIND: n.OBS_PERIOD,
-            n.EXPOSURE_DAYS: exposure[keep],
-            n.PRECISION: precision[keep] if precision is not None else n.PRECISION_EXACT,
-            n.SOURCE: "",
-            n.ORIGIN_FILE: "",
-            n.ORIGIN_LINE: 0,
-        }
-    )
-
-
-def _check_total_overflow(points: pd.DataFrame, cell: np.ndarray, values: np.ndarray, suspects: np.ndarray) -> None:
-    """Sum the suspect period totals exactly; refuse one beyond int64, naming the row that passed it."""
-    limit = int(np.iinfo(np.int64).max)
-    issues = []
-    for target in suspects.tolist():
-        total = 0
-        for row in np.flatnonzero(cell == target).tolist():
-            total += int(values[row])
-            if total > limit:
-                issues.append(
-                    Issue(
-                        str(points[n.ORIGIN_FILE].iloc[row]),
-                        int(points[n.ORIGIN_LINE].iloc[row]),
-                        n.COUNT,
-                        f"the total of front {points[n.FRONT].iloc[row]!r} on {points[n.DATE].iloc[row].date()} "
-                        f"is too large with this row's count (over {limit})",
-                    )
-                )
-                break
-    if issues:
-        raise DataValidationError(issues)
-
-
-def _worst_precision_matrix(
-    points: pd.DataFrame, position: np.ndarray, periods: pd.DatetimeIndex, freq: str, n_fronts: int
-) -> np.ndarray | None:
-    """The least precise flag among the rows of each (front, period); None when every row is exact."""
-    flagged = (points[n.PRECISION] != n.PRECISION_EXACT).to_numpy()
-    if not flagged.any():
-        return None
-    out = np.full((n_fronts, len(periods)), n.PRECISION_EXACT, dtype=object)
-    rows = points[flagged]
-    index = periods.get_indexer(period_start(rows[n.DATE], freq))
-    rank = rows[n.PRECISION].map(_PRECISION_RANK).fillna(1).to_numpy()
-    for f, i, flag, r in zip(position[flagged], index, rows[n.PRECISION].to_numpy(), rank, strict=True):
-        if r > _PRECISION_RANK.get(out[f, i], 0):
-            out[f, i] = flag
-    return out
-
-
-_PRECISION_RANK = {
-    n.PRECISION_EXACT: 0,
-    n.PRECISION_APPROX: 1,
-    n.PRECISION_APPROX_DATE: 2,
-    n.PRECISION_WEEK: 3,
-    n.PRECISION_MONTH: 4,
-    n.PRECISION_AT_LEAST: 5,
-}
-
-
-def _window_rows(windows: pd.DataFrame) -> pd.DataFrame:
-    if windows.empty:
-        return pd.DataFrame(columns=OBSERVATION_COLUMNS)
-    exposure = ((windows[n.END_DATE] - windows[n.DATE]) / pd.Timedelta(days=1)).astype(np.int64) + 1
-    return pd.DataFrame(
-        {
-            n.FRONT: windows[n.FRONT].to_numpy(),
-            n.DATE: windows[n.DATE].to_numpy(),
-            n.END_DATE: windows[n.END_DATE].to_numpy(),
-            n.COUNT: windows[n.COUNT].to_numpy(dtype=np.int64),
-            n.OBS_KIND: n.OBS_WINDOW,
-            n.EXPOSURE_DAYS: exposure.to_numpy(),
-            n.PRECISION: windows[n.PRECISION].to_numpy(),
-            n.SOURCE: windows[n.SOURCE].to_numpy(),
-            n.ORIGIN_FILE: windows[n.ORIGIN_FILE].to_numpy(),
-            n.ORIGIN_LINE: windows[n.ORIGIN_LINE].to_numpy(),
-        }
-    )
-
-
 def _outlier_warnings(panel: Panel) -> list[Issue]:
     """Warn (never drop) on period counts far above the rest of their front."""
-    out = []
+    out: list[Issue] = []
     obs = panel.observations  # sorted by front and date: each front's periods are one slice
     period = (obs[n.OBS_KIND] == n.OBS_PERIOD).to_numpy()
     fronts = obs[n.FRONT].to_numpy()[period]

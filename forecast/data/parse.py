@@ -31,10 +31,10 @@ def stripped_text(values: pd.Series, *, stripped: bool = False) -> pd.Series:
     if values.dtype != object or not all(map(isinstance, values.to_numpy(), repeat(str, len(values)))):
         values = values.astype(str)
     cells = values.to_numpy()
-    stripped = list(map(str.strip, cells))
-    if all(map(operator.is_, stripped, cells)):
+    stripped_cells = list(map(str.strip, cells))
+    if all(map(operator.is_, stripped_cells, cells)):
         return values
-    return pd.Series(stripped, index=values.index, dtype=object)
+    return pd.Series(stripped_cells, index=values.index, dtype=object)
 
 
 def parse_dates(

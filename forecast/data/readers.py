@@ -120,7 +120,7 @@ def normalise_fronts(events: EventTable) -> EventTable:
             issues.append(
                 Issue(
                     str(frame.at[row, n.ORIGIN_FILE]),
-                    int(frame.at[row, n.ORIGIN_LINE]),
+                    int(frame[n.ORIGIN_LINE][row]),
                     n.FRONT,
                     f"the front name {shown_cell(name)} holds control characters ({', '.join(bad[:5])})",
                 )

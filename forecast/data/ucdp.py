@@ -11,7 +11,7 @@ later) and the older 41-column ones (GED 19.1) are both accepted.  The columns u
     CSVs use all three; the time of day is dropped).  An event whose ``date_end`` is after
     its ``date_start`` is **one event with an uncertain date** somewhere in that span, never
     a total over a window: it gets ``date = date_start`` and the extra column
-    :data:`~forecast.data.panel.UNCERTAIN_END` ``= date_end``, and the panel places it (in
+    :data:`~forecast.data.placement.UNCERTAIN_END` ``= date_end``, and the panel places it (in
     the grid period that holds the whole span, else by ``--uncertain-dates``; see
     :mod:`forecast.data.panel`).  ``date_end`` before ``date_start`` is an error.
 ``country``, ``type_of_violence``
@@ -59,8 +59,8 @@ from forecast.data.external import (
     text_column,
 )
 from forecast.data.options import MEASURE_DEATHS, SelectOptions
-from forecast.data.panel import UNCERTAIN_END
 from forecast.data.parse import ISO_DATE, parse_counts, parse_dates, parse_int_codes
+from forecast.data.placement import UNCERTAIN_END
 from forecast.errors import DataValidationError, Issue
 
 UCDP_ID = "id"

@@ -34,7 +34,7 @@ def forecast_targets(
     ends = truth.period_ends()
     position = int(np.flatnonzero(ends == origin)[0])
     last = min(position + horizon, truth.n_periods - 1)
-    horizon_end = min(ends[last], truth.end)
+    horizon_end: pd.Timestamp = min(ends[last], truth.end)
     rows: list[dict[str, object]] = []
     notes: list[dict[str, str]] = []
     obs = truth.observations
@@ -45,22 +45,22 @@ def forecast_targets(
                 notes.append({"front": front, "reason": "front_not_in_training", "detail": "no data up to the origin"})
             continue
         periods = mine[(mine[n.OBS_KIND] == PERIOD) & (mine[n.DATE] > origin) & (mine[n.DATE] <= horizon_end)]
-        for first, last in truth.gap_ranges(front):  # declared gaps are not targets
-            if first <= horizon_end and last > origin:
-                label = f"{max(first, origin + pd.Timedelta(days=1)).date()}..{min(last, horizon_end).date()}"
+        for gap_first, gap_last in truth.gap_ranges(front):  # declared gaps are not targets
+            if gap_first <= horizon_end and gap_last > origin:
+                shown_first: pd.Timestamp = max(gap_first, origin + pd.Timedelta(days=1))
+                shown_last: pd.Timestamp = min(gap_last, horizon_end)
+                label = f"{shown_first.date()}..{shown_last.date()}"
                 notes.append({"front": front, "reason": "declared_gap", "detail": label})
-        for row in periods.itertuples(index=False):
-            row_d = row._asdict()
-            index = truth.periods.get_loc(row_d[n.DATE])
-            end = min(ends[index], truth.end)
+        for row_d in periods.to_dict("records"):
+            index = _position(truth.periods, row_d[n.DATE])
+            end: pd.Timestamp = min(ends[index], truth.end)
             days = (end - row_d[n.DATE]).days + 1
             if row_d[n.EXPOSURE_DAYS] < days or end < ends[index]:
                 notes.append({"front": front, "reason": "partial_period", "detail": f"{row_d[n.DATE].date()}"})
                 continue
             rows.append(_target(front, PERIOD, index - position, row_d[n.DATE], end, row_d[n.COUNT]))
         windows = mine[(mine[n.OBS_KIND] == WINDOW) & (mine[n.END_DATE] > origin) & (mine[n.DATE] <= horizon_end)]
-        for row in windows.itertuples(index=False):
-            row_d = row._asdict()
+        for row_d in windows.to_dict("records"):
             label = f"{row_d[n.DATE].date()}..{row_d[n.END_DATE].date()}"
             if row_d[n.DATE] <= origin or row_d[n.END_DATE] > horizon_end:
                 notes.append({"front": front, "reason": "window_outside_horizon", "detail": label})
@@ -71,6 +71,14 @@ def forecast_targets(
             step = int(np.searchsorted(ends.to_numpy(), row_d[n.END_DATE].to_datetime64())) - position
             rows.append(_target(front, WINDOW, step, row_d[n.DATE], row_d[n.END_DATE], row_d[n.COUNT]))
     return pd.DataFrame(rows, columns=TARGET_COLUMNS), notes, horizon_end
+
+
+def _position(index: pd.DatetimeIndex, day: pd.Timestamp) -> int:
+    """Position of ``day`` in a grid of unique period starts."""
+    position = index.get_loc(day)
+    if not isinstance(position, int):  # a slice or mask only for a non-unique index
+        raise TypeError(f"{day} is not a single period start")
+    return position
 
 
 def _target(front: str, kind: str, step: int, start: pd.Timestamp, end: pd.Timestamp, count: int) -> dict:
@@ -101,6 +109,6 @@ def last_values(train: Panel, targets: pd.DataFrame) -> np.ndarray:
     for (front, kind), rows in targets.groupby(["front", "kind"], sort=False):
         if front not in train.fronts:
             continue
-        counts, exposure = front_series(train, front, kind)
+        counts, exposure = front_series(train, str(front), str(kind))
         out[targets.index.get_indexer(rows.index)] = last_value(counts, exposure, rows["days"].to_numpy())
     return out

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -179,13 +180,14 @@ def _known_interventions(design: Design, posterior: xr.Dataset, draws: Draws, da
     effect = draws("effect", n.FRONT, n.INTERVENTION)  # (chain, draw, front, intervention)
     shapes = np.zeros(effect.shape[:2] + (len(design.interventions), len(day_index)))
     half_life = draws("half_life", PULSE) if len(design.pulse_index) else None
+    j: Any  # the row's label, its position (a RangeIndex); pandas-stubs types iterrows labels as Hashable
     for j, row in design.interventions.iterrows():
         if not design.intervention_known[j]:
             continue  # a placeholder: unknown at the end of the data, so no part of the forecast
         start_day = float(design.intervention_start_day[j])
         if row[n.SHAPE] == n.SHAPE_PULSE:
             pulse_row = int(np.flatnonzero(design.pulse_index == j)[0])
-            hl = half_life[..., pulse_row][..., None]
+            hl = half_life[..., pulse_row][..., None]  # type: ignore[index]  # set whenever a pulse exists
             elapsed = day_index[None, None, :] - start_day
             shapes[:, :, j] = np.where(elapsed >= 0, np.exp(-np.log(2.0) * np.maximum(elapsed, 0) / hl), 0.0)
         else:

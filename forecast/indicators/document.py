@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any, SupportsFloat
 
 import numpy as np
 import pandas as pd
@@ -214,6 +216,7 @@ def compute_indicators(
     current_rate = np.exp(components["baseline"] + components["log_ratio"])
     if changepoint_probabilities is None and design.options.changepoints:
         changepoint_probabilities = changepoint_dates_posterior(model, posterior)
+    recent: Sequence[float | None]
     if design.options.family == "dynamic":
         recent = recent_level_change_probability(design, posterior, days=settings.recent_changepoint_days)
     else:
@@ -323,7 +326,7 @@ def _diagnostics(diagnostics: Diagnostics | dict | None) -> dict[str, object]:
             "failures": ["no sampler diagnostics were supplied"],
             "headline": NOT_CHECKED,
         }
-    values = diagnostics.to_dict() if isinstance(diagnostics, Diagnostics) else dict(diagnostics)
+    values: dict[str, Any] = diagnostics.to_dict() if isinstance(diagnostics, Diagnostics) else dict(diagnostics)
     if "ok" not in values:
         raise ForecastError(f"diagnostics need at least 'ok'; got keys {sorted(values)}")
     ok = bool(values["ok"])
@@ -359,6 +362,7 @@ def _lulls(model: EscalationModel, posterior: xr.Dataset, settings: IndicatorSet
         row = frame.iloc[j]
         half = None
         if row[n.SHAPE] == n.SHAPE_PULSE:
+            assert half_life is not None  # a pulse has a half-life
             half = _interval(half_life[:, int(np.flatnonzero(design.pulse_index == j)[0])], settings.prob)
         for f in np.flatnonzero(design.applies[j]):
             now = np.exp(effect[:, f, j] * shapes[:, j])
@@ -379,10 +383,10 @@ def _lulls(model: EscalationModel, posterior: xr.Dataset, settings: IndicatorSet
     return out
 
 
-def _number(value: object) -> float | None:
+def _number(value: SupportsFloat | str | None) -> float | None:
     if value is None:
         return None
-    number = float(value)  # type: ignore[arg-type]
+    number = float(value)
     return number if math.isfinite(number) else None
 
 

@@ -110,9 +110,10 @@ def intervention_shapes(design: Design, posterior: xr.Dataset, day: float) -> np
     frame = design.interventions
     out = np.zeros((n_samples, len(frame)))
     half_life = draws_of(posterior, "half_life", PULSE) if len(design.pulse_index) else None
-    for j, row in frame.iterrows():
+    for j, row in design.intervention_rows():
         start = float(design.intervention_start_day[j])
         if row[n.SHAPE] == n.SHAPE_PULSE:
+            assert half_life is not None  # a pulse has a half-life
             h = half_life[:, int(np.flatnonzero(design.pulse_index == j)[0])]
             # shapes.pulse takes one half-life; this is its formula for a vector of draws.
             out[:, j] = np.exp2(-max(day - start, 0.0) / h) if day >= start else 0.0
@@ -233,7 +234,7 @@ def lull_candidates(design: Design, *, recent_days: int) -> list[int]:
     as_of = design.days[-1]
     recent = as_of - pd.Timedelta(days=recent_days)
     out = []
-    for j, row in design.interventions.iterrows():
+    for j, row in design.intervention_rows():
         ongoing = row[n.SHAPE] == n.SHAPE_WINDOW and row[n.END_DATE] >= as_of
         if row[n.DATE] >= recent or ongoing:
             out.append(int(j))

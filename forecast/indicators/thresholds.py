@@ -153,7 +153,7 @@ def _blocks(panel: Panel, front: str) -> tuple[pd.DataFrame, list[str]]:
     if len(periods) and panel.freq == n.FREQ_DAY:
         return _daily_blocks(panel, periods), []
     if len(periods):
-        ends = panel.period_ends()[panel.periods.get_indexer(periods[n.DATE])]
+        ends = panel.period_ends()[panel.periods.get_indexer(pd.Index(periods[n.DATE]))]
         frame = pd.DataFrame(
             {
                 "end": np.minimum(ends.to_numpy(), panel.end.to_datetime64()),
@@ -179,7 +179,7 @@ def _daily_blocks(panel: Panel, periods: pd.DataFrame) -> pd.DataFrame:
     days = pd.date_range(panel.start, panel.end, freq="D")
     counts = np.zeros(len(days))
     observed = np.zeros(len(days), dtype=bool)
-    index = days.get_indexer(periods[n.DATE])
+    index = days.get_indexer(pd.Index(periods[n.DATE]))
     counts[index] = periods[n.COUNT].to_numpy(dtype=float)
     observed[index] = True
     block = (len(days) - 1 - np.arange(len(days))) // WEEK_DAYS  # 0 for the block ending at as_of

@@ -20,6 +20,7 @@ from forecast import names as n
 from forecast.alerts.evaluation import KnownChange
 from forecast.alerts.series import DailySeries, daily_series, select_rows
 from forecast.alerts.surprise import PredictiveDraws
+from forecast.artefacts import FORECAST_DRAWS_FILE
 from forecast.data.options import SelectOptions
 from forecast.errors import DataValidationError, ForecastError, Issue
 from forecast.jobs.data import DataRequest, aggregate_data, read_data
@@ -28,8 +29,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["DRAWS_FILE", "load_daily_series", "load_known_changes", "load_predictive_draws"]
 
-#: The posterior predictive draws ``forecast fit`` saves beside ``fit.nc``.
-DRAWS_FILE = "forecast_draws.npz"
+#: The posterior predictive draws ``forecast fit`` saves beside its fit (the name is kept for importers).
+DRAWS_FILE = FORECAST_DRAWS_FILE
 
 
 def load_daily_series(

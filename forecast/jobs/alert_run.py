@@ -153,7 +153,7 @@ def update_state(
             contradicted.append(f"{front} (state at {last_done})")
         if f < n_daily:
             days = np.flatnonzero(~np.isnan(series.counts[f]))
-            observed = _Observed(dates_array[days], series.exact[f][days])  # type: ignore[index]
+            observed = _Observed(dates_array[days], series.exact_counts[f][days])
         else:
             window_totals = series.windows[f - n_daily].observed()
             observed = _Observed(np.asarray(list(window_totals), dtype=str), np.asarray(list(window_totals.values())))
@@ -166,7 +166,7 @@ def update_state(
         now_gaps = 0
         if changed and f < n_daily:
             # A gap declared over days processed as counts is a revision like any other.
-            gap_dates = set(dates_array[series.gaps[f]].tolist())  # type: ignore[index]
+            gap_dates = set(dates_array[series.gap_days[f]].tolist())
             now_gaps = sum(1 for d in changed if d in gap_dates)
         if reset:
             if changed:
@@ -242,8 +242,8 @@ def update_state(
         resume = plan.resume_date
         if not plan.changed and resume is not None and windows.ends[-1] <= resume:
             continue  # nothing new
-        found, window_state, rule_state = engine.window_alerts(windows)
-        alerts_by_front[i] = [a for a in found if resume is None or a.date > resume]
+        window_found, window_state, rule_state = engine.window_alerts(windows)
+        alerts_by_front[i] = [a for a in window_found if resume is None or a.date > resume]
         store.save_state(
             SavedFrontState(
                 front=plan.front,

@@ -69,7 +69,9 @@ import pandas as pd
 import xarray as xr
 
 from forecast import names as n
+from forecast.artefacts import EXCEEDANCE_FILE, RELIABILITY_FILE, SCORES_FILE, SUMMARY_FILE
 from forecast.checks.diagnostics import check_convergence
+from forecast.data.events import EventTable
 from forecast.data.interventions import read_interventions_csv
 from forecast.data.panel import Panel, build_panel
 from forecast.data.readers import read_events
@@ -104,11 +106,6 @@ from forecast.priors import load_priors
 log = logging.getLogger(__name__)
 
 INFERENCE = ("nuts", "fast", "none")
-
-SCORES_FILE = "scores.csv"
-EXCEEDANCE_FILE = "exceedance.csv"
-RELIABILITY_FILE = "reliability.csv"
-SUMMARY_FILE = "summary.json"
 
 
 @dataclass(frozen=True)
@@ -189,7 +186,7 @@ def task_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
-def load_truth(request: BacktestRequest) -> tuple[object, Panel]:
+def load_truth(request: BacktestRequest) -> tuple[EventTable, Panel]:
     """The events and the full panel (everything up to ``as_of``) that forecasts are scored against."""
     data = request.data
     events = read_events(data.event_files(), format=data.format, options=data.options)
@@ -293,9 +290,9 @@ def _model_predictive(
     mine = targets[targets["front"].isin(fronts)]
     mu = np.zeros((rate.sizes["sample"], len(mine)))
     rate_values = rate.to_numpy()
-    for j, row in enumerate(mine.itertuples(index=False)):
-        inside = (days >= row.target_start) & (days <= row.target_end)
-        mu[:, j] = rate_values[:, fronts.index(row.front), inside].sum(axis=1)
+    for j, row in enumerate(mine.to_dict("records")):
+        inside = (days >= row["target_start"]) & (days <= row["target_end"])
+        mu[:, j] = rate_values[:, fronts.index(row["front"]), inside].sum(axis=1)
     alpha = None
     if "dispersion" in posterior:
         dispersion = posterior["dispersion"].stack(sample=("chain", "draw")).transpose("sample", n.FRONT).to_numpy()
@@ -327,7 +324,7 @@ def score_origin(task: OriginTask) -> OriginResult:
         info.update(fit_info)
         if predictive:
             frames.append(model_scores(task.origin, targets, predictive, task.seed))
-    baseline_draws: dict[tuple[str, str], np.ndarray] = {}
+    baseline_draws: dict[tuple[str, str], np.ndarray | None] = {}
     for front in targets["front"].unique():
         for kind in (PERIOD, WINDOW):
             rows = targets[(targets["front"] == front) & (targets["kind"] == kind)]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import jinja2
 
+from forecast.artefacts import BACKTEST_PAGE_FILE
 from forecast.checks.diagnostics import FAILED_HEADLINE
 from forecast.evaluation.backtest_scores import MODEL
 from forecast.evaluation.backtest_summary import SKILL_REFERENCES
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 
     from forecast.jobs.backtest import BacktestOutcome
 
-PAGE_FILE = "backtest.html"
 
 PAGE = jinja2.Template(
     """<!DOCTYPE html>
@@ -163,7 +163,7 @@ def write_page(outcome: BacktestOutcome, out: Path) -> dict[str, Path]:
         met=met,
         fmt=_fmt,
     )
-    page = out / PAGE_FILE
+    page = out / BACKTEST_PAGE_FILE
     page.write_text(html, encoding="utf-8")
     paths["page"] = page
     return paths

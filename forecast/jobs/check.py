@@ -9,17 +9,19 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
 
+from forecast.artefacts import CHECKS_FOLDER, FIT_FILE
 from forecast.checks.compare import loo_table
 from forecast.checks.diagnostics import check_convergence
 from forecast.checks.predictive import randomized_pit
 from forecast.data.options import SelectOptions
 from forecast.fits import FitProvenance, check_provenance, load_fit, log_likelihood, posterior_predictive
 from forecast.jobs.data import DataRequest, load_data
-from forecast.jobs.fit import FIT_FILE, OBSERVED_NAME, FitRequest, check_predictions, run_fit
+from forecast.jobs.fit import OBSERVED_NAME, FitRequest, check_predictions, run_fit
 from forecast.models.design import Design, ModelOptions
 from forecast.models.escalation import OBS
 from forecast.models.model import EscalationModel, SamplerSettings
@@ -27,8 +29,6 @@ from forecast.plots.checks import plot_pit_histogram, plot_predictive_bands, plo
 from forecast.priors import priors_from_dict
 
 log = logging.getLogger(__name__)
-
-CHECKS_FOLDER = "checks"
 
 
 def request_from_provenance(provenance: FitProvenance) -> FitRequest:
@@ -53,7 +53,20 @@ def request_from_provenance(provenance: FitProvenance) -> FitRequest:
     return FitRequest(data=request, options=options, settings=SamplerSettings.from_dict(provenance.sampler))
 
 
-def check_saved_fit(fit_dir: Path, *, compare_variants: bool = False) -> dict[str, object]:
+class CheckReport(TypedDict, total=False):
+    """What :func:`check_saved_fit` returns (JSON-ready); ``loo_table`` only with a LOO comparison."""
+
+    fit: str
+    headline: str
+    diagnostics: dict[str, object]
+    predictive_checks: dict[str, object]
+    flagged: list[str]
+    plots: dict[str, str]
+    loo: dict[str, object] | None
+    loo_table: str
+
+
+def check_saved_fit(fit_dir: Path, *, compare_variants: bool = False) -> CheckReport:
     """Diagnostics, predictive checks (numbers and plots) and optionally a LOO comparison."""
     path = Path(fit_dir) / FIT_FILE
     idata, provenance = load_fit(path)
@@ -71,7 +84,7 @@ def check_saved_fit(fit_dir: Path, *, compare_variants: bool = False) -> dict[st
     predictive = check_predictions(design, replicated)
     plots = _write_plots(Path(fit_dir) / CHECKS_FOLDER, design, replicated, request.settings.random_seed)
 
-    report: dict[str, object] = {
+    report: CheckReport = {
         "fit": str(path),
         "headline": diagnostics.headline(),
         "diagnostics": diagnostics.to_dict(),
@@ -130,20 +143,20 @@ def _write_plots(folder: Path, design: Design, replicated: np.ndarray, seed: int
     return paths
 
 
-def format_check_report(report: dict[str, object]) -> str:
+def format_check_report(report: CheckReport) -> str:
     """Text form of :func:`check_saved_fit`'s report."""
     lines = [str(report["headline"]), ""]
     diagnostics = report["diagnostics"]
     lines.append(
         "R-hat max {rhat_max}  bulk ESS min {ess_bulk_min}  tail ESS min {ess_tail_min}  divergences {divergences}"
-        "  BFMI min {bfmi_min}".format(**diagnostics)  # type: ignore[arg-type]
+        "  BFMI min {bfmi_min}".format(**diagnostics)
     )
     lines.append("")
     lines.append("Posterior predictive checks (Bayesian p-values; flagged below 0.025 or above 0.975):")
     flagged = report["flagged"]
-    lines += [f"  ! {item}" for item in flagged] or ["  nothing flagged"]  # type: ignore[union-attr]
+    lines += [f"  ! {item}" for item in flagged] or ["  nothing flagged"]
     lines.append("")
-    lines.append("plots: " + ", ".join(report["plots"].values()))  # type: ignore[union-attr]
+    lines.append("plots: " + ", ".join(report["plots"].values()))
     if report.get("loo_table"):
         lines += ["", "PSIS-LOO comparison:", str(report["loo_table"])]
     return "\n".join(lines)

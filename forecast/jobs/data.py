@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,7 @@ from forecast.data.options import SelectOptions
 from forecast.data.panel import Panel, build_panel
 from forecast.data.readers import read_events
 from forecast.data.shipped import default_event_files, default_interventions_file
-from forecast.errors import DataValidationError, Issue
+from forecast.errors import DataValidationError, Issue, IssueRecord
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,46 @@ def aggregate_data(request: DataRequest, events: EventTable) -> LoadedData:
     return LoadedData(events=events, panel=panel, interventions=interventions)
 
 
-def front_summary(loaded: LoadedData) -> list[dict[str, object]]:
+class FrontRecord(TypedDict):
+    """One front in :func:`check_data`'s result."""
+
+    front: str
+    first_date: str
+    last_date: str
+    total: int
+    rows: int
+
+
+class GapRecord(TypedDict):
+    """One declared gap in :func:`check_data`'s result (ISO dates, inclusive)."""
+
+    start: str
+    end: str
+    days: int
+
+
+class DataCheckResult(TypedDict, total=False):
+    """What :func:`check_data` returns; the keys after ``errors`` only when the data are valid."""
+
+    files: list[str]
+    interventions_file: str | None
+    format: str
+    freq: str
+    as_of: str | None
+    fronts: list[FrontRecord]
+    warnings: list[IssueRecord]
+    errors: list[IssueRecord]
+    start: str
+    end: str
+    periods: int
+    windows: int
+    period_tables: list[str]
+    gaps: dict[str, list[GapRecord]]
+    interventions: int
+    data_hash: str
+
+
+def front_summary(loaded: LoadedData) -> list[FrontRecord]:
     """Per front: first and last day, total count (an exact integer) and number of input rows used.
 
     One grouping over the rows (never one pass per front).  The total is the panel's (what the
@@ -105,7 +144,7 @@ def front_summary(loaded: LoadedData) -> list[dict[str, object]]:
     size = grouped.size()
     observations = panel.observations
     totals = _exact_totals(observations[n.FRONT].to_numpy(), observations[n.COUNT].to_numpy(dtype=np.int64))
-    out = []
+    out: list[FrontRecord] = []
     for front in panel.fronts:
         if front not in size.index:
             continue
@@ -133,13 +172,13 @@ def _exact_totals(fronts: np.ndarray, counts: np.ndarray) -> dict[str, int]:
     return totals
 
 
-def check_data(request: DataRequest) -> dict[str, object]:
+def check_data(request: DataRequest) -> DataCheckResult:
     """Everything ``data check`` reports, as one JSON-ready dictionary.
 
     ``errors`` is non-empty when the input is invalid; nothing is raised for data problems.
     """
     files = [str(f) for f in request.event_files()]
-    result: dict[str, object] = {
+    result: DataCheckResult = {
         "files": files,
         "interventions_file": str(request.interventions_file()) if request.interventions_file() else None,
         "format": request.format,
@@ -179,38 +218,38 @@ def check_data(request: DataRequest) -> dict[str, object]:
     return result
 
 
-def format_check(result: dict[str, object]) -> str:
+def format_check(result: DataCheckResult) -> str:
     """Human-readable form of :func:`check_data`'s result."""
-    lines = [f"files: {', '.join(result['files'])}"]  # type: ignore[arg-type]
+    lines = [f"files: {', '.join(result['files'])}"]
     if result.get("interventions_file"):
         lines.append(f"interventions: {result['interventions_file']} ({result.get('interventions', 0)} rows)")
     errors = result["errors"]
     if errors:
-        lines.append(f"ERRORS ({len(errors)}):")  # type: ignore[arg-type]
-        lines += [f"  - {Issue(**e)}" for e in errors]  # type: ignore[union-attr, arg-type]
+        lines.append(f"ERRORS ({len(errors)}):")
+        lines += [f"  - {Issue(**e)}" for e in errors]
         return "\n".join(lines)
     lines.append(
         f"span: {result['start']} .. {result['end']}  frequency: {result['freq']} ({result['periods']} periods)"
         f"  window totals: {result['windows']}"
     )
-    tables = cast(list[str], result.get("period_tables") or [])
+    tables = result.get("period_tables") or []
     if tables:
         lines.append(
             f"read as {result['freq']} tables (each row the total of its whole {result['freq']}; --period-tables no "
             f"reads them as one-day events): {', '.join(tables)}"
         )
-    gaps = cast(dict[str, list[dict[str, object]]], result.get("gaps") or {})
+    gaps = result.get("gaps") or {}
     lines.append("declared gaps (not observed):" if gaps else "declared gaps: none")
     for front, ranges in gaps.items():
         shown = ", ".join(f"{g['start']}..{g['end']} ({g['days']} days)" for g in ranges)
         lines.append(f"  {front}: {shown}")
     fronts = pd.DataFrame(result["fronts"])
     lines.append(fronts.to_string(index=False))
-    totals = [int(front["total"]) for front in result["fronts"]]  # type: ignore[attr-defined]
+    totals = [int(front["total"]) for front in result["fronts"]]
     lines.append(f"total events: {sum(totals)}")
     warnings = result["warnings"]
-    lines.append(f"warnings ({len(warnings)}):" if warnings else "warnings: none")  # type: ignore[arg-type]
-    lines += [f"  - {Issue(**w)}" for w in warnings]  # type: ignore[union-attr, arg-type]
+    lines.append(f"warnings ({len(warnings)}):" if warnings else "warnings: none")
+    lines += [f"  - {Issue(**w)}" for w in warnings]
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import arviz as az
 import numpy as np
@@ -14,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from forecast import __version__
+from forecast.artefacts import FIT_FILE, FORECAST_DRAWS_FILE, SUMMARY_FILE
 from forecast.checks.diagnostics import Diagnostics, check_convergence
 from forecast.checks.predictive import PredictiveCheckResult, predictive_checks
 from forecast.fits import FitProvenance, posterior, save_fit, with_observations
@@ -29,10 +31,6 @@ from forecast.priors import load_priors
 log = logging.getLogger(__name__)
 
 OBSERVED_NAME = "y"
-FIT_FILE = "fit.nc"
-SUMMARY_FILE = "summary.json"
-#: Predictive draws of daily counts after as_of, read by ``forecast alert`` with numpy only.
-FORECAST_DRAWS_FILE = "forecast_draws.npz"
 FORECAST_DRAWS_DAYS = 28
 #: Offsets from the fit's seed for the draws made after sampling, so that every job that redraws
 #: the same quantity (the report's forecast at another horizon) uses the same stream.
@@ -59,7 +57,7 @@ class FitOutcome:
     result: FitResult
     diagnostics: Diagnostics
     predictive: PredictiveCheckResult
-    summary: dict[str, object]
+    summary: dict[str, Any]  # the JSON document of forecast.models.summary.summarise
     forecast: xr.Dataset
     provenance: FitProvenance
     timings: dict[str, float]

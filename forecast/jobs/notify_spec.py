@@ -67,7 +67,7 @@ def _smtp_from_spec(spec: str, timeout: float) -> SmtpNotifier:
     if implicit and starttls:
         raise NotifySpecError(f"{where}: smtps:// is TLS from the start; drop starttls=1 or use smtp://")
     port = explicit_port or (465 if implicit else 587 if starttls else 25)
-    cafile = (query.get("cafile") or [None])[-1]
+    cafile = query["cafile"][-1] if query.get("cafile") else None
     subject = (query.get("subject") or ["[forecast alert]"])[-1]
     if _control_position(subject.replace(" ", "_")) >= 0 or len(subject) > 200:
         raise NotifySpecError(

@@ -16,22 +16,20 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import matplotlib
-import numpy as np
 import pandas as pd
-import xarray as xr
-from matplotlib.figure import Figure
 
 from forecast import __version__
 from forecast import names as n
-from forecast.checks.predictive import randomized_pit
+from forecast.artefacts import FIT_FILE, INDICATORS_FILE, REPORT_HTML_FILE, REPORT_MARKDOWN_FILE, SUMMARY_FILE
 from forecast.errors import ForecastError
-from forecast.fits import posterior, posterior_predictive
+from forecast.fits import posterior
 from forecast.forecasting.counts import ScenarioIntervention, forecast_counts
 from forecast.indicators import IndicatorSettings, compute_indicators, validate_indicators
 from forecast.indicators.steps import step_days
@@ -39,43 +37,46 @@ from forecast.jobs.data import load_data
 from forecast.jobs.fit import (
     FORECAST_DRAWS_DAYS,
     FORECAST_SEED_OFFSET,
-    OBSERVED_NAME,
     FitOutcome,
     FitRequest,
     complete_fit,
     summary_document,
     write_fit,
 )
-from forecast.models.escalation import OBS
+from forecast.jobs.report_figures import fan_chart, report_figures
+from forecast.jobs.scenarios import SCENARIO_SYNTAX, describe_scenario, parse_scenario
+
+# The scenario parser and the figures have their own modules; their public names stay
+# importable from here (the command line, the tests and the notebooks import them here).
+__all__ = [
+    "DEFAULT_HORIZON_DAYS",
+    "DEFAULT_ROOT",
+    "SCENARIO_SYNTAX",
+    "ReportOutcome",
+    "ReportRequest",
+    "check_scenario",
+    "describe_scenario",
+    "fan_chart",
+    "find_previous",
+    "horizon_days",
+    "parse_scenario",
+    "read_previous",
+    "report_figures",
+    "report_provenance",
+    "run_report",
+    "write_report",
+]
 from forecast.models.model import EscalationModel, FitResult, SamplerSettings
-from forecast.plots.checks import plot_pit_histogram, plot_predictive_bands, plot_rootogram
-from forecast.plots.report import (
-    EffectRow,
-    InterventionMarker,
-    WindowTotal,
-    figure_png,
-    plot_changepoint_posterior,
-    plot_fan_chart,
-    plot_intervention_effects,
-)
 from forecast.priors import load_priors
-from forecast.report import ReportContent, ReportFigure, markdown_figures, render_html, render_markdown, scenario_rows
+from forecast.report import ReportContent, markdown_figures, render_html, render_markdown, scenario_rows
 from forecast.report.content import headline_lines
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = Path("reports")
 DEFAULT_HORIZON_DAYS = 28
-HTML_FILE = "report.html"
-MARKDOWN_FILE = "report.md"
-INDICATORS_FILE = "indicators.json"
-FIGURE_DPI = 90
 STEPS = 6
 _DATE_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}")
-_SCENARIO = re.compile(
-    r"(?P<kind>[^@:]+)@(?P<start>\d{4}-\d{2}-\d{2})(?:\.\.(?P<end>\d{4}-\d{2}-\d{2}))?(?::(?P<fronts>[^:]+))?"
-)
-SCENARIO_SYNTAX = "KIND@DATE (a pulse) or KIND@START..END (a window), optionally followed by :FRONT1,FRONT2"
 
 #: Samples a built model; the default is :meth:`EscalationModel.fit` (tests inject a fake).
 Sampler = Callable[[EscalationModel, SamplerSettings], FitResult]
@@ -110,37 +111,6 @@ class ReportOutcome:
     headline: list[str]
     fit: FitOutcome
     timings: dict[str, float]
-
-
-def parse_scenario(text: str) -> ScenarioIntervention:
-    """Parse ``KIND@DATE[..END][:FRONT,FRONT]`` into a :class:`ScenarioIntervention`.
-
-    ``strike@2024-05-20`` is a pulse on that day, ``truce@2024-05-20..2024-05-27`` a window
-    over those days (inclusive), ``strike@2024-05-20:iraq,syria`` limits it to two fronts.
-    """
-    match = _SCENARIO.fullmatch(text.strip())
-    if not match:
-        raise ForecastError(f"--scenario {text!r} is not {SCENARIO_SYNTAX}")
-    try:
-        start = pd.Timestamp(pd.to_datetime(match["start"], format="%Y-%m-%d"))
-        end = pd.Timestamp(pd.to_datetime(match["end"], format="%Y-%m-%d")) if match["end"] else None
-    except ValueError as error:
-        raise ForecastError(f"--scenario {text!r}: {error}") from error
-    if end is not None and end < start:
-        raise ForecastError(f"--scenario {text!r}: the window ends before it starts")
-    fronts = tuple(part.strip() for part in (match["fronts"] or "").split(",") if part.strip())
-    shape = n.SHAPE_WINDOW if end is not None else n.SHAPE_PULSE
-    return ScenarioIntervention(kind=match["kind"].strip(), start=start, shape=shape, end=end, fronts=fronts)
-
-
-def describe_scenario(scenario: tuple[ScenarioIntervention, ...]) -> str:
-    """One line naming every hypothetical intervention of a scenario."""
-    parts = []
-    for item in scenario:
-        when = f"from {item.start.date()} to {item.end.date()}" if item.end is not None else f"on {item.start.date()}"
-        where = "every front" if not item.fronts else "fronts " + ", ".join(item.fronts)
-        parts.append(f"{item.kind} {when} ({item.shape}, {where})")
-    return "Scenario: " + " + ".join(parts)
 
 
 def check_scenario(model: EscalationModel, scenario: tuple[ScenarioIntervention, ...], horizon_days: int) -> None:
@@ -287,7 +257,7 @@ def run_report(request: ReportRequest, *, sample: Sampler | None = None) -> Repo
 
     with _step(6, f"writing the report to {out}", timings, "write_s"):
         summary = summary_document(outcome)
-        scenarios = ()
+        scenarios: tuple[Mapping[str, Any], ...] = ()
         if scenario is not None:
             scenarios = (
                 {"description": describe_scenario(request.scenarios), "rows": scenario_rows(forecast, scenario)},
@@ -326,9 +296,9 @@ def write_report(content: ReportContent, outcome: FitOutcome, out: Path) -> dict
         target = out / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(png)
-    paths["markdown"] = out / MARKDOWN_FILE
+    paths["markdown"] = out / REPORT_MARKDOWN_FILE
     paths["markdown"].write_text(render_markdown(content), encoding="utf-8")
-    paths["html"] = out / HTML_FILE
+    paths["html"] = out / REPORT_HTML_FILE
     paths["html"].write_text(render_html(content), encoding="utf-8")
     return paths
 
@@ -352,168 +322,8 @@ def report_provenance(outcome: FitOutcome, days: int, scenario: tuple[ScenarioIn
         "sampler": recorded.sampler,
         "scenario": describe_scenario(scenario) if scenario else None,
         "package version": __version__,
-        "fit": "fit.nc and summary.json in this folder",
+        "fit": f"{FIT_FILE} and {SUMMARY_FILE} in this folder",
     }
 
 
 # ------------------------------------------------------------------------------ figures
-
-
-def report_figures(
-    outcome: FitOutcome,
-    forecast: xr.Dataset,
-    scenario: xr.Dataset | None,
-    changepoints: np.ndarray | None,
-    scenario_items: tuple[ScenarioIntervention, ...],
-) -> tuple[ReportFigure, ...]:
-    """Every figure of the report, as PNG; a figure that fails to draw raises."""
-    model = outcome.model
-    panel = model.panel
-    design = model.design
-    figures = []
-    label = "scenario"
-    for front in design.fronts:
-        caption = (
-            f"{front}: observed counts, interventions and the {len(forecast['date'])}-day forecast "
-            "(median, 50% and 90% intervals)"
-        )
-        if scenario is not None:
-            caption += "; orange: " + describe_scenario(scenario_items).removeprefix("Scenario: ")
-        figures.append(
-            _figure(
-                f"fan_{_slug(front)}",
-                "forecasts",
-                f"Forecast: {front}",
-                caption,
-                lambda front=front: fan_chart(outcome, forecast, scenario, front, scenario_label=label),
-            )
-        )
-    series = {}
-    if changepoints is not None:
-        for f, front in enumerate(design.fronts):
-            mask = design.position_mask[f]
-            series[front] = (design.obs_date[design.position[f][mask]], changepoints[:, f, mask])
-    figures.append(
-        _figure(
-            "changepoints",
-            "changepoints",
-            "Changepoint posterior",
-            "Posterior probability of each changepoint's date, per front (exact: the dates are summed out)",
-            lambda: plot_changepoint_posterior(series),
-        )
-    )
-    rows = [
-        EffectRow(front["front"], item["label"], item["rate_ratio"], item["half_life_days"])
-        for front in outcome.summary["fronts"]  # type: ignore[union-attr]
-        for item in front["interventions"]
-    ]
-    figures.append(
-        _figure(
-            "intervention_effects",
-            "interventions",
-            "Intervention effects",
-            "Rate ratio at each intervention's peak (below 1: a lull) and half-life of pulses, with 90% intervals",
-            lambda: plot_intervention_effects(rows),
-        )
-    )
-    replicated = posterior_predictive(outcome.idata)[OBSERVED_NAME].transpose("chain", "draw", OBS).to_numpy()
-    groups = [design.fronts[f] for f in design.obs_front]
-    window = np.zeros(design.n_obs, dtype=bool)
-    window[design.window_obs] = True
-    seed = outcome.result.settings.random_seed
-    figures += [
-        _figure(
-            "predictive_bands",
-            "checks",
-            "Posterior predictive bands",
-            "Observed counts with their 50% and 90% posterior predictive intervals",
-            lambda: plot_predictive_bands(design.obs_date, design.y, replicated, groups, window=window),
-        ),
-        _figure(
-            "pit_histogram",
-            "checks",
-            "PIT histogram",
-            "Randomised PIT of every observation: flat when the predictive distribution is calibrated",
-            lambda: plot_pit_histogram(randomized_pit(design.y, replicated, seed)),
-        ),
-        _figure(
-            "rootogram",
-            "checks",
-            "Hanging rootogram",
-            "Observed against expected count frequencies (period counts)",
-            lambda: plot_rootogram(design.y[~window], replicated[..., ~window]),
-        ),
-    ]
-    log.debug("drew %d figures for %s", len(figures), panel.end.date())
-    return tuple(figures)
-
-
-def fan_chart(
-    outcome: FitOutcome, forecast: xr.Dataset, scenario: xr.Dataset | None, front: str, *, scenario_label: str
-) -> Figure:
-    """The fan chart of one front, in events per day (period averages on weekly and coarser grids)."""
-    model = outcome.model
-    panel = model.panel
-    design = model.design
-    period = panel.period_obs[panel.period_obs[n.FRONT] == front]
-    values = period[n.COUNT].to_numpy(dtype=float) / period[n.EXPOSURE_DAYS].to_numpy(dtype=float)
-    windows = [
-        WindowTotal(row[n.DATE], row[n.END_DATE], float(row[n.COUNT]))
-        for _, row in panel.window_obs[panel.window_obs[n.FRONT] == front].iterrows()
-    ]
-    f = design.fronts.index(front)
-    markers = [
-        InterventionMarker(
-            label=row[n.LABEL],
-            kind=row[n.KIND],
-            start=row[n.DATE],
-            end=None if pd.isna(row[n.END_DATE]) else row[n.END_DATE],
-            shape=row[n.SHAPE],
-        )
-        for j, row in design.interventions.iterrows()
-        if design.applies[j, f]
-    ]
-    dates, baseline = _per_day(forecast, front, panel.freq)
-    scenario_draws = None if scenario is None else _per_day(scenario, front, panel.freq)[1]
-    unit = "events per day" if panel.freq == n.FREQ_DAY else f"events per day ({panel.freq}ly average)"
-    return plot_fan_chart(
-        front,
-        observed_dates=period[n.DATE].to_numpy(),
-        observed_values=values,
-        forecast_dates=dates,
-        forecast_draws=baseline,
-        windows=windows,
-        interventions=markers,
-        scenario_draws=scenario_draws,
-        scenario_label=scenario_label,
-        unit=unit,
-        as_of=panel.end,
-        gaps=panel.gap_ranges(front),
-    )
-
-
-def _per_day(forecast: xr.Dataset, front: str, freq: str) -> tuple[np.ndarray, np.ndarray]:
-    """Daily draws ``(sample, date)``; on coarser grids averaged over each step (labelled by its first day)."""
-    counts = forecast["counts"].sel({n.FRONT: front}).stack(sample=("chain", "draw")).transpose("sample", "date")
-    values = counts.to_numpy().astype(float)
-    dates = pd.DatetimeIndex(counts["date"].to_numpy())
-    size = step_days(freq)
-    if size == 1:
-        return dates.to_numpy(), values
-    steps = len(dates) // size
-    blocks = values[:, : steps * size].reshape(values.shape[0], steps, size).mean(axis=2)
-    return dates[: steps * size : size].to_numpy(), blocks
-
-
-def _figure(name: str, section: str, title: str, caption: str, draw: Callable[[], Figure]) -> ReportFigure:
-    """Draw one figure; a failure fails the report, naming the figure (never a silently missing plot)."""
-    try:
-        png = figure_png(draw(), dpi=FIGURE_DPI)
-    except Exception as error:
-        why = f"{type(error).__name__}: {error}"
-        raise ForecastError(f"the report figure {name!r} could not be drawn: {why}") from error
-    return ReportFigure(name=name, section=section, title=title, caption=caption, png=png)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "front"

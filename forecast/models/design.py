@@ -8,7 +8,9 @@ interventions on the day grid, seasonal indices, self-excitation covariates) tha
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
@@ -140,7 +142,7 @@ class Design:
     changepoint_valid: np.ndarray  # (front, max_obs) True where a changepoint may fall
     n_obs_front: np.ndarray  # (front,)
     log_n_configurations: np.ndarray  # (front,) log binom(valid positions, K)
-    day_to_period: np.ndarray  # (period, day) averaging matrix (rows sum to 1), None for daily grids
+    day_to_period: np.ndarray | None  # (period, day) averaging matrix (rows sum to 1), None for daily grids
     interventions: pd.DataFrame  # the interventions used, in file order
     kinds: tuple[str, ...]
     intervention_kind: np.ndarray  # (intervention,) kind index
@@ -171,6 +173,11 @@ class Design:
     def labels(self) -> list[str]:
         return self.interventions[n.LABEL].tolist()
 
+    def intervention_rows(self) -> Iterator[tuple[int, pd.Series]]:
+        """``(position, row)`` of each intervention, in the order of the intervention arrays."""
+        for position, (_, row) in enumerate(self.interventions.iterrows()):
+            yield position, row
+
 
 def build_design(
     panel: Panel,
@@ -197,7 +204,7 @@ def build_design(
     obs = panel.observations
     fronts = panel.fronts
     front_index = pd.Index(fronts)
-    obs_front = front_index.get_indexer(obs[n.FRONT])
+    obs_front = front_index.get_indexer(pd.Index(obs[n.FRONT]))
     y = obs[n.COUNT].to_numpy(dtype=np.int64)
     is_window = (obs[n.OBS_KIND] == n.OBS_WINDOW).to_numpy()
     period_obs = np.flatnonzero(~is_window)
@@ -241,7 +248,7 @@ def build_design(
     until = panel.end if placeholders_until is None else max(panel.end, pd.Timestamp(placeholders_until))
     table = _interventions_in_span(interventions, panel, until) if options.interventions else None
     design_interventions = _intervention_arrays(table, fronts, days, panel.start)
-    design_interventions["intervention_known"] = design_interventions["intervention_start_day"] <= len(days) - 1
+    intervention_known = design_interventions["intervention_start_day"] <= len(days) - 1
     season_index, season_labels = _seasons(panel) if options.seasonality else (None, ())
     excitation = _excitation(panel, options.excitation_half_life)
     # Middle day of each period's part inside the data (edge periods may be partial).
@@ -275,6 +282,7 @@ def build_design(
         period_days=np.asarray(panel.period_days(), dtype=np.int64),
         obs_days=_observation_days(obs_date, pd.DatetimeIndex(obs_end), exposure_days, period_obs),
         options=options,
+        intervention_known=intervention_known,
         **design_interventions,
     )
 
@@ -339,9 +347,23 @@ def _interventions_in_span(
     return frame.reset_index(drop=True)
 
 
+class _InterventionArrays(TypedDict):
+    """The intervention fields of :class:`Design` (all but ``intervention_known``)."""
+
+    interventions: pd.DataFrame
+    kinds: tuple[str, ...]
+    intervention_kind: np.ndarray
+    pulse_index: np.ndarray
+    intervention_start_day: np.ndarray
+    fixed_shapes_day: np.ndarray
+    applies: np.ndarray
+    pair_front: np.ndarray
+    pair_intervention: np.ndarray
+
+
 def _intervention_arrays(
     frame: pd.DataFrame | None, fronts: tuple[str, ...], days: pd.DatetimeIndex, start: pd.Timestamp
-) -> dict[str, object]:
+) -> _InterventionArrays:
     if frame is None:
         empty_int = np.zeros(0, dtype=np.int64)
         return {
@@ -359,7 +381,7 @@ def _intervention_arrays(
     start_day = ((frame[n.DATE] - start) / pd.Timedelta(days=1)).to_numpy().astype(np.int64)
     day_index = np.arange(len(days))
     fixed = np.zeros((len(frame), len(days)))
-    for j, row in frame.iterrows():
+    for j, (_, row) in enumerate(frame.iterrows()):  # the frame has a RangeIndex
         if row[n.SHAPE] == n.SHAPE_STEP:
             fixed[j] = day_index >= start_day[j]
         elif row[n.SHAPE] == n.SHAPE_WINDOW:
@@ -372,7 +394,7 @@ def _intervention_arrays(
     return {
         "interventions": frame,
         "kinds": kinds,
-        "intervention_kind": pd.Index(kinds).get_indexer(frame[n.KIND]),
+        "intervention_kind": pd.Index(kinds).get_indexer(pd.Index(frame[n.KIND])),
         "pulse_index": np.flatnonzero((frame[n.SHAPE] == n.SHAPE_PULSE).to_numpy()),
         "intervention_start_day": start_day,
         "fixed_shapes_day": fixed,

@@ -84,7 +84,7 @@ class DesignData:
         if name not in self._variables:
             value = np.ascontiguousarray(_design_array(self.design, name))
             self._variables[name] = pytensor.shared(value, name=self.PREFIX + name) if self.shared else value
-        return self._variables[name]  # type: ignore[return-value]
+        return self._variables[name]
 
 
 def _design_array(design: Design, name: str) -> np.ndarray:

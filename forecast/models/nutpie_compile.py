@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -249,4 +250,4 @@ class _Graph:
 @dataclasses.dataclass
 class _Entry:
     graph: _Graph
-    compiled: object
+    compiled: Any  # nutpie's CompiledPyMCModel (nutpie is untyped)

@@ -6,6 +6,8 @@ equal-tailed credible interval at the stated probability.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -58,7 +60,7 @@ def changepoint_summary(
             weights = probabilities[j, f] * design.position_mask[f]
             cdf = np.cumsum(weights) / weights.sum()
             low = int(np.searchsorted(cdf, tail))
-            high = int(min(np.searchsorted(cdf, 1.0 - tail), len(cdf) - 1))
+            high = int(min(np.searchsorted(cdf, 1.0 - tail), len(cdf) - 1))  # type: ignore[call-overload]
             mode = int(np.argmax(weights))
             items.append(
                 {
@@ -82,6 +84,7 @@ def intervention_summary(model: EscalationModel, posterior: xr.Dataset, prob: fl
         return out
     effect = _draws(posterior, "effect")
     half_life = _draws(posterior, "half_life") if len(design.pulse_index) else None
+    j: Any  # the row's label, its position (a RangeIndex); pandas-stubs types iterrows labels as Hashable
     for j, row in design.interventions.iterrows():
         if not design.intervention_known[j]:
             continue  # a placeholder has nothing but its prior to report
@@ -227,7 +230,7 @@ def summarise(
     *,
     prob: float = 0.9,
     changepoint_probabilities: np.ndarray | None = None,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Per-front changepoints, intervention effects and baseline rates, plus close pairs."""
     changepoints = changepoint_summary(model, posterior, prob, probabilities=changepoint_probabilities)
     interventions = intervention_summary(model, posterior, prob)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from scipy import stats
@@ -53,7 +54,7 @@ def _upper_limit(*arrays: np.ndarray) -> float:
 
 
 def plot_predictive_bands(
-    dates: Sequence[object] | np.ndarray,
+    dates: Sequence[object] | np.ndarray | pd.Index,
     observed: np.ndarray,
     replicated: np.ndarray,
     groups: Sequence[str],
@@ -164,7 +165,7 @@ def plot_predictive_bands(
         set_count_axis(ax, shown, label=COUNT_LABEL, top=_upper_limit(y[members], upper_90[members]))
         ax.set_title(name, loc="left")
         ax.set_xlabel("date (start of period)")
-    handles: dict[str, object] = {}
+    handles: dict[str, Artist] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)

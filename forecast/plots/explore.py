@@ -8,6 +8,7 @@ and never catch exceptions.  Dates are on the x axis and every count axis names 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from forecast.data.interventions import InterventionTable
 from forecast.data.panel import Panel
 from forecast.models.design import Design
 from forecast.plots.checks import plot_pit_histogram, plot_predictive_bands, plot_rootogram
+from forecast.plots.dates import date_x
 from forecast.plots.report import EffectRow, plot_changepoint_posterior, plot_intervention_effects
 from forecast.plots.scales import set_count_axis
 
@@ -57,7 +59,7 @@ def _mark_interventions(ax: Axes, rows: pd.DataFrame) -> None:
         seen.add(shape)
         if shape == n.SHAPE_WINDOW:
             end = pd.Timestamp(row[n.END_DATE]) + pd.Timedelta(days=1)
-            ax.axvspan(row[n.DATE], end, color=_SPAN_COLOUR, alpha=0.15, linewidth=0, label=label)
+            ax.axvspan(date_x(row[n.DATE]), date_x(end), color=_SPAN_COLOUR, alpha=0.15, linewidth=0, label=label)
         else:
             colour = _PULSE_COLOUR if shape == n.SHAPE_PULSE else _STEP_COLOUR
             style = "--" if shape == n.SHAPE_PULSE else "-."
@@ -180,18 +182,18 @@ def plot_changepoint_dates(design: Design, probabilities: np.ndarray) -> Figure:
     return plot_changepoint_posterior(series)
 
 
-def effect_rows(summary: Mapping[str, object]) -> list[EffectRow]:
+def effect_rows(summary: Mapping[str, Any]) -> list[EffectRow]:
     """One :class:`EffectRow` per (front, intervention) of a fit summary (:func:`forecast.models.summary.summarise`)."""
     return [
         EffectRow(front["front"], item["label"], item["rate_ratio"], item.get("half_life_days"))
-        for front in summary["fronts"]  # type: ignore[union-attr]
+        for front in summary["fronts"]
         for item in front["interventions"]
     ]
 
 
-def plot_intervention_summary(summary: Mapping[str, object]) -> Figure:
+def plot_intervention_summary(summary: Mapping[str, Any]) -> Figure:
     """Forest plot of every intervention's rate ratio at its peak and pulse half-life."""
-    return plot_intervention_effects(effect_rows(summary), prob=float(summary["interval_probability"]))  # type: ignore[arg-type]
+    return plot_intervention_effects(effect_rows(summary), prob=float(summary["interval_probability"]))
 
 
 def plot_joint_effects(posterior: xr.Dataset, front: str, first: str, second: str) -> Figure:

@@ -24,6 +24,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from forecast.plots.dates import DateLike, date_x
 from forecast.plots.scales import set_count_axis
 
 __all__ = [
@@ -121,7 +122,7 @@ def plot_fan_chart(
     scenario_label: str = "scenario",
     unit: str = "events per day",
     as_of: pd.Timestamp | None = None,
-    gaps: Sequence[tuple[object, object]] = (),
+    gaps: Sequence[tuple[DateLike, DateLike]] = (),
 ) -> Figure:
     """Observed counts, interventions and the forecast fan of one front.
 
@@ -171,8 +172,8 @@ def plot_fan_chart(
     tops = [baseline[4].max(initial=0.0)]
     for i, (first, last) in enumerate(gaps):
         ax.axvspan(
-            pd.Timestamp(first),
-            pd.Timestamp(last) + pd.Timedelta(days=1),
+            date_x(first),
+            date_x(pd.Timestamp(last) + pd.Timedelta(days=1)),
             facecolor="none",
             edgecolor=_GAP_COLOUR,
             hatch="///",
@@ -192,11 +193,11 @@ def plot_fan_chart(
         end = pd.Timestamp(window.end) + pd.Timedelta(days=1)
         ax.hlines(
             window.daily_average,
-            start,
-            end,
+            date_x(start),
+            date_x(end),
             color=_WINDOW_COLOUR,
             linewidth=2.0,
-            label="reported total, daily average over its window" if i == 0 else None,
+            label="reported total, daily average over its window" if i == 0 else "_nolegend_",
         )
         tops.append(window.daily_average)
     _band(ax, dates, baseline, _BASELINE_COLOUR, "forecast")
@@ -207,12 +208,14 @@ def plot_fan_chart(
     for marker in interventions:
         start = pd.Timestamp(marker.start)
         if marker.shape == "window" and marker.end is not None:
-            ax.axvspan(start, pd.Timestamp(marker.end) + pd.Timedelta(days=1), color=_SPAN_COLOUR, alpha=0.12)
+            ax.axvspan(
+                date_x(start), date_x(pd.Timestamp(marker.end) + pd.Timedelta(days=1)), color=_SPAN_COLOUR, alpha=0.12
+            )
         else:
-            ax.axvline(start, color=_INTERVENTION_COLOUR, linewidth=0.8, alpha=0.7, linestyle=":")
-        ax.text(start, top, marker.kind, rotation=90, fontsize=6, va="top", ha="right", color="dimgray")
+            ax.axvline(date_x(start), color=_INTERVENTION_COLOUR, linewidth=0.8, alpha=0.7, linestyle=":")
+        ax.text(date_x(start), top, marker.kind, rotation=90, fontsize=6, va="top", ha="right", color="dimgray")
     if as_of is not None:
-        ax.axvline(pd.Timestamp(as_of), color="grey", linestyle="--", linewidth=0.8, label="end of data")
+        ax.axvline(date_x(as_of), color="grey", linestyle="--", linewidth=0.8, label="end of data")
     shown = [obs_values, [window.daily_average for window in windows], baseline]
     if scenario is not None:
         shown.append(scenario)

@@ -13,9 +13,8 @@ from functools import cache
 
 import jinja2
 
+from forecast.artefacts import FIGURES_FOLDER
 from forecast.report.content import ReportContent, ReportFigure, build_view, figure_names
-
-FIGURES_FOLDER = "figures"
 
 
 @cache
