@@ -1,0 +1,177 @@
+"""Check a model's rolling-origin backtest against the targets of issue #14, per front and pooled.
+
+Runs ``forecast backtest`` for each ``--model`` on the same origins (or re-reads its files with
+``--tables-only``) and prints, from ``scores.csv`` and ``summary.json``:
+
+* the one-step model CRPS against the mean absolute error of "next period = last period",
+  computed from the data (the ``last_value`` column), pooled and per front (target: at most 0.9);
+* the one-step model CRPS against the moving average's on the same targets (target: at most 1);
+* the 90% interval coverage at one step and at the last horizon step (target: 0.85 to 0.95);
+* the share of fits that passed every diagnostic (target: at least 95%).
+
+Only period targets are used (window totals have no "last period").  Examples::
+
+    .venv/bin/python benchmarks/bench_dynamic_backtest.py --data acled --models dynamic,changepoint \\
+        --out benchmarks/results/backtest/dynamic
+    .venv/bin/python benchmarks/bench_dynamic_backtest.py --data shipped --origins 20 --models dynamic
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ACLED = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "acled_monthly_political_violence_15_countries_2021_2024.csv"
+)
+DATA = {
+    "shipped": [],
+    "acled": ["--events", str(ACLED), "--freq", "month", "--horizon", "3"],
+}
+MODEL_METHOD = "model"
+MOVING_AVERAGE = "moving_average"
+#: The issue's targets.
+CRPS_OVER_NAIVE_MAE = 0.9
+COVERAGE = (0.85, 0.95)
+PASSING_SHARE = 0.95
+FRONT_SHARE = 2.0 / 3.0
+
+
+def run(model: str, data: str, origins: int, workers: int, out: Path) -> float:
+    command = [sys.executable, "-m", "forecast", "-q", "backtest", *DATA[data], "--origins", str(origins)]
+    command += ["--model", model, "--workers", str(workers), "--out", str(out)]
+    print("$", " ".join(command), flush=True)
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - start
+
+
+def evaluate(folder: Path) -> dict[str, object]:
+    scores = pd.read_csv(folder / "scores.csv")
+    summary = json.loads((folder / "summary.json").read_text())
+    periods = scores[scores["kind"] == "period"]
+    last_step = int(periods["horizon"].max())
+    one = periods[periods["horizon"] == 1]
+    model = one[one["method"] == MODEL_METHOD].set_index(["origin", "front"])
+    average = one[one["method"] == MOVING_AVERAGE].set_index(["origin", "front"])
+    common = model.index.intersection(average.index)
+    model, average = model.loc[common], average.loc[common]
+    naive_error = (model["observed"] - model["last_value"]).abs()
+    per_front = pd.DataFrame(
+        {
+            "crps": model["crps"].groupby(level="front").mean(),
+            "naive_mae": naive_error.groupby(level="front").mean(),
+            "moving_average_crps": average["crps"].groupby(level="front").mean(),
+            "coverage_90": model["in_90"].groupby(level="front").mean(),
+        }
+    )
+    per_front["crps_over_naive_mae"] = per_front["crps"] / per_front["naive_mae"]
+    per_front["crps_over_moving_average"] = per_front["crps"] / per_front["moving_average_crps"]
+    last = periods[(periods["horizon"] == last_step) & (periods["method"] == MODEL_METHOD)]
+    diagnostics = [str(o.get("diagnostics", "")) for o in summary["origins"] if "diagnostics" in o]
+    passed = sum(1 for d in diagnostics if not d.startswith("FIT FAILED"))
+    finite = per_front[np.isfinite(per_front["crps_over_naive_mae"])]
+    result = {
+        "targets": int(len(model)),
+        "fronts": int(len(per_front)),
+        "pooled_crps_over_naive_mae": float(model["crps"].mean() / naive_error.mean()),
+        "pooled_crps_over_moving_average": float(model["crps"].mean() / average["crps"].mean()),
+        "fronts_crps_at_most_0_9_naive_mae": int((finite["crps_over_naive_mae"] <= CRPS_OVER_NAIVE_MAE).sum()),
+        "fronts_at_least_as_good_as_moving_average": int((per_front["crps_over_moving_average"] <= 1.0).sum()),
+        "coverage_90_step_1": float(model["in_90"].mean()),
+        f"coverage_90_step_{last_step}": float(last["in_90"].mean()),
+        "fits": len(diagnostics),
+        "fits_passing": passed,
+        "fit_s_mean": float(np.mean([o.get("fit_s", 0.0) for o in summary["origins"]])),
+        "per_front": per_front.round(4).reset_index().to_dict(orient="records"),
+    }
+    share = lambda k: result[k] / max(1, result["fronts"])  # noqa: E731
+    result["meets"] = {
+        "crps_vs_naive_pooled": result["pooled_crps_over_naive_mae"] <= CRPS_OVER_NAIVE_MAE,
+        "crps_vs_naive_two_thirds_of_fronts": share("fronts_crps_at_most_0_9_naive_mae") >= FRONT_SHARE,
+        "vs_moving_average_pooled": result["pooled_crps_over_moving_average"] <= 1.0,
+        "vs_moving_average_two_thirds_of_fronts": share("fronts_at_least_as_good_as_moving_average") >= FRONT_SHARE,
+        "coverage_step_1": COVERAGE[0] <= result["coverage_90_step_1"] <= COVERAGE[1],
+        "coverage_last_step": COVERAGE[0] <= result[f"coverage_90_step_{last_step}"] <= COVERAGE[1],
+        "fits_passing": passed >= PASSING_SHARE * max(1, len(diagnostics)),
+    }
+    return result
+
+
+def table(label: str, result: dict[str, object]) -> list[str]:
+    meets = result["meets"]
+    steps = [k for k in result if k.startswith("coverage_90_step_")]
+    lines = [
+        f"### {label}: {result['targets']} one-step targets, {result['fronts']} fronts, "
+        f"{result['fits_passing']}/{result['fits']} fits passed every diagnostic, "
+        f"mean fit {result['fit_s_mean']:.1f} s",
+        "",
+        "| figure | value | target | met |",
+        "|---|---|---|---|",
+        f"| one-step CRPS / naive MAE, pooled | {result['pooled_crps_over_naive_mae']:.3f} | <= 0.9 | "
+        f"{meets['crps_vs_naive_pooled']} |",
+        f"| fronts with CRPS <= 0.9 x naive MAE | {result['fronts_crps_at_most_0_9_naive_mae']}/{result['fronts']} "
+        f"| >= 2/3 | {meets['crps_vs_naive_two_thirds_of_fronts']} |",
+        f"| one-step CRPS / moving average's, pooled | {result['pooled_crps_over_moving_average']:.3f} | <= 1 | "
+        f"{meets['vs_moving_average_pooled']} |",
+        f"| fronts at least as good as the moving average | {result['fronts_at_least_as_good_as_moving_average']}/"
+        f"{result['fronts']} | >= 2/3 | {meets['vs_moving_average_two_thirds_of_fronts']} |",
+    ]
+    for key in steps:
+        met = meets["coverage_step_1"] if key.endswith("_1") else meets["coverage_last_step"]
+        lines.append(f"| 90% coverage, step {key.rsplit('_', 1)[1]} | {result[key]:.3f} | 0.85-0.95 | {met} |")
+    lines.append(
+        f"| fits passing every diagnostic | {result['fits_passing']}/{result['fits']} | >= 95% | "
+        f"{meets['fits_passing']} |"
+    )
+    lines += [
+        "",
+        "| front | CRPS | naive MAE | ratio | moving average CRPS | 90% coverage |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in result["per_front"]:
+        lines.append(
+            f"| {row['front']} | {row['crps']:.3g} | {row['naive_mae']:.3g} | {row['crps_over_naive_mae']:.3f} | "
+            f"{row['moving_average_crps']:.3g} | {row['coverage_90']:.2f} |"
+        )
+    return lines + [""]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", choices=sorted(DATA), default="acled")
+    parser.add_argument("--models", default="dynamic", help="comma-separated: dynamic, changepoint")
+    parser.add_argument("--origins", type=int, default=12)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/backtest/dynamic"))
+    parser.add_argument("--tables-only", action="store_true", help="re-read the backtests' files only")
+    args = parser.parse_args()
+    results = {}
+    lines = []
+    for model in [m.strip() for m in args.models.split(",") if m.strip()]:
+        folder = args.out / f"{args.data}-{model}"
+        wall = None if args.tables_only else run(model, args.data, args.origins, args.workers, folder)
+        result = evaluate(folder)
+        result["wall_s"] = round(wall, 1) if wall is not None else None
+        results[model] = result
+        lines += table(f"{args.data}, {model} model", result)
+    text = "\n".join(lines)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.data}.md").write_text(text + "\n", encoding="utf-8")
+    (args.out / f"{args.data}.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
