@@ -47,8 +47,26 @@ PASSING_SHARE = 0.95
 FRONT_SHARE = 2.0 / 3.0
 
 
+def data_args(data: str, folder: Path) -> list[str]:
+    """``shipped``, ``acled`` (45 monthly series) or ``acled:FRONT`` (one of them)."""
+    if data in DATA:
+        return DATA[data]
+    if data.startswith("acled:"):
+        front = data.split(":", 1)[1]
+        lines = ACLED.read_text(encoding="utf-8").splitlines()
+        kept = [lines[0]] + [line for line in lines[1:] if line.split(",")[2] == front]
+        if len(kept) == 1:
+            raise SystemExit(f"no front {front!r} in {ACLED}")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{front}.csv"
+        path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+        return ["--events", str(path), *DATA["acled"][2:]]
+    raise SystemExit(f"unknown data {data!r}: shipped, acled or acled:FRONT")
+
+
 def run(model: str, data: str, origins: int, workers: int, out: Path) -> float:
-    command = [sys.executable, "-m", "forecast", "-q", "backtest", *DATA[data], "--origins", str(origins)]
+    command = [sys.executable, "-m", "forecast", "-q", "backtest", *data_args(data, out.parent / "inputs")]
+    command += ["--origins", str(origins)]
     command += ["--model", model, "--workers", str(workers), "--out", str(out)]
     print("$", " ".join(command), flush=True)
     start = time.perf_counter()
@@ -149,7 +167,7 @@ def table(label: str, result: dict[str, object]) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", choices=sorted(DATA), default="acled")
+    parser.add_argument("--data", default="acled", help="shipped, acled or acled:FRONT")
     parser.add_argument("--models", default="dynamic", help="comma-separated: dynamic, changepoint")
     parser.add_argument("--origins", type=int, default=12)
     parser.add_argument("--workers", type=int, default=1)
@@ -159,7 +177,7 @@ def main() -> int:
     results = {}
     lines = []
     for model in [m.strip() for m in args.models.split(",") if m.strip()]:
-        folder = args.out / f"{args.data}-{model}"
+        folder = args.out / f"{args.data.replace(':', '-')}-{model}"
         wall = None if args.tables_only else run(model, args.data, args.origins, args.workers, folder)
         result = evaluate(folder)
         result["wall_s"] = round(wall, 1) if wall is not None else None
@@ -168,8 +186,9 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.data}.md").write_text(text + "\n", encoding="utf-8")
-    (args.out / f"{args.data}.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    stem = args.data.replace(":", "-")
+    (args.out / f"{stem}.md").write_text(text + "\n", encoding="utf-8")
+    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     return 0
 
 
