@@ -9,7 +9,8 @@ Runs ``forecast backtest`` for each ``--model`` on the same origins (or re-reads
 * the 90% interval coverage at one step and at the last horizon step (target: 0.85 to 0.95);
 * the share of fits that passed every diagnostic (target: at least 95%).
 
-Only period targets are used (window totals have no "last period").  Examples::
+Targets are those with a "last value" (period counts, and window totals of whole periods such
+as the ACLED months).  Examples::
 
     .venv/bin/python benchmarks/bench_dynamic_backtest.py --data acled --models dynamic,changepoint \\
         --out benchmarks/results/backtest/dynamic
@@ -77,7 +78,7 @@ def run(model: str, data: str, origins: int, workers: int, out: Path) -> float:
 def evaluate(folder: Path) -> dict[str, object]:
     scores = pd.read_csv(folder / "scores.csv")
     summary = json.loads((folder / "summary.json").read_text())
-    periods = scores[scores["kind"] == "period"]
+    periods = scores[scores["last_value"].notna()]
     last_step = int(periods["horizon"].max())
     one = periods[periods["horizon"] == 1]
     model = one[one["method"] == MODEL_METHOD].set_index(["origin", "front"])
@@ -173,12 +174,14 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/backtest/dynamic"))
     parser.add_argument("--tables-only", action="store_true", help="re-read the backtests' files only")
+    parser.add_argument("--resume", action="store_true", help="re-read the models whose backtest is there already")
     args = parser.parse_args()
     results = {}
     lines = []
     for model in [m.strip() for m in args.models.split(",") if m.strip()]:
         folder = args.out / f"{args.data.replace(':', '-')}-{model}"
-        wall = None if args.tables_only else run(model, args.data, args.origins, args.workers, folder)
+        done = args.tables_only or (args.resume and (folder / "summary.json").exists())
+        wall = None if done else run(model, args.data, args.origins, args.workers, folder)
         result = evaluate(folder)
         result["wall_s"] = round(wall, 1) if wall is not None else None
         results[model] = result

@@ -13,7 +13,7 @@ from forecast.data.events import EventTable, make_event_frame
 from forecast.data.panel import build_panel
 from forecast.errors import ForecastError
 from forecast.forecasting.counts import forecast_counts
-from forecast.models import dynamic
+from forecast.models import dynamic, tails
 from forecast.models.design import ModelOptions, build_design
 from forecast.models.model import EscalationModel
 from forecast.priors import load_priors
@@ -249,7 +249,7 @@ def test_lambert_w_matches_scipy_from_zero_to_huge_arguments():
     from scipy.special import lambertw
 
     x = np.concatenate([[0.0, 1e-300, 1e-12, 1e-6], np.logspace(-3, 12, 61)])
-    got = dynamic._lambert_w(pm.math.constant(x)).eval()
+    got = tails._lambert_w(pm.math.constant(x)).eval()
     np.testing.assert_allclose(got, lambertw(x).real, rtol=1e-12, atol=1e-300)
 
 
@@ -262,14 +262,14 @@ def test_tukey_h_logp_is_the_density_of_the_transformed_normal(h):
     expected = []
     for value in values:
         bound = min(abs(value), np.sqrt(2.0 * np.log(abs(value) + 2.0) / h)) + 1.0  # |g_h(z)| >= |z|, e^(h z^2 / 2)
-        z = optimize.brentq(lambda z, v=value: dynamic.tukey_h(z, h) - v, -bound, bound, xtol=1e-14)
+        z = optimize.brentq(lambda z, v=value: tails.tukey_h(z, h) - v, -bound, bound, xtol=1e-14)
         derivative = np.exp(0.5 * h * z * z) * (1.0 + h * z * z)
         expected.append(stats.norm.logpdf(z) - np.log(derivative))
-    got = dynamic.tukey_h_logp(pm.math.constant(values), pm.math.constant(h)).eval()
+    got = tails.tukey_h_logp(pm.math.constant(values), pm.math.constant(h)).eval()
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
     # ... and it is a density: it integrates to one (the tails beyond +-1e4 are negligible at h <= 0.45).
     grid = np.concatenate([-np.logspace(4, -8, 4000), [0.0], np.logspace(-8, 4, 4000)])
-    density = np.exp(dynamic.tukey_h_logp(pm.math.constant(grid), pm.math.constant(h)).eval())
+    density = np.exp(tails.tukey_h_logp(pm.math.constant(grid), pm.math.constant(h)).eval())
     assert abs(np.trapezoid(density, grid) - 1.0) < 2e-3
 
 
@@ -279,10 +279,10 @@ def test_the_centred_steps_draw_from_the_density_they_are_scored_with():
 
     rng = np.random.default_rng(4)
     h, scale = 0.3, 0.2
-    draws = dynamic._scaled_tukey_h_random(h, scale, rng=rng, size=200_000)
+    draws = tails._scaled_tukey_h_random(h, scale, rng=rng, size=200_000)
     edges = np.quantile(draws, np.linspace(0.0, 1.0, 21)[1:-1])
     grid = np.linspace(-60.0, 60.0, 600_001)
-    logp = dynamic._scaled_tukey_h_logp(pm.math.constant(grid), pm.math.constant(h), pm.math.constant(scale)).eval()
+    logp = tails._scaled_tukey_h_logp(pm.math.constant(grid), pm.math.constant(h), pm.math.constant(scale)).eval()
     cdf = np.cumsum(np.exp(logp)) * (grid[1] - grid[0])
     expected = np.interp(edges, grid, cdf)
     # The empirical deciles of the draws sit where the density's CDF says (20 bins of 10,000 draws).
