@@ -49,17 +49,18 @@ FRONT_SHARE = 2.0 / 3.0
 
 
 def data_args(data: str, folder: Path) -> list[str]:
-    """``shipped``, ``acled`` (45 monthly series) or ``acled:FRONT`` (one of them)."""
+    """``shipped``, ``acled`` (45 monthly series) or ``acled:FRONT[+FRONT...]`` (some of them)."""
     if data in DATA:
         return DATA[data]
     if data.startswith("acled:"):
-        front = data.split(":", 1)[1]
+        fronts = data.split(":", 1)[1].split("+")
         lines = ACLED.read_text(encoding="utf-8").splitlines()
-        kept = [lines[0]] + [line for line in lines[1:] if line.split(",")[2] == front]
-        if len(kept) == 1:
-            raise SystemExit(f"no front {front!r} in {ACLED}")
+        kept = [lines[0]] + [line for line in lines[1:] if line.split(",")[2] in fronts]
+        missing = sorted(set(fronts) - {line.split(",")[2] for line in kept[1:]})
+        if missing:
+            raise SystemExit(f"no front {missing} in {ACLED}")
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{front}.csv"
+        path = folder / f"{'+'.join(fronts)}.csv"
         path.write_text("\n".join(kept) + "\n", encoding="utf-8")
         return ["--events", str(path), *DATA["acled"][2:]]
     raise SystemExit(f"unknown data {data!r}: shipped, acled or acled:FRONT")
@@ -168,7 +169,7 @@ def table(label: str, result: dict[str, object]) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="acled", help="shipped, acled or acled:FRONT")
+    parser.add_argument("--data", default="acled", help="shipped, acled or acled:FRONT[+FRONT...]")
     parser.add_argument("--models", default="dynamic", help="comma-separated: dynamic, changepoint")
     parser.add_argument("--origins", type=int, default=12)
     parser.add_argument("--workers", type=int, default=1)
