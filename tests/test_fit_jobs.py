@@ -133,3 +133,15 @@ def test_two_close_interventions_count_as_separable_only_when_each_effect_is_dec
     assert not _separable(float(np.corrcoef(vague_a, vague_b)[0, 1]), vague_a, vague_b)
     traded = rng.normal(-0.8, 0.3, 4000)
     assert not _separable(-0.9, traded, -traded - 1.6)
+
+
+def test_a_fit_without_as_of_records_the_as_of_it_used(fake_fit_dir):
+    """``as_of`` is resolved once (the data's last day here) and always recorded in fit.nc."""
+    from forecast.fits import load_fit
+
+    import pandas as pd
+
+    folder, outcome = fake_fit_dir
+    assert outcome.loaded.as_of == outcome.model.panel.end == pd.Timestamp("2024-05-16")
+    assert outcome.provenance.as_of == "2024-05-16"
+    assert load_fit(folder / "fit.nc")[1].as_of == "2024-05-16"

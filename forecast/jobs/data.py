@@ -55,6 +55,15 @@ class LoadedData:
     panel: Panel
     interventions: InterventionTable | None
 
+    @property
+    def as_of(self) -> pd.Timestamp:
+        """The ``as_of`` every job uses, resolved once: the request's, or the data's last day.
+
+        It is the panel's end (:func:`forecast.data.panel.build_panel`): ``--as-of`` when given,
+        else the last day the data cover (for a period table, its last period's last day).
+        """
+        return self.panel.end
+
 
 def load_data(request: DataRequest) -> LoadedData:
     """Read, validate and aggregate; raises :class:`DataValidationError` listing every problem.

@@ -140,7 +140,7 @@ def complete_fit(request: FitRequest, loaded: LoadedData, model: EscalationModel
     )
     timings["checks_s"] = time.perf_counter() - start
 
-    as_of = request.data.as_of.date().isoformat() if request.data.as_of is not None else None
+    as_of = loaded.as_of.date().isoformat()  # always recorded: the request's, or the data's last day
     provenance = FitProvenance(
         package_version=__version__,
         model_name=model.name,

@@ -204,7 +204,7 @@ def run_report(request: ReportRequest, *, sample: Sampler | None = None) -> Repo
     timings: dict[str, float] = {}
     with _step(1, "loading data", timings, "load_s"):
         loaded = load_data(request.fit.data)
-        as_of = loaded.panel.end
+        as_of = loaded.as_of
         fit_request = replace(request.fit, data=replace(request.fit.data, as_of=as_of))
         model = EscalationModel(
             loaded.panel,
