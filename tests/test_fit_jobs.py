@@ -137,9 +137,9 @@ def test_two_close_interventions_count_as_separable_only_when_each_effect_is_dec
 
 def test_a_fit_without_as_of_records_the_as_of_it_used(fake_fit_dir):
     """``as_of`` is resolved once (the data's last day here) and always recorded in fit.nc."""
-    from forecast.fits import load_fit
-
     import pandas as pd
+
+    from forecast.fits import load_fit
 
     folder, outcome = fake_fit_dir
     assert outcome.loaded.as_of == outcome.model.panel.end == pd.Timestamp("2024-05-16")

@@ -394,7 +394,8 @@ def _interval(values: np.ndarray, prob: float) -> dict[str, float | None]:
     finite = np.asarray(values, dtype=float)
     if not np.isfinite(finite).all():
         return {"mean": None, "low": None, "high": None}
-    return {key: _number(value) for key, value in interval(finite, prob).items()}
+    summary = interval(finite, prob)
+    return {"mean": _number(summary["mean"]), "low": _number(summary["low"]), "high": _number(summary["high"])}
 
 
 def _date(value: pd.Timestamp) -> str:

@@ -7,7 +7,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import arviz as az
 import numpy as np
@@ -25,7 +24,7 @@ from forecast.models.design import Design, ModelOptions
 from forecast.models.escalation import OBS
 from forecast.models.model import EscalationModel, FitResult, SamplerSettings, changepoint_dates_posterior
 from forecast.models.posterior import draw_level, replicate_counts
-from forecast.models.summary import summarise
+from forecast.models.summary import FitSummary, summarise
 from forecast.priors import load_priors
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ class FitOutcome:
     result: FitResult
     diagnostics: Diagnostics
     predictive: PredictiveCheckResult
-    summary: dict[str, Any]  # the JSON document of forecast.models.summary.summarise
+    summary: FitSummary  # the model part of summary.json
     forecast: xr.Dataset
     provenance: FitProvenance
     timings: dict[str, float]

@@ -6,7 +6,7 @@ equal-tailed credible interval at the stated probability.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -21,11 +21,51 @@ from forecast.models.model import EscalationModel, changepoint_dates_posterior
 CLOSE_INTERVENTION_DAYS = 7
 
 
+class Interval(TypedDict):
+    """Mean and equal-tailed credible interval of draws."""
+
+    mean: float
+    low: float
+    high: float
+
+
+class FrontSummary(TypedDict, total=False):
+    """One front of :class:`FitSummary`; which keys are there depends on the model family.
+
+    Both: ``front``, ``changepoints`` (none in the dynamic model), ``interventions``.
+    Changepoint model: ``baseline_daily_rate`` and, with a trend, ``trend_rate_ratio_per_30_days``.
+    Dynamic model: ``current_daily_rate``, ``level_daily_rate``, ``level_shifts`` and its
+    hyperparameters (the burst's only on fronts that have one).
+    """
+
+    front: str
+    changepoints: list[dict[str, Any]]
+    interventions: list[dict[str, Any]]
+    baseline_daily_rate: Interval
+    trend_rate_ratio_per_30_days: Interval
+    current_daily_rate: Interval
+    level_daily_rate: Interval
+    level_shifts: list[dict[str, Any]]
+    sigma_level: Interval
+    tail_weight: Interval
+    burst_sd: Interval
+    burst_persistence: Interval
+    dispersion: Interval
+
+
+class FitSummary(TypedDict):
+    """What :func:`summarise` returns: the model part of ``summary.json``."""
+
+    interval_probability: float
+    fronts: list[FrontSummary]
+    close_interventions: list[dict[str, Any]]
+
+
 def _draws(posterior: xr.Dataset, name: str) -> xr.DataArray:
     return posterior[name].stack(sample=("chain", "draw"))
 
 
-def interval(values: np.ndarray, prob: float) -> dict[str, float]:
+def interval(values: np.ndarray, prob: float) -> Interval:
     """Mean and equal-tailed interval of draws."""
     tail = (1.0 - prob) / 2.0
     low, high = np.quantile(values, [tail, 1.0 - tail])
@@ -170,7 +210,7 @@ SHIFT_STEP_PROBABILITY = 0.05
 SHIFT_REPORT_PROBABILITY = 0.5
 
 
-def dynamic_front_summary(model: EscalationModel, posterior: xr.Dataset, prob: float) -> list[dict]:
+def dynamic_front_summary(model: EscalationModel, posterior: xr.Dataset, prob: float) -> list[FrontSummary]:
     """Per front of the dynamic model: the rate and level at ``as_of``, hyperparameters and dated shifts.
 
     A *dated shift* is a run of consecutive periods whose level steps each have probability at
@@ -183,9 +223,9 @@ def dynamic_front_summary(model: EscalationModel, posterior: xr.Dataset, prob: f
     level = posterior["level"].stack(sample=("chain", "draw")).transpose(n.FRONT, n.TIME, "sample").to_numpy()
     burst = posterior["burst"].stack(sample=("chain", "draw")).transpose(n.FRONT, n.TIME, "sample").to_numpy()
     has_burst = layout_of(design).burst
-    out = []
+    out: list[FrontSummary] = []
     for f, front in enumerate(design.fronts):
-        item: dict[str, object] = {
+        item: FrontSummary = {
             "front": front,
             "current_daily_rate": interval(np.exp(level[f, -1] + burst[f, -1]), prob),
             "level_daily_rate": interval(np.exp(level[f, -1]), prob),
@@ -230,24 +270,25 @@ def summarise(
     *,
     prob: float = 0.9,
     changepoint_probabilities: np.ndarray | None = None,
-) -> dict[str, Any]:
+) -> FitSummary:
     """Per-front changepoints, intervention effects and baseline rates, plus close pairs."""
     changepoints = changepoint_summary(model, posterior, prob, probabilities=changepoint_probabilities)
     interventions = intervention_summary(model, posterior, prob)
     if model.design.options.family == "dynamic":
+        dynamic_fronts = dynamic_front_summary(model, posterior, prob)
+        for summary in dynamic_fronts:
+            summary["changepoints"] = changepoints[summary["front"]]
+            summary["interventions"] = interventions[summary["front"]]
         return {
             "interval_probability": prob,
-            "fronts": [
-                {**item, "changepoints": changepoints[item["front"]], "interventions": interventions[item["front"]]}
-                for item in dynamic_front_summary(model, posterior, prob)
-            ],
+            "fronts": dynamic_fronts,
             "close_interventions": close_intervention_pairs(model, posterior, prob),
         }
     baseline = _draws(posterior, "baseline")
     trend = _draws(posterior, "trend") if model.design.options.trend else None
-    fronts = []
+    fronts: list[FrontSummary] = []
     for front in model.design.fronts:
-        item = {
+        item: FrontSummary = {
             "front": front,
             "baseline_daily_rate": interval(np.exp(baseline.sel({n.FRONT: front}).to_numpy()), prob),
             "changepoints": changepoints[front],
