@@ -121,7 +121,7 @@ def _default_dynamic_priors() -> dict[str, Prior]:
     return {
         "initial_level": Prior("Normal", mu=0.0, sigma=1.0, dims=(FRONT,)),
         "log_sigma_level": _pooled(math.log(0.05), 0.5, 0.5, fixed_spread=True),
-        "logit_tail_weight": _pooled(-1.3862943611198906, 1.0, 0.5, fixed_spread=True),
+        "logit_tail_weight": _pooled(-0.4054651081081644, 1.0, 0.5, fixed_spread=True),
         "log_burst_sd": _pooled(math.log(0.3), 0.7, 0.5, fixed_spread=True),
         "logit_burst_persistence": _pooled(1.0, 1.0, 0.5, fixed_spread=True),
         "log_dispersion": _pooled(math.log(5.0), 1.0, 1.0, fixed_spread=True),

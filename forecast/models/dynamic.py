@@ -16,10 +16,10 @@ grid; weeks, months or years otherwise) with :math:`d_t` observed days in period
     y_i \sim \operatorname{NegBin}(\mu_i,\ \alpha_{f_i}\, D_i)
 
 * :math:`\lambda` is a daily rate.  :math:`\ell` is the **level**: a random walk whose
-  innovations are heavy-tailed with an estimated **tail weight** :math:`h_f \in (0, 1/2)`:
+  innovations are heavy-tailed with an estimated **tail weight** :math:`h_f \in (0, 1/4)`:
   Tukey's *h* distribution :math:`g_h(z)` of a standard normal :math:`z` (Tukey 1977; Headrick
   et al. 2008), normal at :math:`h = 0`, with power tails of index :math:`1/h` as
-  :math:`h` grows (variance :math:`(1 - 2h)^{-3/2}`, finite below :math:`h = 1/2`, so that
+  :math:`h` grows (a finite fourth moment below :math:`h = 1/4`, the bound, so that
   forecasts stay bounded).  A few large steps play the part of changepoints and many small
   ones the part of drift.  Its scale :math:`\sigma_f` (of the ordinary steps) is per day: a
   period of :math:`d` days moves :math:`\sqrt d` as far.
