@@ -373,7 +373,10 @@ def log_survival(
     from_cdf = pt.log1mexp(pt.minimum(log_cdf, np.log(0.5)))
     upper = y[None, :, None] + np.arange(SURVIVAL_TAIL_TERMS, dtype=float)[None, None, :]
     tail_terms = count_logpmf(upper, log_mean[:, :, None], None if alpha is None else alpha[:, :, None])
-    last = upper[..., -1]
+    # The last count summed, computed directly: a slice of ``upper`` is constant-folded into a
+    # strided view, which Numba treats as a dynamic global and then cannot cache the compiled
+    # log density on disk (every later fit compiled cold).
+    last = y[None, :] + float(SURVIVAL_TAIL_TERMS - 1)
     mean = pt.exp(log_mean)
     if alpha is None:
         ratio = mean / (last + 1.0)
