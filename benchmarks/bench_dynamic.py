@@ -5,7 +5,7 @@ Prints one line per step and, with ``--out``, writes the figures as JSON.  Data 
 * ``shipped``: the shipped daily data with its interventions;
 * ``acled``: ``../shared/data/acled_monthly_political_violence_15_countries_2021_2024.csv``
   (45 monthly series, window totals), read with ``--freq month``;
-* ``acled:FRONT``: one front of that table (a single monthly series).
+* ``acled:FRONT[+FRONT...]``: some fronts of that table (one front: a single monthly series).
 
 Example::
 
@@ -37,15 +37,16 @@ def request_for(data: str, folder: Path):
     if data == "acled":
         return DataRequest(events=(ACLED,), freq=n.FREQ_MONTH)
     if data.startswith("acled:"):
-        front = data.split(":", 1)[1]
+        fronts = data.split(":", 1)[1].split("+")
         lines = ACLED.read_text(encoding="utf-8").splitlines()
-        kept = [lines[0]] + [line for line in lines[1:] if line.split(",")[2] == front]
-        if len(kept) == 1:
-            raise SystemExit(f"no front {front!r} in {ACLED}")
-        path = folder / f"{front}.csv"
+        kept = [lines[0]] + [line for line in lines[1:] if line.split(",")[2] in fronts]
+        missing = sorted(set(fronts) - {line.split(",")[2] for line in kept[1:]})
+        if missing:
+            raise SystemExit(f"no front {missing} in {ACLED}")
+        path = folder / f"{'+'.join(fronts)}.csv"
         path.write_text("\n".join(kept) + "\n", encoding="utf-8")
         return DataRequest(events=(path,), freq=n.FREQ_MONTH)
-    raise SystemExit(f"unknown data {data!r}: shipped, acled or acled:FRONT")
+    raise SystemExit(f"unknown data {data!r}: shipped, acled or acled:FRONT[+FRONT...]")
 
 
 def main() -> None:

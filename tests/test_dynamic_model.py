@@ -105,6 +105,7 @@ def test_numpy_twin_equals_the_graph_draw_by_draw(which):
     else:  # the burst, on a daily grid
         assert layout.burst.all()
     names = [v.name for v in graph.free_RVs] + ["level", "burst", "sigma_level", "tail_weight"]
+    names += ["level_step"] if "level_step" in graph.named_vars else []  # the whitened fronts' steps
     names += ["burst_sd", "burst_persistence"] if layout.any_burst else []
     drawn = pm.draw([graph[name] for name in names], draws=7, random_seed=3)  # joint forward draws
     values = dict(zip(names, drawn, strict=True))
@@ -314,6 +315,7 @@ def test_only_fronts_counted_day_by_day_have_a_burst():
     assert np.all(burst[1] == 0.0) and np.any(burst[0] != 0.0)
     # The numpy twin agrees on this layout too.
     names = [v.name for v in graph.free_RVs] + ["level", "burst", "sigma_level", "tail_weight"]
+    names += ["level_step"] if "level_step" in graph.named_vars else []  # the whitened fronts' steps
     names += ["burst_sd", "burst_persistence"]
     values = dict(zip(names, pm.draw([graph[name] for name in names], draws=3, random_seed=6), strict=True))
     level, twin_burst = dynamic.latent_paths(

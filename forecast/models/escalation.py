@@ -87,6 +87,32 @@ class DesignData:
         return self._variables[name]
 
 
+def _knot_grid(design: Design, name: str) -> np.ndarray:
+    """``(front, period)`` counts (``name == "count"``) or days of the observations that lie within one level knot.
+
+    The dynamic model's pseudo-observations (:mod:`forecast.models.whitened`): uncensored period
+    observations and windows whose days all fall in one knot (a monthly window on a monthly grid,
+    a week of days on a daily grid).  A window's count sits at its first period, its days at
+    theirs; the model sums both over each knot.
+    """
+    from forecast.models.dynamic_layout import level_periods_of
+
+    counts = np.zeros((len(design.fronts), len(design.periods)))
+    days = np.zeros_like(counts)
+    exact = ~design.censored[design.period_obs]
+    rows, periods = design.obs_front[design.period_obs][exact], design.period_index[exact]
+    np.add.at(counts, (rows, periods), design.y[design.period_obs][exact].astype(float))
+    np.add.at(days, (rows, periods), design.obs_days[design.period_obs][exact].astype(float))
+    level_periods = level_periods_of(design)
+    for row, obs in enumerate(design.window_obs):
+        covered = np.flatnonzero(design.window_weights[row])
+        if design.censored[obs] or not len(covered) or len(np.unique(covered // level_periods)) > 1:
+            continue
+        counts[design.obs_front[obs], covered[0]] += float(design.y[obs])
+        days[design.obs_front[obs], covered] += design.window_weights[row, covered]
+    return counts if name == "count" else days
+
+
 def _design_array(design: Design, name: str) -> np.ndarray:
     """The numeric array behind :class:`DesignData` ``name``."""
     censored = np.flatnonzero(design.censored & (design.y > 0))
@@ -99,6 +125,8 @@ def _design_array(design: Design, name: str) -> np.ndarray:
         "obs_order": lambda: _obs_order(design),
         "censored_pick": lambda: _censored_pick(design.n_obs, censored),
         "period_rows": lambda: design.obs_front[design.period_obs],
+        "knot_count": lambda: _knot_grid(design, "count"),
+        "knot_count_days": lambda: _knot_grid(design, "days"),
         "period_index": lambda: design.period_index,
         "log_period_exposure": lambda: np.log(design.period_exposure),
         "window_obs": lambda: design.window_obs.astype(float),
