@@ -37,14 +37,9 @@ def request_for(data: str, folder: Path):
     if data == "acled":
         return DataRequest(events=(ACLED,), freq=n.FREQ_MONTH)
     if data.startswith("acled:"):
-        fronts = data.split(":", 1)[1].split("+")
-        lines = ACLED.read_text(encoding="utf-8").splitlines()
-        kept = [lines[0]] + [line for line in lines[1:] if line.split(",")[2] in fronts]
-        missing = sorted(set(fronts) - {line.split(",")[2] for line in kept[1:]})
-        if missing:
-            raise SystemExit(f"no front {missing} in {ACLED}")
-        path = folder / f"{'+'.join(fronts)}.csv"
-        path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+        from bench_dynamic_backtest import acled_subset
+
+        path = acled_subset(data, folder)
         return DataRequest(events=(path,), freq=n.FREQ_MONTH)
     raise SystemExit(f"unknown data {data!r}: shipped, acled or acled:FRONT[+FRONT...]")
 

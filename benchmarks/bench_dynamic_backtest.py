@@ -48,21 +48,26 @@ PASSING_SHARE = 0.95
 FRONT_SHARE = 2.0 / 3.0
 
 
+def acled_subset(data: str, folder: Path) -> Path:
+    """Write the fronts named by ``acled:FRONT[+FRONT...]`` from the ACLED table to a CSV in ``folder``."""
+    fronts = data.split(":", 1)[1].split("+")
+    lines = ACLED.read_text(encoding="utf-8").splitlines()
+    kept = [lines[0]] + [line for line in lines[1:] if line.split(",")[2] in fronts]
+    missing = sorted(set(fronts) - {line.split(",")[2] for line in kept[1:]})
+    if missing:
+        raise SystemExit(f"no front {missing} in {ACLED}")
+    path = folder / f"{'+'.join(fronts)}.csv"
+    path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return path
+
+
 def data_args(data: str, folder: Path) -> list[str]:
     """``shipped``, ``acled`` (45 monthly series) or ``acled:FRONT[+FRONT...]`` (some of them)."""
     if data in DATA:
         return DATA[data]
     if data.startswith("acled:"):
-        fronts = data.split(":", 1)[1].split("+")
-        lines = ACLED.read_text(encoding="utf-8").splitlines()
-        kept = [lines[0]] + [line for line in lines[1:] if line.split(",")[2] in fronts]
-        missing = sorted(set(fronts) - {line.split(",")[2] for line in kept[1:]})
-        if missing:
-            raise SystemExit(f"no front {missing} in {ACLED}")
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{'+'.join(fronts)}.csv"
-        path.write_text("\n".join(kept) + "\n", encoding="utf-8")
-        return ["--events", str(path), *DATA["acled"][2:]]
+        return ["--events", str(acled_subset(data, folder)), *DATA["acled"][2:]]
     raise SystemExit(f"unknown data {data!r}: shipped, acled or acled:FRONT")
 
 

@@ -35,7 +35,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
-from forecast.models.tails import _scaled_tukey_h_logp, tukey_h
+from forecast.models.tails import _scaled_tukey_h_logp, _scaled_tukey_h_random
 
 #: Half an event added to each knot's count, so that an empty knot has a finite log rate.
 HALF_EVENT = 0.5
@@ -169,7 +169,7 @@ def whitened_logp(whitened, first, step_scale, tail, dispersion, count, days, of
 def whitened_random(first, step_scale, tail, dispersion, count, days, offset, rng=None, size=None):
     """Steps drawn from their prior, mapped to the whitened coordinates ``L^T (path - mean)``."""
     step_scale = np.broadcast_to(step_scale, size)
-    steps = step_scale * tukey_h(rng.standard_normal(size=size), np.asarray(tail)[..., None])
+    steps = _scaled_tukey_h_random(np.asarray(tail)[..., None], step_scale, rng=rng, size=size)
     path = np.asarray(first)[..., None] + np.cumsum(steps, axis=-1)
     mean, diagonal, below = conditional(
         np.asarray(first), step_scale, np.asarray(tail), np.asarray(dispersion), count, days, offset, size[-1]
@@ -184,4 +184,4 @@ def knot_sums(values, weights, knot_of_period: np.ndarray):
     """``(front, knot)`` sums of ``values * weights`` over each knot's periods (``(front, period)`` inputs)."""
     n_knots = int(knot_of_period[-1]) + 1
     onehot = (knot_of_period[:, None] == np.arange(n_knots)[None, :]).astype(float)
-    return (values * weights) @ onehot if _is_symbolic(values, weights) else np.asarray(values * weights) @ onehot
+    return (values * weights) @ onehot
