@@ -28,7 +28,6 @@ import pandas as pd
 import pymc as pm
 import pytest
 import xarray as xr
-from scipy.special import lambertw
 
 from forecast import names as n
 from forecast.checks.diagnostics import check_convergence
@@ -42,6 +41,7 @@ from forecast.models.design import ModelOptions
 from forecast.models.model import EscalationModel, SamplerSettings
 from forecast.models.nutpie_compile import CompiledModels
 from forecast.models.summary import dynamic_front_summary, intervention_summary
+from forecast.models.tails import sinh_arcsinh_inverse
 from tests.sbc import rank_of, uniformity_p_value
 
 DYNAMIC = ModelOptions(family="dynamic", changepoints=0)
@@ -113,12 +113,6 @@ def draw_counts(design, log_mean: np.ndarray, dispersion: np.ndarray, rng: np.ra
     alpha = np.asarray(dispersion)[..., design.obs_front] * design.obs_days
     mean = np.exp(log_mean)
     return rng.negative_binomial(alpha, alpha / (alpha + mean)).astype(np.int64)
-
-
-def tukey_h_inverse(value: np.ndarray, tail_weight: float) -> np.ndarray:
-    """``z`` with ``g_h(z) = value`` (:func:`forecast.models.dynamic.tukey_h`): ``h z^2 = W(h value^2)``."""
-    value = np.asarray(value, dtype=float)
-    return np.sign(value) * np.sqrt(lambertw(tail_weight * value**2).real / tail_weight)
 
 
 @dataclass(frozen=True)
@@ -445,7 +439,7 @@ def test_recovers_a_step_in_the_level_and_dates_it():
     rng = np.random.default_rng(11)
     z = quiet_level_steps(STEP_WEEKS - 1, rng)
     scale = SIGMA_DAY * np.sqrt(WEEK)
-    z[0, STEP_PERIOD - 1] = tukey_h_inverse(STEP_LOG_RATIO / scale, TAIL_WEIGHT)  # the step into week 20
+    z[0, STEP_PERIOD - 1] = sinh_arcsinh_inverse(STEP_LOG_RATIO / scale, TAIL_WEIGHT)  # the step into week 20
     fixed = quiet_fixed() | {
         "initial_level": initial_level_for(reports, freq=n.FREQ_WEEK, as_of=as_of, log_rate=[np.log(RATE)]),
         "level_innovation": z,
@@ -503,7 +497,7 @@ def test_recovers_a_steady_decline():
     steps = drift + 0.5 * scale * rng.standard_normal(DECLINE_WEEKS - 1)
     fixed = quiet_fixed() | {
         "initial_level": initial_level_for(reports, freq=n.FREQ_WEEK, as_of=as_of, log_rate=[np.log(DECLINE_FROM)]),
-        "level_innovation": tukey_h_inverse(steps / scale, TAIL_WEIGHT)[None, :],
+        "level_innovation": sinh_arcsinh_inverse(steps / scale, TAIL_WEIGHT)[None, :],
     }
     scenario = simulate_scenario(reports, freq=n.FREQ_WEEK, as_of=as_of, fixed=fixed, random_seed=12)
     truth = scenario.truth["level"][0]
@@ -558,7 +552,7 @@ def test_a_burst_that_reverts_is_not_taken_for_a_level_shift():
         reports, freq=n.FREQ_DAY, as_of=as_of, fixed=fixed | {"burst_innovation": u}, random_seed=13
     ).truth["burst"][0]
     needed = (BURST_LOG_PEAK - rho * quiet[BURST_DAY - 1]) / (BURST_SD * np.sqrt(1.0 - rho**2))
-    u[0, BURST_DAY] = tukey_h_inverse(needed, TAIL_WEIGHT)
+    u[0, BURST_DAY] = sinh_arcsinh_inverse(needed, TAIL_WEIGHT)
     scenario = simulate_scenario(
         reports, freq=n.FREQ_DAY, as_of=as_of, fixed=fixed | {"burst_innovation": u}, random_seed=13
     )

@@ -8,25 +8,26 @@ grid; weeks, months or years otherwise) with :math:`d_t` observed days in period
     \log\lambda_{f,t} &= \ell_{f,t} + b_{f,t} + \sum_j e_{f,j}\, s_j(t)
                         \ (+ \gamma_{\mathrm{season}(t)}) \\
     \ell_{f,0} &= c_f + \sigma^{0}\,\eta_f, \qquad
-    \ell_{f,t} = \ell_{f,t-1} + \sigma_f \sqrt{d_t}\,g_{h_f}(z_{f,t}) \\
-    b_{f,t} &= \rho_f\, b_{f,t-1} + \kappa_f \sqrt{1 - \rho_f^2}\,g_{h_f}(u_{f,t}),
-        \quad b_{f,0} = \kappa_f\,g_{h_f}(u_{f,0}),\quad \rho_f = r_f^{\bar d} \\
-    g_h(z) &= z\,e^{h z^2 / 2}, \qquad z, u \sim N(0, 1) \\
+    \ell_{f,t} = \ell_{f,t-1} + \sigma_f \sqrt{d_t}\,g_{t_f}(z_{f,t}) \\
+    b_{f,t} &= \rho_f\, b_{f,t-1} + \kappa_f \sqrt{1 - \rho_f^2}\,g_{t_f}(u_{f,t}),
+        \quad b_{f,0} = \kappa_f\,g_{t_f}(u_{f,0}),\quad \rho_f = r_f^{\bar d} \\
+    g_t(z) &= \sinh\big((1 + t)\operatorname{asinh} z\big) / (1 + t), \qquad z, u \sim N(0, 1) \\
     \mu_i &= \sum_t w_{i,t}\,\lambda_{f_i,t},\qquad
     y_i \sim \operatorname{NegBin}(\mu_i,\ \alpha_{f_i}\, D_i)
 
 * :math:`\lambda` is a daily rate.  :math:`\ell` is the **level**: a random walk whose
-  innovations are heavy-tailed with an estimated **tail weight** :math:`h_f \in (0, 1/4)`:
-  Tukey's *h* distribution :math:`g_h(z)` of a standard normal :math:`z` (Tukey 1977; Headrick
-  et al. 2008), normal at :math:`h = 0`, with power tails of index :math:`1/h` as
-  :math:`h` grows (a finite fourth moment below :math:`h = 1/4`, the bound).  The rate, the
-  exponential of the level, then has an infinite forecast mean for every :math:`h > 0`: a
-  known defect (README).  A few large steps play the part of changepoints and many small
-  ones the part of drift.  Its scale :math:`\sigma_f` (of the ordinary steps) is per day: a
-  period of :math:`d` days moves :math:`\sqrt d` as far.
-* Why Tukey's *h* and not a Student-t: :math:`g_h` is a fixed transformation of a standard
-  normal, so the innovations can be sampled as :math:`z` whatever the tail weight
-  (non-centred in :math:`h` as well as in :math:`\sigma`).  A Student-t innovation's own
+  innovations are heavy-tailed with an estimated **tail weight** :math:`t_f \in (0, 1/2)`:
+  the sinh-arcsinh transformation :math:`g_t(z)` of a standard normal :math:`z` (Jones and
+  Pewsey 2009), normal at :math:`t = 0`, slope 1 at 0, with tails that decay like
+  :math:`e^{-c|x|^{2/(1+t)}}`: heavier than the normal's, so that a few large steps play the
+  part of changepoints and many small ones the part of drift, but lighter than exponential, so
+  that the rate (the exponential of the level) has a finite forecast mean
+  (:mod:`forecast.models.tails`; with Tukey's *h* it was infinite for every tail weight).  Its
+  scale :math:`\sigma_f` (of the ordinary steps) is per day: a period of :math:`d` days moves
+  :math:`\sqrt d` as far.
+* Why a transformation of a normal and not a Student-t: :math:`g_t` is a fixed function of a
+  standard normal, so the innovations can be sampled as :math:`z` whatever the tail weight
+  (non-centred in :math:`t` as well as in :math:`\sigma`).  A Student-t innovation's own
   density depends on its degrees of freedom, which ties the tail weight to every innovation of
   a front that the data barely inform (a front reported only in multi-day windows): measured on
   the shipped data, the Student-t form left the tail weight with bulk ESS 24 and R-hat 1.07.
@@ -50,14 +51,14 @@ grid; weeks, months or years otherwise) with :math:`d_t` observed days in period
 * Interventions are those of the changepoint model (pulse with pooled half-life, window, step;
   effects pooled per kind, sign free).
 
-Hyperparameters (:math:`\log\sigma_f`, :math:`\operatorname{logit}(2 h_f)`, :math:`\log\kappa_f`,
+Hyperparameters (:math:`\log\sigma_f`, :math:`\operatorname{logit}(2 t_f)`, :math:`\log\kappa_f`,
 :math:`\operatorname{logit} r_f`, :math:`\log\alpha_f`) are partially pooled across fronts on
 their unconstrained scale, non-centred.  Each front's latent paths are centred or not by the
 data (:func:`centred_fronts`): the standard normals :math:`z` are sampled (non-centred) for
 sparse fronts; for fronts whose counts pin their level down ("centred"), the knots after the
 first are sampled in coordinates whitened by a Gaussian approximation of their conditional
-posterior (:mod:`forecast.models.whitened`), and the steps they imply are scored with the *h*
-distribution's exact density (:func:`forecast.models.tails.tukey_h_logp`) and the map's Jacobian.
+posterior (:mod:`forecast.models.whitened`), and the steps they imply are scored with the sinh-arcsinh
+transformation's exact density (:func:`forecast.models.tails.sinh_arcsinh_logp`) and the map's Jacobian.
 
 One definition of the rate
 --------------------------
@@ -96,7 +97,7 @@ from forecast.models.escalation import (
     coords_of,
     observation_loglik,
 )
-from forecast.models.tails import TAIL_WEIGHT_MAX, tukey_h
+from forecast.models.tails import TAIL_WEIGHT_MAX, sinh_arcsinh
 from forecast.models.whitened import knot_sums, steps_of, whitened_logp, whitened_random
 
 MODEL_NAME = "dynamic"
@@ -231,7 +232,7 @@ def _level(
     centred = np.flatnonzero(layout.centred)
     if len(non_centred):
         z = pm.Normal("level_innovation", 0.0, 1.0, shape=(len(non_centred), n_knots - 1))
-        steps = step_scale[non_centred] * tukey_h(z, tail[non_centred][:, None])
+        steps = step_scale[non_centred] * sinh_arcsinh(z, tail[non_centred][:, None])
         start = first[non_centred][:, None]
         parts.append(pt.concatenate([start, start + pt.cumsum(steps, axis=1)], axis=1))
     if len(centred):
@@ -294,7 +295,7 @@ def _burst(
 ) -> pt.TensorVariable:
     """``(front, period)`` stationary AR(1) burst of the fronts that have one (zero elsewhere).
 
-    ``b_t = rho b_{t-1} + v_t`` with ``v_0 = kappa g_h(u_0)`` and ``v_t = kappa sqrt(1 - rho^2) g_h(u_t)``.
+    ``b_t = rho b_{t-1} + v_t`` with ``v_0 = kappa g_t(u_0)`` and ``v_t = kappa sqrt(1 - rho^2) g_t(u_t)``.
     """
     n_fronts, n_periods = len(design.fronts), layout.n_latent
     which = np.flatnonzero(layout.burst)
@@ -304,7 +305,7 @@ def _burst(
     scale = pt.concatenate(
         [kappa[:, None], (kappa * pt.sqrt(1.0 - rho**2))[:, None] * pt.ones((1, n_periods - 1))], axis=1
     )
-    paths = linear_recurrence(scale * tukey_h(u, tail[which][:, None]), rho)
+    paths = linear_recurrence(scale * sinh_arcsinh(u, tail[which][:, None]), rho)
     if len(which) == n_fronts:
         return paths
     return pt.set_subtensor(pt.zeros((n_fronts, n_periods))[which], paths)
@@ -364,7 +365,7 @@ def latent_paths(
     non_centred = np.flatnonzero(~layout.centred)
     centred = np.flatnonzero(layout.centred)
     if len(non_centred) and n_knots > 1:
-        steps[..., non_centred, :] = scale[..., non_centred, :] * tukey_h(
+        steps[..., non_centred, :] = scale[..., non_centred, :] * sinh_arcsinh(
             level_innovation, tail[..., non_centred, None]
         )
     if len(centred) and n_knots > 1:
@@ -377,7 +378,7 @@ def latent_paths(
         return level, burst
     rho = np.asarray(burst_persistence)[..., which] ** layout.persistence_days
     kappa = np.asarray(burst_sd)[..., which]
-    shocks = tukey_h(np.asarray(burst_innovation), tail[..., which, None])
+    shocks = sinh_arcsinh(np.asarray(burst_innovation), tail[..., which, None])
     paths = np.zeros(lead + (len(which), n_periods))
     paths[..., 0] = kappa * shocks[..., 0]
     innovation_sd = kappa * np.sqrt(1.0 - rho**2)
@@ -422,13 +423,13 @@ def simulate_future(
     Returns
     -------
     level, burst : (..., front, horizon)
-        The same recursions as the graph: level steps ``sigma sqrt(days) g_h(z)``, the AR(1)
-        burst with per-period persistence ``r ** persistence_days`` and shocks ``g_h(u)``.
+        The same recursions as the graph: level steps ``sigma sqrt(days) g_t(z)``, the AR(1)
+        burst with per-period persistence ``r ** persistence_days`` and shocks ``g_t(u)``.
     """
     shape = np.shape(level) + (len(step_days),)
     tail = np.asarray(tail_weight)[..., None]
     level_days = np.asarray(step_days if level_step_days is None else level_step_days, dtype=float)
-    steps = tukey_h(rng.standard_normal(shape), tail) * (np.asarray(sigma_level)[..., None] * np.sqrt(level_days))
+    steps = sinh_arcsinh(rng.standard_normal(shape), tail) * (np.asarray(sigma_level)[..., None] * np.sqrt(level_days))
     future_level = np.asarray(level)[..., None] + np.cumsum(steps, axis=-1)
     future_burst = np.zeros(shape)
     if burst_sd is None or not np.any(has_burst):  # a model without a burst
@@ -436,7 +437,7 @@ def simulate_future(
     rho = np.asarray(burst_persistence) ** persistence_days
     innovation_sd = np.where(has_burst, np.asarray(burst_sd) * np.sqrt(1.0 - rho**2), 0.0)
     previous = np.where(has_burst, np.asarray(burst, dtype=float), 0.0)
-    shocks = tukey_h(rng.standard_normal(shape), tail)
+    shocks = sinh_arcsinh(rng.standard_normal(shape), tail)
     for h in range(len(step_days)):
         previous = rho * previous + innovation_sd * shocks[..., h]
         future_burst[..., h] = previous

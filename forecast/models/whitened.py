@@ -10,8 +10,8 @@ For a front whose counts pin its level down, the level's knots :math:`\ell_1 .. 
 where :math:`Q = L L^\top` and :math:`m = Q^{-1} r` are the precision and mean of a Gaussian
 approximation of their conditional posterior given the hyperparameters :math:`\theta`:
 
-* the random walk's steps as normal, with the Tukey *h* steps' variance
-  :math:`s_k^2 (1 - 2h)^{-3/2}` (tridiagonal precision);
+* the random walk's steps as normal, with the sinh-arcsinh steps' variance
+  :math:`s_k^2\,\operatorname{Var} g_t(Z)` (tridiagonal precision; :func:`forecast.models.tails.sinh_arcsinh_variance`);
 * each knot's counts as a normal pseudo-observation of the log rate,
   :math:`\log((Y_k + 1/2) / E_k)` less the other terms of the log rate (interventions, season,
   burst), with the negative binomial's delta-method precision
@@ -19,7 +19,7 @@ approximation of their conditional posterior given the hyperparameters :math:`\t
   knot's period observations, :math:`E_k` their days).
 
 The sampler works on :math:`\varepsilon`.  The model is unchanged: the density of
-:math:`\varepsilon` is the exact Tukey *h* density of the steps that :math:`\ell(\varepsilon)`
+:math:`\varepsilon` is the exact sinh-arcsinh density of the steps that :math:`\ell(\varepsilon)`
 implies, times the Jacobian :math:`\prod_k 1 / L_{kk}`; the approximation only chooses the
 coordinates.  Why: month-to-month variation beyond the Poisson's comes from the level's steps
 or from the negative binomial's noise, and with the steps sampled themselves (centred) every
@@ -35,7 +35,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
-from forecast.models.tails import _scaled_tukey_h_logp, _scaled_tukey_h_random
+from forecast.models.tails import _scaled_logp, _scaled_random, sinh_arcsinh_variance
 
 #: Half an event added to each knot's count, so that an empty knot has a finite log rate.
 HALF_EVENT = 0.5
@@ -68,7 +68,7 @@ def conditional(first, step_scale, tail, dispersion, count, days, offset, n_step
         ``K - 1``.
     """
     xp = pt if _is_symbolic(first, step_scale, tail, dispersion, count, days, offset) else np
-    precision = (1.0 - 2.0 * tail)[:, None] ** 1.5 / step_scale**2  # of each step
+    precision = 1.0 / (sinh_arcsinh_variance(tail)[:, None] * step_scale**2)  # of each step
     seen = days > 0
     safe_days = xp.where(seen, days, 1.0)
     exposure = dispersion[:, None] * safe_days
@@ -161,15 +161,15 @@ def steps_of(whitened, first, step_scale, tail, dispersion, count, days, offset)
 
 
 def whitened_logp(whitened, first, step_scale, tail, dispersion, count, days, offset):
-    """Elementwise log density of the whitened coordinates: the steps' Tukey *h* density and the Jacobian."""
+    """Elementwise log density of the whitened coordinates: the steps' sinh-arcsinh density and the Jacobian."""
     steps, log_diagonal = steps_of(whitened, first, step_scale, tail, dispersion, count, days, offset)
-    return _scaled_tukey_h_logp(steps, tail[:, None], step_scale) - log_diagonal
+    return _scaled_logp(steps, tail[:, None], step_scale) - log_diagonal
 
 
 def whitened_random(first, step_scale, tail, dispersion, count, days, offset, rng=None, size=None):
     """Steps drawn from their prior, mapped to the whitened coordinates ``L^T (path - mean)``."""
     step_scale = np.broadcast_to(step_scale, size)
-    steps = _scaled_tukey_h_random(np.asarray(tail)[..., None], step_scale, rng=rng, size=size)
+    steps = _scaled_random(np.asarray(tail)[..., None], step_scale, rng=rng, size=size)
     path = np.asarray(first)[..., None] + np.cumsum(steps, axis=-1)
     mean, diagonal, below = conditional(
         np.asarray(first), step_scale, np.asarray(tail), np.asarray(dispersion), count, days, offset, size[-1]
