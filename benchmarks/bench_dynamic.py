@@ -47,7 +47,7 @@ def request_for(data: str, folder: Path):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="shipped")
-    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--draws", type=int, default=None, help="per chain (default: the dynamic model's, 2000)")
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--target-accept", type=float, default=0.95)
@@ -59,7 +59,7 @@ def main() -> None:
     from forecast.jobs.data import load_data
     from forecast.models.design import ModelOptions
     from forecast.models.dynamic import layout_of
-    from forecast.models.model import EscalationModel, SamplerSettings
+    from forecast.models.model import DEFAULT_DRAWS, EscalationModel, SamplerSettings
 
     with tempfile.TemporaryDirectory() as folder:
         loaded = load_data(request_for(args.data, Path(folder)))
@@ -67,9 +67,12 @@ def main() -> None:
     layout = layout_of(model.design)
     print(
         f"{args.data}: {len(model.design.fronts)} fronts x {len(model.design.periods)} {loaded.panel.freq}s, "
-        f"{model.design.n_obs} observations, {int(layout.centred.sum())} fronts centred, {int(layout.burst.sum())} with a burst",
+        f"{model.design.n_obs} observations, {int(layout.centred.sum())} fronts centred, "
+        f"{int(layout.burst.sum())} with a burst",
         flush=True,
     )
+    if args.draws is None:
+        args.draws = DEFAULT_DRAWS["dynamic"]
     settings = SamplerSettings(
         draws=args.draws, tune=args.tune, target_accept=args.target_accept, random_seed=args.seed, progressbar=False
     )

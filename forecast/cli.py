@@ -246,7 +246,12 @@ def _fit_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--min-regime-days", type=int, default=7, help="days kept before/after changepoints (default 7)")
     sampling = parser.add_argument_group("sampling")
     sampling.add_argument("--sampler", choices=["nutpie", "pymc", "numpyro"], default="nutpie")
-    sampling.add_argument("--draws", type=int, default=1000)
+    sampling.add_argument(
+        "--draws",
+        type=int,
+        default=None,
+        help="draws per chain (default 1000 for the changepoint model, 2000 for the dynamic)",
+    )
     sampling.add_argument("--tune", type=int, default=1000)
     sampling.add_argument("--chains", type=int, default=2)
     sampling.add_argument("--target-accept", type=float, default=0.95)
@@ -300,7 +305,7 @@ def _data_panel(args: argparse.Namespace) -> int:
 def _fit_request(args: argparse.Namespace) -> FitRequest:
     from forecast.jobs.fit import FitRequest
     from forecast.models.design import ModelOptions
-    from forecast.models.model import SamplerSettings
+    from forecast.models.model import DEFAULT_DRAWS, SamplerSettings
 
     default_changepoints = 0 if args.model == "dynamic" else 1
     options = ModelOptions(
@@ -317,7 +322,7 @@ def _fit_request(args: argparse.Namespace) -> FitRequest:
     )
     settings = SamplerSettings(
         sampler=args.sampler,
-        draws=args.draws,
+        draws=DEFAULT_DRAWS[args.model] if args.draws is None else args.draws,
         tune=args.tune,
         chains=args.chains,
         target_accept=args.target_accept,

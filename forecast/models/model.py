@@ -37,6 +37,13 @@ log = logging.getLogger(__name__)
 #: NUTS implementations that can be chosen; the default was chosen by benchmarks/bench_models.py.
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 DEFAULT_SAMPLER = "nutpie"
+#: Draws per chain by model family when none are asked for.  The dynamic model stores hundreds of
+#: latent elements (its level, the level's steps and the coordinates they are sampled in), and
+#: NUTS keeps each one's magnitude from draw to draw (it flips a near-normal coordinate's sign,
+#: lag-1 autocorrelation of |x| about 0.5), so the largest of their R-hats is noisy: with 2 x 1000
+#: draws it sat at 1.010-1.015 on the six-front ACLED panel with bulk ESS above 460 everywhere
+#: (10 of 12 backtest fits "failed"); with 2 x 2000 draws, 1.005-1.007.
+DEFAULT_DRAWS = {"changepoint": 1000, "dynamic": 2000}
 #: Per-sampler options.  nutpie's low-rank mass matrix adapts to the posterior correlation
 #: between a front's baseline and its jumps (ESS with it: benchmarks/results/bench_models.md).
 SAMPLER_KWARGS: dict[str, dict[str, object]] = {"nutpie": {"low_rank_modified_mass_matrix": True}}
@@ -204,7 +211,7 @@ class EscalationModel:
         settings : SamplerSettings, optional
             Sampler, draws, tune, chains, target_accept and random_seed.
         """
-        settings = settings or SamplerSettings()
+        settings = settings or SamplerSettings(draws=DEFAULT_DRAWS[self.options.family])
         if settings.sampler == "numpyro":
             prepare_numpyro(settings.chains)
         timings: dict[str, float] = {}
