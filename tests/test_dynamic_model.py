@@ -13,7 +13,7 @@ from forecast.data.events import EventTable, make_event_frame
 from forecast.data.panel import build_panel
 from forecast.errors import ForecastError
 from forecast.forecasting.counts import forecast_counts
-from forecast.models import dynamic, tails
+from forecast.models import dynamic, tails, whitened
 from forecast.models.design import ModelOptions, build_design
 from forecast.models.model import EscalationModel
 from forecast.priors import load_priors
@@ -106,7 +106,7 @@ def test_numpy_twin_equals_the_graph_draw_by_draw(which):
         assert layout.burst.all()
     names = [v.name for v in graph.free_RVs] + ["level", "burst", "sigma_level", "tail_weight"]
     names += ["level_step"] if "level_step" in graph.named_vars else []  # the whitened fronts' steps
-    names += ["burst_sd", "burst_persistence"] if layout.any_burst else []
+    names += ["burst_sd", "burst_persistence", "burst_step"] if layout.any_burst else []
     drawn = pm.draw([graph[name] for name in names], draws=7, random_seed=3)  # joint forward draws
     values = dict(zip(names, drawn, strict=True))
     level, burst = dynamic.latent_paths(
@@ -114,9 +114,8 @@ def test_numpy_twin_equals_the_graph_draw_by_draw(which):
         initial_level=values["initial_level"],
         sigma_level=values["sigma_level"],
         tail_weight=values["tail_weight"],
-        burst_sd=values.get("burst_sd"),
         burst_persistence=values.get("burst_persistence"),
-        burst_innovation=values.get("burst_innovation"),
+        burst_step=values.get("burst_step"),
         level_innovation=values.get("level_innovation"),
         level_step=values.get("level_step"),
     )
@@ -335,18 +334,18 @@ def test_only_fronts_counted_day_by_day_have_a_burst():
     assert list(model.design.fronts) == ["daily", "windows"]
     np.testing.assert_array_equal(layout.burst, [True, False])
     graph = model.model
-    burst, innovation = pm.draw([graph["burst"], graph["burst_innovation"]], random_seed=2)
-    assert innovation.shape == (1, len(model.design.periods))  # the daily front's only
+    burst, whitened = pm.draw([graph["burst"], graph["burst_whitened"]], random_seed=2)
+    assert whitened.shape == (1, len(model.design.periods))  # the daily front's only
     assert np.all(burst[1] == 0.0) and np.any(burst[0] != 0.0)
     # The numpy twin agrees on this layout too.
     names = [v.name for v in graph.free_RVs] + ["level", "burst", "sigma_level", "tail_weight"]
     names += ["level_step"] if "level_step" in graph.named_vars else []  # the whitened fronts' steps
-    names += ["burst_sd", "burst_persistence"]
+    names += ["burst_persistence", "burst_step"]
     values = dict(zip(names, pm.draw([graph[name] for name in names], draws=3, random_seed=6), strict=True))
     level, twin_burst = dynamic.latent_paths(
         model.design,
-        **{k: values[k] for k in ("initial_level", "sigma_level", "tail_weight", "burst_sd", "burst_persistence")},
-        burst_innovation=values["burst_innovation"],
+        **{k: values[k] for k in ("initial_level", "sigma_level", "tail_weight", "burst_persistence")},
+        burst_step=values["burst_step"],
         level_innovation=values.get("level_innovation"),
         level_step=values.get("level_step"),
     )
@@ -370,6 +369,14 @@ def test_only_fronts_counted_day_by_day_have_a_burst():
     assert np.all(future_burst[:, 1] == 0.0) and np.all(future_burst[:, 0] != 0.0)
 
 
+def _evaluate(model, outputs, point):
+    """``outputs`` (variables of ``model``'s graph) at a point of its sampler's coordinates."""
+    graph = model.model
+    values = graph.replace_rvs_by_values(outputs if isinstance(outputs, list) else [outputs])
+    evaluated = graph.compile_fn(values, inputs=graph.value_vars, on_unused_input="ignore")(point)
+    return evaluated if isinstance(outputs, list) else evaluated[0]
+
+
 def test_padding_adds_only_prior_terms_and_backtest_origins_share_one_graph():
     """Padded latent periods (the backtest's) carry no data: the log density gains exactly their prior."""
     from scipy import stats
@@ -387,13 +394,47 @@ def test_padding_adds_only_prior_terms_and_backtest_origins_share_one_graph():
     rng = np.random.default_rng(1)
     point = {k: v + rng.normal(0.0, 0.3, size=np.shape(v)) for k, v in point.items()}
     plain_shapes = {k: np.shape(v) for k, v in plain.model.initial_point().items()}
-    extra_columns = {k: np.shape(point[k])[-1] - plain_shapes[k][-1] for k in ("level_innovation", "burst_innovation")}
-    assert extra_columns == {"level_innovation": 1, "burst_innovation": 5}  # 42 -> 47 days: 6 -> 7 weeks
+    extra_columns = {k: np.shape(point[k])[-1] - plain_shapes[k][-1] for k in ("level_innovation", "burst_whitened")}
+    assert extra_columns == {"level_innovation": 1, "burst_whitened": 5}  # 42 -> 47 days: 6 -> 7 weeks
     plain_point = {k: (v[..., : plain_shapes[k][-1]] if k in extra_columns else v) for k, v in point.items()}
-    extra = sum(stats.norm.logpdf(point[k][..., plain_shapes[k][-1] :]).sum() for k in extra_columns)
-    np.testing.assert_allclose(
-        padded.model.compile_logp()(point), plain.model.compile_logp()(plain_point) + extra, rtol=1e-10
+    # The burst is sampled in coordinates whitened given the data (whitened.py), so the plain
+    # model's coordinates of the same burst path are found by whitening it with the plain inputs.
+    padded_burst = _evaluate(padded, padded.model["burst"], point)
+    inputs = list(plain.model["burst_whitened"].owner.inputs[2:])
+    values = _evaluate(plain, inputs, plain_point)
+    which = np.flatnonzero(dynamic.layout_of(plain.design).burst)
+    first, scale, tail, alpha, count, days, offset, rho = values
+    plain_point["burst_whitened"] = whitened.whiten(
+        padded_burst[which, :periods], first[:, 0], scale, tail[:, 0], alpha[:, 0], count, days, offset, rho[:, 0]
     )
+    plain_burst = _evaluate(plain, plain.model["burst"], plain_point)
+    np.testing.assert_allclose(plain_burst, padded_burst[:, :periods], rtol=1e-9, atol=1e-12)
+
+    # Every term but the burst's is the plain model's, plus the padded level steps' prior; the
+    # data terms are equal (the same paths over the data).
+    def terms(model, at):
+        names = [v.name for v in model.model.free_RVs if v.name != "burst_whitened"] + ["likelihood"]
+        rvs = [model.model[name] for name in names]
+        return dict(zip(names, _evaluate(model, model.model.logp(vars=rvs, sum=False), at), strict=True))
+
+    padded_terms, plain_terms = terms(padded, point), terms(plain, plain_point)
+    extra = stats.norm.logpdf(point["level_innovation"][..., plain_shapes["level_innovation"][-1] :]).sum()
+    for name, value in plain_terms.items():
+        gained = extra if name == "level_innovation" else 0.0
+        np.testing.assert_allclose(np.sum(padded_terms[name]), np.sum(value) + gained, rtol=1e-10, err_msg=name)
+    # The burst's term: in path space (the whitening's Jacobian added back) the padded model gains
+    # exactly the padded days' steps' prior density.
+    steps = _evaluate(padded, padded.model["burst_step"], point)
+    prior_of_padding = tails.sinh_arcsinh_logp(steps[:, periods:] / scale[:, -1:], tail) - np.log(scale[:, -1:])
+    path_density = []
+    for model, at, n_steps in ((padded, point, periods + 5), (plain, plain_point, periods)):
+        given = _evaluate(model, list(model.model["burst_whitened"].owner.inputs[2:]), at)
+        _, diagonal, _ = whitened.conditional(
+            given[0][:, 0], *given[1:2], given[2][:, 0], given[3][:, 0], *given[4:7], n_steps, given[7][:, 0]
+        )
+        term = _evaluate(model, model.model.logp(vars=[model.model["burst_whitened"]]), at)
+        path_density.append(term + np.log(diagonal).sum())
+    np.testing.assert_allclose(path_density[0], path_density[1] + prior_of_padding.sum(), rtol=1e-10)
     # Two origins padded to the same last period are one graph, so one compiled sampler serves both.
     shorter = EscalationModel(
         _mixed_panel(as_of=panel.periods[-8]), options=DYNAMIC, placeholders_until=until, shared_data=True

@@ -41,7 +41,7 @@ from forecast.models.design import ModelOptions
 from forecast.models.model import EscalationModel, SamplerSettings
 from forecast.models.nutpie_compile import CompiledModels
 from forecast.models.summary import dynamic_front_summary, intervention_summary
-from forecast.models.tails import sinh_arcsinh_inverse
+from forecast.models.tails import sinh_arcsinh, sinh_arcsinh_inverse
 from tests.sbc import rank_of, uniformity_p_value
 
 DYNAMIC = ModelOptions(family="dynamic", changepoints=0)
@@ -540,21 +540,25 @@ def test_a_burst_that_reverts_is_not_taken_for_a_level_shift():
     rng = np.random.default_rng(13)
     u = rng.standard_normal((1, BURST_DAYS))
     rho = BURST_PERSISTENCE
-    # b_t = rho b_{t-1} + kappa sqrt(1 - rho^2) g_h(u_t): the innovation that takes the burst to the peak.
-    u[0, BURST_DAY] = 0.0
+    # b_t = rho b_{t-1} + v_t, v_t = kappa sqrt(1 - rho^2) g_t(u_t) (v_0 = kappa g_t(u_0)): the burst's
+    # innovations, fixed as the graph's burst_step; the one into the peak is set below.
+    scale = np.full((1, BURST_DAYS), BURST_SD * np.sqrt(1.0 - rho**2))
+    scale[0, 0] = BURST_SD
+    steps = scale * sinh_arcsinh(u, TAIL_WEIGHT)
+    steps[0, BURST_DAY] = 0.0
     fixed = quiet_fixed() | {
         "initial_level": initial_level_for(reports, freq=n.FREQ_DAY, as_of=as_of, log_rate=[np.log(RATE)]),
-        "level_innovation": rng.standard_normal((1, BURST_DAYS - 1)),
+        # the level steps once a week on a daily grid
+        "level_innovation": rng.standard_normal((1, -(-BURST_DAYS // dynamic.DAILY_LEVEL_PERIODS) - 1)),
         "burst_sd": per_front(BURST_SD),
         "burst_persistence": per_front(BURST_PERSISTENCE),
     }
     quiet = simulate_scenario(
-        reports, freq=n.FREQ_DAY, as_of=as_of, fixed=fixed | {"burst_innovation": u}, random_seed=13
+        reports, freq=n.FREQ_DAY, as_of=as_of, fixed=fixed | {"burst_step": steps}, random_seed=13
     ).truth["burst"][0]
-    needed = (BURST_LOG_PEAK - rho * quiet[BURST_DAY - 1]) / (BURST_SD * np.sqrt(1.0 - rho**2))
-    u[0, BURST_DAY] = sinh_arcsinh_inverse(needed, TAIL_WEIGHT)
+    steps[0, BURST_DAY] = BURST_LOG_PEAK - rho * quiet[BURST_DAY - 1]
     scenario = simulate_scenario(
-        reports, freq=n.FREQ_DAY, as_of=as_of, fixed=fixed | {"burst_innovation": u}, random_seed=13
+        reports, freq=n.FREQ_DAY, as_of=as_of, fixed=fixed | {"burst_step": steps}, random_seed=13
     )
     burst_truth = scenario.truth["burst"][0]
     level_truth = scenario.truth["level"][0]

@@ -87,13 +87,14 @@ class DesignData:
         return self._variables[name]
 
 
-def _knot_grid(design: Design, name: str) -> np.ndarray:
+def _knot_grid(design: Design, name: str, *, windows: bool = True) -> np.ndarray:
     """``(front, period)`` counts (``name == "count"``) or days of the observations that lie within one level knot.
 
     The dynamic model's pseudo-observations (:mod:`forecast.models.whitened`): uncensored period
     observations and windows whose days all fall in one knot (a monthly window on a monthly grid,
     a week of days on a daily grid).  A window's count sits at its first period, its days at
-    theirs; the model sums both over each knot.
+    theirs; the model sums both over each knot.  ``windows=False``: the period observations
+    alone (the burst's pseudo-observations, one per period).
     """
     from forecast.models.dynamic_layout import level_periods_of
 
@@ -103,6 +104,8 @@ def _knot_grid(design: Design, name: str) -> np.ndarray:
     rows, periods = design.obs_front[design.period_obs][exact], design.period_index[exact]
     np.add.at(counts, (rows, periods), design.y[design.period_obs][exact].astype(float))
     np.add.at(days, (rows, periods), design.obs_days[design.period_obs][exact].astype(float))
+    if not windows:
+        return counts if name == "count" else days
     level_periods = level_periods_of(design)
     for row, obs in enumerate(design.window_obs):
         covered = np.flatnonzero(design.window_weights[row])
@@ -127,6 +130,8 @@ def _design_array(design: Design, name: str) -> np.ndarray:
         "period_rows": lambda: design.obs_front[design.period_obs],
         "knot_count": lambda: _knot_grid(design, "count"),
         "knot_count_days": lambda: _knot_grid(design, "days"),
+        "period_count": lambda: _knot_grid(design, "count", windows=False),
+        "period_count_days": lambda: _knot_grid(design, "days", windows=False),
         "period_index": lambda: design.period_index,
         "log_period_exposure": lambda: np.log(design.period_exposure),
         "window_obs": lambda: design.window_obs.astype(float),

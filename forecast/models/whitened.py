@@ -45,7 +45,7 @@ def _is_symbolic(*values) -> bool:
     return any(isinstance(v, pt.Variable) for v in values)
 
 
-def conditional(first, step_scale, tail, dispersion, count, days, offset, n_steps: int):
+def conditional(first, step_scale, tail, dispersion, count, days, offset, n_steps: int, rho=1.0):
     """``(mean, diagonal, below)``: the approximate conditional posterior of knots ``1 .. K-1``.
 
     Its precision :math:`Q` is tridiagonal, so its Cholesky factor :math:`L` is lower bidiagonal:
@@ -66,20 +66,29 @@ def conditional(first, step_scale, tail, dispersion, count, days, offset, n_step
         Each knot's counts, their days (0: none) and the mean of the log rate's other terms there.
     n_steps : int
         ``K - 1``.
+    rho : float or (front,)
+        The path's persistence: ``x_k = rho x_{k-1} + step_k`` from ``x_{-1} = first``; 1 for the
+        level's random walk, the burst's AR(1) coefficient for the burst (with ``first`` 0).
     """
-    xp = pt if _is_symbolic(first, step_scale, tail, dispersion, count, days, offset) else np
+    xp = pt if _is_symbolic(first, step_scale, tail, dispersion, count, days, offset, rho) else np
+    rho = _column(rho)
     precision = 1.0 / (sinh_arcsinh_variance(tail)[:, None] * step_scale**2)  # of each step
     seen = days > 0
     safe_days = xp.where(seen, days, 1.0)
     exposure = dispersion[:, None] * safe_days
     weight = xp.where(seen, exposure * (count + HALF_EVENT) / (exposure + count + HALF_EVENT), 0.0)
     target = xp.log((count + HALF_EVENT) / safe_days) - offset
-    after = xp.concatenate([precision[:, 1:], xp.zeros_like(precision[:, :1])], axis=1)
+    after = xp.concatenate([rho * rho * precision[:, 1:], xp.zeros_like(precision[:, :1])], axis=1)
     q_diagonal = precision + after + weight
-    first_pull = xp.concatenate([(precision[:, 0] * first)[:, None], xp.zeros_like(precision[:, 1:])], axis=1)
+    first_pull = xp.concatenate([(rho * precision[:, :1] * first[:, None]), xp.zeros_like(precision[:, 1:])], axis=1)
     rhs = weight * target + first_pull
-    diagonal, below = _tridiagonal_cholesky(q_diagonal, -precision, n_steps)
+    diagonal, below = _tridiagonal_cholesky(q_diagonal, -rho * precision, n_steps)
     return _back_solve(diagonal, below, _forward_solve(diagonal, below, rhs)), diagonal, below
+
+
+def _column(rho):
+    """``rho`` as a ``(front, 1)`` column when it is per front, as given when it is a number."""
+    return rho[:, None] if getattr(rho, "ndim", 0) == 1 else rho
 
 
 def _tridiagonal_cholesky(q_diagonal, q_below, n_steps: int):
@@ -151,28 +160,49 @@ def recurrence(u, a):
     return out
 
 
-def steps_of(whitened, first, step_scale, tail, dispersion, count, days, offset):
-    """``((front, step) steps, (front, step) log diagonal of the Cholesky factor)`` from the whitened coordinates."""
+def steps_of(whitened, first, step_scale, tail, dispersion, count, days, offset, rho=1.0):
+    """``((front, step) steps, (front, step) log diagonal of the Cholesky factor)`` from the whitened coordinates.
+
+    The steps are the path's innovations ``x_k - rho x_{k-1}`` (``x_{-1} = first``).
+    """
     n_steps = whitened.type.shape[-1]
-    mean, diagonal, below = conditional(first, step_scale, tail, dispersion, count, days, offset, n_steps)
+    mean, diagonal, below = conditional(first, step_scale, tail, dispersion, count, days, offset, n_steps, rho)
     path = mean + _back_solve(diagonal, below, whitened)
-    steps = pt.diff(pt.concatenate([first[:, None], path], axis=1), axis=1)
+    steps = path - _column(rho) * pt.concatenate([first[:, None], path[:, :-1]], axis=1)
     return steps, pt.log(diagonal)
 
 
-def whitened_logp(whitened, first, step_scale, tail, dispersion, count, days, offset):
+def whitened_logp(whitened, first, step_scale, tail, dispersion, count, days, offset, rho=1.0):
     """Elementwise log density of the whitened coordinates: the steps' sinh-arcsinh density and the Jacobian."""
-    steps, log_diagonal = steps_of(whitened, first, step_scale, tail, dispersion, count, days, offset)
+    steps, log_diagonal = steps_of(whitened, first, step_scale, tail, dispersion, count, days, offset, rho)
     return _scaled_logp(steps, tail[:, None], step_scale) - log_diagonal
 
 
-def whitened_random(first, step_scale, tail, dispersion, count, days, offset, rng=None, size=None):
+def whitened_random(first, step_scale, tail, dispersion, count, days, offset, rho=1.0, rng=None, size=None):
     """Steps drawn from their prior, mapped to the whitened coordinates ``L^T (path - mean)``."""
     step_scale = np.broadcast_to(step_scale, size)
+    first, rho = np.asarray(first, dtype=float), np.asarray(rho, dtype=float)
     steps = _scaled_random(np.asarray(tail)[..., None], step_scale, rng=rng, size=size)
-    path = np.asarray(first)[..., None] + np.cumsum(steps, axis=-1)
+    persistence = np.broadcast_to(rho[..., None] if rho.ndim else rho, size)
+    start = np.zeros(size)
+    start[..., 0] = persistence[..., 0] * first
+    path = recurrence(steps + start, persistence)
+    return whiten(path, first, step_scale, tail, dispersion, count, days, offset, rho)
+
+
+def whiten(path, first, step_scale, tail, dispersion, count, days, offset, rho=1.0):
+    """The whitened coordinates ``L^T (path - mean)`` of a ``(front, step)`` path (numpy; the inverse of :func:`steps_of`)."""
+    path = np.asarray(path, dtype=float)
     mean, diagonal, below = conditional(
-        np.asarray(first), step_scale, np.asarray(tail), np.asarray(dispersion), count, days, offset, size[-1]
+        np.asarray(first, dtype=float),
+        step_scale,
+        np.asarray(tail),
+        np.asarray(dispersion),
+        count,
+        days,
+        offset,
+        path.shape[-1],
+        np.asarray(rho, dtype=float),
     )
     centred = path - mean  # L^T centred: (L^T x)_k = L_kk x_k + L_{k+1,k} x_{k+1}
     return diagonal * centred + np.concatenate(
