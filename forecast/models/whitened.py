@@ -191,7 +191,7 @@ def whitened_random(first, step_scale, tail, dispersion, count, days, offset, rh
 
 
 def whiten(path, first, step_scale, tail, dispersion, count, days, offset, rho=1.0):
-    """The whitened coordinates ``L^T (path - mean)`` of a ``(front, step)`` path (numpy; the inverse of :func:`steps_of`)."""
+    """The whitened coordinates ``L^T (path - mean)`` of a path (numpy), the inverse of :func:`steps_of`."""
     path = np.asarray(path, dtype=float)
     mean, diagonal, below = conditional(
         np.asarray(first, dtype=float),
