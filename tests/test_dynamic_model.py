@@ -87,10 +87,15 @@ def test_graph_names_and_dims(panel):
 
 
 def _twin_panels():
-    # Monthly totals of 300 pin each month's level down (centred); 9 a month do not (non-centred).
+    # One front counted month by month (its level whitened, "centred"), one reported in
+    # two-month windows (non-centred: a window informs two levels at once, never one).
     months = pd.date_range("2022-01-01", periods=18, freq="MS")
-    counts = np.random.default_rng(2).poisson(np.repeat([300.0, 9.0], 18))
-    monthly = _panel(np.tile(months, 2), np.repeat(["big", "small"], 18), counts, freq=n.FREQ_MONTH)
+    pairs = months[::2]
+    counts = np.random.default_rng(2).poisson(np.repeat([300.0, 18.0], [18, 9]))
+    ends = list(months + pd.offsets.MonthEnd(0)) + list(pairs + pd.DateOffset(months=2) - pd.Timedelta(days=1))
+    monthly = _panel(
+        list(months) + list(pairs), ["big"] * 18 + ["small"] * 9, counts, end_dates=ends, freq=n.FREQ_MONTH
+    )
     return {"monthly": monthly, "daily": daily_panel(fronts=("a", "b"), days=40)}
 
 

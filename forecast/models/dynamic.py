@@ -53,9 +53,10 @@ grid; weeks, months or years otherwise) with :math:`d_t` observed days in period
 
 Hyperparameters (:math:`\log\sigma_f`, :math:`\operatorname{logit}(2 t_f)`, :math:`\log\kappa_f`,
 :math:`\operatorname{logit} r_f`, :math:`\log\alpha_f`) are partially pooled across fronts on
-their unconstrained scale, non-centred.  Each front's latent paths are centred or not by the
-data (:func:`centred_fronts`): the standard normals :math:`z` are sampled (non-centred) for
-sparse fronts; for fronts whose counts pin their level down ("centred"), the knots after the
+their unconstrained scale, non-centred.  Each front's level is sampled one of two ways
+(:func:`centred_fronts`): the standard normals :math:`z` (non-centred) for fronts reported
+mostly in windows longer than a period and for fronts with a burst; for the others, observed
+period by period ("centred"), the knots after the
 first are sampled in coordinates whitened by a Gaussian approximation of their conditional
 posterior (:mod:`forecast.models.whitened`), and the steps they imply are scored with the sinh-arcsinh
 transformation's exact density (:func:`forecast.models.tails.sinh_arcsinh_logp`) and the map's Jacobian.
