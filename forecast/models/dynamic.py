@@ -177,8 +177,7 @@ def build_dynamic_model(
         else:
             burst = pt.zeros((n_fronts, layout.n_latent))
         burst = pm.Deterministic("burst", burst, dims=(n.FRONT, n.TIME))
-        other = other + burst
-        log_rate = level + other
+        log_rate = level + burst + other
         log_mean = pm.Deterministic("obs_log_mean", _observation_log_mean(design, data, log_rate), dims=OBS)
         alpha = dispersion[data["obs_front"]] * data["obs_days"]
         loglik = pm.Deterministic("obs_loglik", observation_loglik(design, data, log_mean[None, :], alpha)[0], dims=OBS)
@@ -220,7 +219,7 @@ def _level(
     """``(front, period)`` level: standard normals for non-centred fronts, whitened coordinates for centred ones.
 
     ``parameters`` are ``(sigma_level, tail_weight, dispersion, initial_level)``, each ``(front,)``;
-    ``other`` the ``(front, period)`` rest of the log rate.  The level steps once per knot
+    ``other`` the ``(front, period)`` rest of the log rate but the burst.  The level steps once per knot
     (:attr:`DynamicLayout.knot_of_period`) and is constant within it.
     """
     sigma, tail, dispersion, initial = parameters

@@ -157,7 +157,7 @@ def centred_fronts(design: Design) -> np.ndarray:
     the periods, none longer than a period: a window total informs many periods at once, never
     one, so it gives no pseudo-observation) and has no burst (:func:`burst_fronts`; the level's
     approximation leaves the burst out, and on the shipped Gaza alerts, whose 7 October spike is
-    a burst, the whitened level gave a divergence and a compile twice as long).  The whitened
+    a burst, the whitened level gave a divergence).  The whitened
     coordinates adapt to how much the data say (:mod:`forecast.models.whitened`): near a centred
     form where the counts pin the level down, near a non-centred one where they barely inform it.
     The other fronts' levels are sampled non-centred, from standard normals.

@@ -39,10 +39,12 @@ SAMPLERS = ("nutpie", "pymc", "numpyro")
 DEFAULT_SAMPLER = "nutpie"
 #: Draws per chain by model family when none are asked for.  The dynamic model stores hundreds of
 #: latent elements (its level, the level's steps and the coordinates they are sampled in), and
-#: NUTS keeps each one's magnitude from draw to draw (it flips a near-normal coordinate's sign,
-#: lag-1 autocorrelation of |x| about 0.5), so the largest of their R-hats is noisy: with 2 x 1000
-#: draws it sat at 1.010-1.015 on the six-front ACLED panel with bulk ESS above 460 everywhere
-#: (10 of 12 backtest fits "failed"); with 2 x 2000 draws, 1.005-1.007.
+#: NUTS keeps each one's magnitude from draw to draw (it flips a near-normal coordinate's sign:
+#: lag-1 autocorrelation of x -0.26 to -0.47, of |x - median| +0.33 to +0.49), so the largest of
+#: their rank-normalised R-hats sits at the 1.01 limit by noise with 2 x 1000 draws (Ethiopia's
+#: monthly battles, six fits: 1.009-1.015, bulk ESS above 1,100 everywhere; 10 of 12 six-front
+#: backtest fits "failed" at 1.010-1.013) and well below it with 2 x 2000 (six fronts: 1.004-1.007).
+#: ``benchmarks/bench_latent_rhat.py`` measures it.
 DEFAULT_DRAWS = {"changepoint": 1000, "dynamic": 2000}
 #: Per-sampler options.  nutpie's low-rank mass matrix adapts to the posterior correlation
 #: between a front's baseline and its jumps (ESS with it: benchmarks/results/bench_models.md).

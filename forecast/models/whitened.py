@@ -1,32 +1,36 @@
-r"""The level of a data-rich front, sampled in coordinates whitened by an approximate posterior.
+r"""Latent paths of data-rich fronts, sampled in coordinates whitened by an approximate posterior.
 
-For a front whose counts pin its level down, the level's knots :math:`\ell_1 .. \ell_{K-1}`
-(after the first, :math:`\ell_0`, which is sampled itself) are written
+Two paths are sampled this way: the level of a front observed period by period (its knots
+:math:`\ell_1 .. \ell_{K-1}` after the first, :math:`\ell_0`, which is sampled itself; a random
+walk, :math:`\rho = 1`) and the burst of a front that has one (an AR(1) from :math:`b_{-1} = 0`).
+Either path :math:`x` is written
 
 .. math::
 
-    \ell = m(\theta) + L(\theta)^{-\top} \varepsilon
+    x = m(\theta) + L(\theta)^{-\top} \varepsilon
 
 where :math:`Q = L L^\top` and :math:`m = Q^{-1} r` are the precision and mean of a Gaussian
-approximation of their conditional posterior given the hyperparameters :math:`\theta`:
+approximation of its conditional posterior given the hyperparameters :math:`\theta` (and, for
+the burst, the level):
 
-* the random walk's steps as normal, with the sinh-arcsinh steps' variance
-  :math:`s_k^2\,\operatorname{Var} g_t(Z)` (tridiagonal precision; :func:`forecast.models.tails.sinh_arcsinh_variance`);
-* each knot's counts as a normal pseudo-observation of the log rate,
-  :math:`\log((Y_k + 1/2) / E_k)` less the other terms of the log rate (interventions, season,
-  burst), with the negative binomial's delta-method precision
-  :math:`\alpha E_k (Y_k + 1/2) / (\alpha E_k + Y_k + 1/2)` (:math:`Y_k` the counts of the
-  knot's period observations, :math:`E_k` their days).
+* the innovations :math:`x_k - \rho x_{k-1}` as normal, with the sinh-arcsinh innovations'
+  variance :math:`s_k^2\,\operatorname{Var} g_t(Z)` (tridiagonal precision;
+  :func:`forecast.models.tails.sinh_arcsinh_variance`);
+* each knot's (or day's) counts as a normal pseudo-observation of the log rate,
+  :math:`\log((Y_k + 1/2) / E_k)` less the log rate's other terms (interventions and season;
+  for the burst, the level too), with the negative binomial's delta-method precision
+  :math:`\alpha E_k (Y_k + 1/2) / (\alpha E_k + Y_k + 1/2)` (:math:`Y_k` the counts,
+  :math:`E_k` their days).
 
 The sampler works on :math:`\varepsilon`.  The model is unchanged: the density of
-:math:`\varepsilon` is the exact sinh-arcsinh density of the steps that :math:`\ell(\varepsilon)`
-implies, times the Jacobian :math:`\prod_k 1 / L_{kk}`; the approximation only chooses the
-coordinates.  Why: month-to-month variation beyond the Poisson's comes from the level's steps
-or from the negative binomial's noise, and with the steps sampled themselves (centred) every
-step had to move with the noise's share, one leapfrog at a time.  Measured on Ethiopia's
-monthly battles (ACLED, one front, 2 chains x 1000 draws): bulk ESS of the hyperparameters 280
-centred, 1,235 whitened; in the six-front backtest 9 of 12 centred fits failed on
-``log_dispersion`` or ``log_sigma_level``.
+:math:`\varepsilon` is the exact sinh-arcsinh density of the innovations that
+:math:`x(\varepsilon)` implies, times the Jacobian :math:`\prod_k 1 / L_{kk}`; the
+approximation only chooses the coordinates.  Why: variation beyond the Poisson's comes from the
+path's innovations or from the negative binomial's noise, and with the innovations sampled
+themselves (centred) or as standard normals (non-centred) every one had to move with the split
+between the two, one leapfrog at a time.  Measured on Ethiopia's monthly battles (ACLED, one
+front, 2 chains x 1000 draws): bulk ESS of the hyperparameters 280 centred, 1,235 whitened; in
+the six-front backtest 9 of 12 centred fits failed on ``log_dispersion`` or ``log_sigma_level``.
 """
 
 from __future__ import annotations
