@@ -134,18 +134,6 @@ def test_the_level_centre_is_each_fronts_own_scale_not_pooled():
     assert centre[0] < np.log(2.0) and centre[1] > np.log(200.0)
 
 
-def test_linear_recurrence_matches_the_sequential_definition():
-    rng = np.random.default_rng(0)
-    u = rng.normal(size=(3, 37))
-    a = np.array([0.0, 0.5, 0.97])
-    got = dynamic.linear_recurrence(pm.math.constant(u), pm.math.constant(a)).eval()
-    expected = np.zeros_like(u)
-    expected[:, 0] = u[:, 0]
-    for t in range(1, u.shape[1]):
-        expected[:, t] = a * expected[:, t - 1] + u[:, t]
-    np.testing.assert_allclose(got, expected, rtol=1e-12)
-
-
 LEVEL = float(np.log(10.0))
 
 
@@ -432,10 +420,10 @@ def test_padding_adds_only_prior_terms_and_backtest_origins_share_one_graph():
     steps = _evaluate(padded, padded.model["burst_step"], point)
     prior_of_padding = tails.sinh_arcsinh_logp(steps[:, periods:] / scale[:, -1:], tail) - np.log(scale[:, -1:])
     path_density = []
-    for model, at, n_steps in ((padded, point, periods + 5), (plain, plain_point, periods)):
+    for model, at in ((padded, point), (plain, plain_point)):
         given = _evaluate(model, list(model.model["burst_whitened"].owner.inputs[2:]), at)
         _, diagonal, _ = whitened.conditional(
-            given[0][:, 0], *given[1:2], given[2][:, 0], given[3][:, 0], *given[4:7], n_steps, given[7][:, 0]
+            given[0][:, 0], *given[1:2], given[2][:, 0], given[3][:, 0], *given[4:7], given[7][:, 0]
         )
         term = _evaluate(model, model.model.logp(vars=[model.model["burst_whitened"]]), at)
         path_density.append(term + np.log(diagonal).sum())

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytensor
 import pytensor.tensor as pt
+import pytest
 
 from forecast import names as n
-from forecast.models import whitened
+from forecast.models import whitened, whitened_path
 from forecast.models.design import build_design
 from forecast.models.dynamic import layout_of
 from forecast.models.escalation import _design_array
@@ -39,34 +40,78 @@ def _symbolic(values):
     return [pt.as_tensor(np.asarray(v, dtype=float)) for v in values]
 
 
-def test_the_numpy_and_pytensor_conditionals_agree_and_factor_the_tridiagonal_precision():
-    values = _inputs()
-    numeric = whitened.conditional(*values, STEPS)
-    symbolic = whitened.conditional(*_symbolic(values), STEPS)
-    for got, expected in zip(symbolic, numeric, strict=True):
-        np.testing.assert_allclose(got.eval(), expected, rtol=1e-10, atol=1e-12)
-    mean, diagonal, below = numeric
-    chol = np.zeros((FRONTS, STEPS, STEPS))
-    index = np.arange(STEPS)
-    chol[:, index, index] = diagonal
-    chol[:, index[1:], index[:-1]] = below[:, 1:]
-    q = chol @ np.swapaxes(chol, 1, 2)
-    precision = 1.0 / (sinh_arcsinh_variance(values[2])[:, None] * values[1] ** 2)
-    np.testing.assert_allclose(q[:, index[1:], index[:-1]], -precision[:, 1:], rtol=1e-10)
-    np.testing.assert_allclose(np.triu(q, 2), 0.0, atol=1e-12)
-    # The mean solves Q m = r: the data term's weight times the pseudo-observation, plus the first knot's pull.
-    first, count, days, offset = values[0], values[4], values[5], values[6]
-    exposure = values[3][:, None] * np.where(days > 0, days, 1.0)
+def _dense(first, step_scale, tail, dispersion, count, days, offset, rho):
+    """Per front, the tridiagonal precision ``Q`` and right-hand side ``r`` built in full, as the docstring states."""
+    precision = 1.0 / (sinh_arcsinh_variance(tail)[:, None] * step_scale**2)
+    exposure = dispersion[:, None] * np.where(days > 0, days, 1.0)
     weight = np.where(days > 0, exposure * (count + 0.5) / (exposure + count + 0.5), 0.0)
     rhs = weight * (np.log((count + 0.5) / np.where(days > 0, days, 1.0)) - offset)
-    rhs[:, 0] += precision[:, 0] * first
+    rhs[:, 0] += rho * precision[:, 0] * first
+    q = np.zeros((FRONTS, STEPS, STEPS))
+    for f in range(FRONTS):
+        for k in range(STEPS):
+            after = rho[f] ** 2 * precision[f, k + 1] if k + 1 < STEPS else 0.0
+            q[f, k, k] = precision[f, k] + weight[f, k] + after
+            if k:
+                q[f, k - 1, k] = q[f, k, k - 1] = -rho[f] * precision[f, k]
+    return q, rhs
+
+
+@pytest.mark.parametrize("rho", [np.ones(FRONTS), np.array([0.3, 0.9])], ids=["random walk", "AR(1)"])
+def test_the_conditional_factors_the_tridiagonal_precision_and_solves_for_the_mean(rho):
+    values = _inputs()
+    mean, diagonal, below = whitened.conditional(*values, rho)
+    q, rhs = _dense(*values, rho)
+    chol = np.linalg.cholesky(q)
+    index = np.arange(STEPS)
+    np.testing.assert_allclose(diagonal, chol[:, index, index], rtol=1e-12)
+    np.testing.assert_allclose(below[:, 1:], chol[:, index[1:], index[:-1]], rtol=1e-12)
+    np.testing.assert_allclose(below[:, 0], 0.0)
     np.testing.assert_allclose(np.einsum("fij,fj->fi", q, mean), rhs, rtol=1e-9, atol=1e-9)
 
 
-def test_the_recurrence_scan_equals_the_loop():
-    rng = np.random.default_rng(5)
-    u, a = rng.normal(size=(3, 11)), rng.normal(size=(3, 11))
-    np.testing.assert_allclose(whitened.recurrence(pt.as_tensor(u), pt.as_tensor(a)).eval(), whitened.recurrence(u, a))
+def test_the_path_op_is_the_dense_solve_in_every_backend_and_whiten_inverts_it():
+    values, rho = _inputs(3), np.array([0.6, 1.0])
+    eps = np.random.default_rng(6).normal(size=(FRONTS, STEPS))
+    q, rhs = _dense(*values, rho)
+    chol = np.linalg.cholesky(q)
+    expected = np.stack([np.linalg.solve(chol[f].T, np.linalg.solve(chol[f], rhs[f]) + eps[f]) for f in range(FRONTS)])
+    path, log_diagonal = whitened.path_of(pt.as_tensor(eps), *_symbolic(values), pt.as_tensor(rho))
+    for mode in ("FAST_RUN", "NUMBA"):
+        got = pytensor.function([], [path, log_diagonal], mode=mode)()
+        np.testing.assert_allclose(got[0], expected, rtol=1e-10, err_msg=mode)
+        np.testing.assert_allclose(got[1], np.log(np.diagonal(chol, axis1=1, axis2=2)), rtol=1e-12, err_msg=mode)
+    np.testing.assert_allclose(whitened.whiten(expected, *values, rho), eps, rtol=1e-9, atol=1e-12)
+
+
+def test_the_path_ops_gradient_is_the_derivative_of_its_map():
+    """The hand-written reverse mode against finite differences, through both outputs and every input."""
+    rng = np.random.default_rng(7)
+    w, a, r = rng.normal(size=(3, 5)), rng.normal(size=3), rng.uniform(0.2, 1.0, size=3)
+    p, h, g = rng.uniform(0.5, 3.0, size=(3, 5)), rng.uniform(0.0, 4.0, size=(3, 5)), rng.normal(size=(3, 5))
+    h[1, 2] = 0.0  # a knot without data
+    weights = rng.normal(size=(3, 5))
+    inputs = [w, a, p, r, h, g]
+
+    def cost(*values):
+        path, diagonal = whitened_path.whitened_path(*values)
+        return (path * weights).sum() + 1.7 * pt.log(diagonal).sum()
+
+    def log_diagonal_only(*values):  # the path unused: its gradient is disconnected, not an error
+        return pt.log(whitened_path.whitened_path(*values)[1]).sum()
+
+    pytensor.gradient.verify_grad(cost, inputs, rng=rng)
+    pytensor.gradient.verify_grad(log_diagonal_only, inputs, rng=rng)
+    variables = [pt.matrix(), pt.vector(), pt.matrix(), pt.vector(), pt.matrix(), pt.matrix()]
+    gradients = pytensor.grad(cost(*variables), variables)
+    numba, c = (pytensor.function(variables, gradients, mode=m)(*inputs) for m in ("NUMBA", "FAST_RUN"))
+    for got, expected in zip(numba, c, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_the_path_op_rejects_inputs_of_the_wrong_rank():
+    with pytest.raises(TypeError, match="a must have 1 dimensions"):
+        whitened_path.whitened_path(pt.matrix(), pt.matrix(), pt.matrix(), pt.vector(), pt.matrix(), pt.matrix())
 
 
 def test_whitened_draws_map_back_to_the_prior_steps_they_came_from():

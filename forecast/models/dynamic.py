@@ -99,7 +99,7 @@ from forecast.models.escalation import (
     observation_loglik,
 )
 from forecast.models.tails import TAIL_WEIGHT_MAX, sinh_arcsinh
-from forecast.models.whitened import knot_sums, steps_of, whitened_logp, whitened_random
+from forecast.models.whitened import knot_sums, path_of, steps_of, whitened_logp, whitened_random
 
 MODEL_NAME = "dynamic"
 
@@ -118,7 +118,6 @@ __all__ = [
     "layout_of",
     "level_centre",
     "level_periods_of",
-    "linear_recurrence",
     "simulate_future",
 ]
 
@@ -242,9 +241,9 @@ def _level(
         # Sampling the steps themselves (the centred form) left every step to move with the split
         # of the variation between steps and dispersion: 9 of 12 six-front backtest fits failed.
         days = _padded(data["knot_count_days"], layout.n_latent)[centred]
-        knot_days = knot_sums(days, 1.0, layout.knot_of_period)[:, 1:]
-        knot_count = knot_sums(_padded(data["knot_count"], layout.n_latent)[centred], 1.0, layout.knot_of_period)
-        knot_offset = knot_sums(other[centred], days, layout.knot_of_period)[:, 1:] / pt.maximum(knot_days, 1e-9)
+        knot_days = knot_sums(days, 1.0, layout.level_periods)[:, 1:]
+        knot_count = knot_sums(_padded(data["knot_count"], layout.n_latent)[centred], 1.0, layout.level_periods)
+        knot_offset = knot_sums(other[centred], days, layout.level_periods)[:, 1:] / pt.maximum(knot_days, 1e-9)
         inputs = (
             first[centred][:, None],
             step_scale[centred],
@@ -261,9 +260,8 @@ def _level(
             random=_whitened_random,
             shape=(len(centred), n_knots - 1),
         )
-        steps = pm.Deterministic("level_step", _whitened_steps(whitened, *inputs))
-        start = first[centred][:, None]
-        parts.append(pt.concatenate([start, start + pt.cumsum(steps, axis=1)], axis=1))
+        pm.Deterministic("level_step", _whitened_steps(whitened, *inputs))
+        parts.append(pt.concatenate([first[centred][:, None], _whitened_path(whitened, *inputs)], axis=1))
     order = np.concatenate([non_centred, centred])
     inverse = np.empty(n_fronts, dtype=np.int64)
     inverse[order] = np.arange(n_fronts)
@@ -278,6 +276,11 @@ def _level(
 def _whitened_steps(whitened, first, step_scale, tail, dispersion, count, days, offset, rho=None):
     rho = 1.0 if rho is None else rho[:, 0]
     return steps_of(whitened, first[:, 0], step_scale, tail[:, 0], dispersion[:, 0], count, days, offset, rho)[0]
+
+
+def _whitened_path(whitened, first, step_scale, tail, dispersion, count, days, offset, rho=None):
+    rho = 1.0 if rho is None else rho[:, 0]
+    return path_of(whitened, first[:, 0], step_scale, tail[:, 0], dispersion[:, 0], count, days, offset, rho)[0]
 
 
 def _whitened_logp(whitened, first, step_scale, tail, dispersion, count, days, offset, rho=None):
@@ -335,29 +338,11 @@ def _burst(
     whitened = pm.CustomDist(
         "burst_whitened", *inputs, logp=_whitened_logp, random=_whitened_random, shape=(len(which), n_periods)
     )
-    steps = pm.Deterministic("burst_step", _whitened_steps(whitened, *inputs))
-    paths = linear_recurrence(steps, rho)
+    pm.Deterministic("burst_step", _whitened_steps(whitened, *inputs))
+    paths = _whitened_path(whitened, *inputs)
     if len(which) == n_fronts:
         return paths
     return pt.set_subtensor(pt.zeros((n_fronts, n_periods))[which], paths)
-
-
-def linear_recurrence(u: pt.TensorVariable, a: pt.TensorVariable) -> pt.TensorVariable:
-    """``x_t = a x_{t-1} + u_t`` (``x_0 = u_0``) along the last axis; ``u`` is ``(front, period)``, ``a`` ``(front,)``.
-
-    A parallel prefix scan: ``ceil(log2(T))`` shifted additions, each O(front x period), in
-    place of a sequential scan (which PyTensor differentiates slowly).
-    """
-    n_periods = u.type.shape[-1] if u.type.shape[-1] is not None else None
-    out = u
-    power = a[:, None]
-    shift = 1
-    while n_periods is not None and shift < n_periods:
-        shifted = pt.concatenate([pt.zeros_like(out[:, :shift]), out[:, :-shift]], axis=1)
-        out = out + power * shifted
-        power = power * power
-        shift *= 2
-    return out
 
 
 # --------------------------------------------------------------------------------------------

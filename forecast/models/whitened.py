@@ -31,14 +31,17 @@ themselves (centred) or as standard normals (non-centred) every one had to move 
 between the two, one leapfrog at a time.  Measured on Ethiopia's monthly battles (ACLED, one
 front, 2 chains x 1000 draws): bulk ESS of the hyperparameters 280 centred, 1,235 whitened; in
 the six-front backtest 9 of 12 centred fits failed on ``log_dispersion`` or ``log_sigma_level``.
+
+The factorisation and both solves are one PyTensor Op with a Numba kernel
+(:mod:`forecast.models.whitened_path`); this module computes its inputs.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pytensor
 import pytensor.tensor as pt
 
+from forecast.models import whitened_path as kernel
 from forecast.models.tails import _scaled_logp, _scaled_random, sinh_arcsinh_variance
 
 #: Half an event added to each knot's count, so that an empty knot has a finite log rate.
@@ -49,119 +52,92 @@ def _is_symbolic(*values) -> bool:
     return any(isinstance(v, pt.Variable) for v in values)
 
 
-def conditional(first, step_scale, tail, dispersion, count, days, offset, n_steps: int, rho=1.0):
-    """``(mean, diagonal, below)``: the approximate conditional posterior of knots ``1 .. K-1``.
+def pseudo_observations(step_scale, tail, dispersion, count, days, offset):
+    r"""``(precision, weight, target)``, each ``(front, step)``: the approximation's ingredients.
+
+    ``precision`` is each step's (the sinh-arcsinh innovations' variance, inverted), ``weight``
+    the negative binomial's delta-method precision of each knot's pseudo-observation and
+    ``target`` the pseudo-observation, :math:`\log((Y_k + 1/2) / E_k)` less the other terms.
+    Numpy arrays or PyTensor variables alike; ``tail`` and ``dispersion`` are ``(front,)``.
+    """
+    xp = pt if _is_symbolic(step_scale, tail, dispersion, count, days, offset) else np
+    precision = 1.0 / (sinh_arcsinh_variance(tail)[..., None] * step_scale**2)
+    seen = days > 0
+    safe_days = xp.where(seen, days, 1.0)
+    exposure = dispersion[..., None] * safe_days
+    weight = xp.where(seen, exposure * (count + HALF_EVENT) / (exposure + count + HALF_EVENT), 0.0)
+    target = xp.log((count + HALF_EVENT) / safe_days) - offset
+    return precision, weight, target
+
+
+def _flat_inputs(first, step_scale, tail, dispersion, count, days, offset, rho, shape=None):
+    """Kernel inputs ``(a, p, r, h, g)`` broadcast to ``shape`` (``(..., front, step)``) and flattened to 2-D."""
+    precision, weight, target = pseudo_observations(
+        np.asarray(step_scale, dtype=float),
+        np.asarray(tail, dtype=float),
+        np.asarray(dispersion, dtype=float),
+        np.asarray(count, dtype=float),
+        np.asarray(days, dtype=float),
+        np.asarray(offset, dtype=float),
+    )
+    if shape is None:
+        shape = np.broadcast_shapes(precision.shape, weight.shape, target.shape)
+    rows = int(np.prod(shape[:-1]))
+    vector_shape = shape[:-1]
+
+    def matrix(v):
+        return np.ascontiguousarray(np.broadcast_to(v, shape).reshape(rows, shape[-1]))
+
+    def vector(v):
+        return np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=float), vector_shape).reshape(rows))
+
+    return shape, (vector(first), matrix(precision), vector(rho), matrix(weight), matrix(target))
+
+
+def conditional(first, step_scale, tail, dispersion, count, days, offset, rho=1.0):
+    """``(mean, diagonal, below)`` (numpy): the approximate conditional posterior of the path.
 
     Its precision :math:`Q` is tridiagonal, so its Cholesky factor :math:`L` is lower bidiagonal:
     ``diagonal`` holds :math:`L_{kk}` and ``below`` :math:`L_{k,k-1}` (0 at :math:`k = 0`).
-    Everything is elementwise arithmetic and recurrences, no LAPACK call, so that the compiled
-    log density stays cacheable on disk (a LAPACK routine enters Numba as a ctypes pointer, a
-    "dynamic global" that disables the cache).
 
-    Parameters (numpy arrays or PyTensor variables alike)
+    Parameters
     ----------
-    first : (front,)
-        The first knot's level.
-    step_scale : (front, step)
-        Scale of each step into knots ``1 .. K-1``.
-    tail, dispersion : (front,)
+    first : (..., front)
+        The value before the path: the first knot's level (``x_{-1}``); 0 for the burst.
+    step_scale : (..., front, step)
+        Scale of each step.
+    tail, dispersion : (..., front)
         The steps' tail weight and the daily negative binomial dispersion.
-    count, days, offset : (front, step)
+    count, days, offset : (..., front, step)
         Each knot's counts, their days (0: none) and the mean of the log rate's other terms there.
-    n_steps : int
-        ``K - 1``.
-    rho : float or (front,)
-        The path's persistence: ``x_k = rho x_{k-1} + step_k`` from ``x_{-1} = first``; 1 for the
-        level's random walk, the burst's AR(1) coefficient for the burst (with ``first`` 0).
+    rho : float or (..., front)
+        The path's persistence: ``x_k = rho x_{k-1} + step_k``; 1 for the level's random walk,
+        the burst's AR(1) coefficient for the burst.
     """
-    xp = pt if _is_symbolic(first, step_scale, tail, dispersion, count, days, offset, rho) else np
-    rho = _column(rho)
-    precision = 1.0 / (sinh_arcsinh_variance(tail)[:, None] * step_scale**2)  # of each step
-    seen = days > 0
-    safe_days = xp.where(seen, days, 1.0)
-    exposure = dispersion[:, None] * safe_days
-    weight = xp.where(seen, exposure * (count + HALF_EVENT) / (exposure + count + HALF_EVENT), 0.0)
-    target = xp.log((count + HALF_EVENT) / safe_days) - offset
-    after = xp.concatenate([rho * rho * precision[:, 1:], xp.zeros_like(precision[:, :1])], axis=1)
-    q_diagonal = precision + after + weight
-    first_pull = xp.concatenate([(rho * precision[:, :1] * first[:, None]), xp.zeros_like(precision[:, 1:])], axis=1)
-    rhs = weight * target + first_pull
-    diagonal, below = _tridiagonal_cholesky(q_diagonal, -rho * precision, n_steps)
-    return _back_solve(diagonal, below, _forward_solve(diagonal, below, rhs)), diagonal, below
+    shape, (a, p, r, h, g) = _flat_inputs(first, step_scale, tail, dispersion, count, days, offset, rho)
+    diagonal, below, u = kernel.factor(a, p, r, h, g)
+    mean = kernel.back_solve(diagonal, below, u)
+    return tuple(v.reshape(shape) for v in (mean, diagonal, below))
 
 
-def _column(rho):
-    """``rho`` as a ``(front, 1)`` column when it is per front, as given when it is a number."""
-    return rho[:, None] if getattr(rho, "ndim", 0) == 1 else rho
+def path_of(whitened, first, step_scale, tail, dispersion, count, days, offset, rho=1.0):
+    """``((front, step) path, (front, step) log diagonal of the Cholesky factor)`` (PyTensor).
 
-
-def _tridiagonal_cholesky(q_diagonal, q_below, n_steps: int):
-    """``(diagonal, below)`` of the lower bidiagonal Cholesky factor of a tridiagonal matrix, per front.
-
-    ``q_below[:, k]`` is the matrix's entry between rows ``k - 1`` and ``k`` (``k >= 1``):
-    ``below_k = q_below_k / diagonal_{k-1}``, ``diagonal_k = sqrt(q_diagonal_k - below_k^2)``.
-    PyTensor: a scan (an unrolled loop made a graph that Numba took minutes to compile).
+    ``first``, ``tail``, ``dispersion`` and ``rho`` are ``(front,)`` (``rho`` may be a number).
     """
-    if not _is_symbolic(q_diagonal, q_below):
-        diagonal, below = np.zeros_like(q_diagonal), np.zeros_like(q_diagonal)
-        diagonal[:, 0] = np.sqrt(q_diagonal[:, 0])
-        for k in range(1, n_steps):
-            below[:, k] = q_below[:, k] / diagonal[:, k - 1]
-            diagonal[:, k] = np.sqrt(q_diagonal[:, k] - below[:, k] ** 2)
-        return diagonal, below
-    start = pt.sqrt(q_diagonal[:, 0])
-    if n_steps == 1:
-        return start[:, None], pt.zeros_like(start)[:, None]
-
-    def step(q_diagonal_k, q_below_k, previous):
-        below_k = q_below_k / previous
-        return pt.sqrt(q_diagonal_k - below_k * below_k), below_k
-
-    rest, belows = pytensor.scan(
-        step,
-        sequences=[q_diagonal[:, 1:].T, q_below[:, 1:].T],
-        outputs_info=[start, None],
-        n_steps=n_steps - 1,
-        return_updates=False,
+    precision, weight, target = pseudo_observations(step_scale, tail, dispersion, count, days, offset)
+    shape = whitened.shape
+    first = pt.as_tensor(first)
+    rho = pt.ones_like(first) * rho
+    path, diagonal = kernel.whitened_path(
+        whitened,
+        first,
+        pt.broadcast_to(precision, shape),
+        rho,
+        pt.broadcast_to(weight, shape),
+        pt.broadcast_to(target, shape),
     )
-    diagonal = pt.concatenate([start[:, None], rest.T], axis=1)
-    below = pt.concatenate([pt.zeros_like(start)[:, None], belows.T], axis=1)
-    return diagonal, below
-
-
-def _forward_solve(diagonal, below, rhs):
-    """``L^{-1} rhs`` for the lower bidiagonal ``L``: ``u_k = (rhs_k - below_k u_{k-1}) / diagonal_k``."""
-    return recurrence(rhs / diagonal, -below / diagonal)
-
-
-def _back_solve(diagonal, below, rhs):
-    """``L^{-T} rhs``: ``x_k = (rhs_k - below_{k+1} x_{k+1}) / diagonal_k``, run backwards."""
-    xp = pt if _is_symbolic(diagonal, below, rhs) else np
-    ahead = xp.concatenate([below[:, 1:], xp.zeros_like(below[:, :1])], axis=1)
-    flipped = recurrence((rhs / diagonal)[:, ::-1], (-ahead / diagonal)[:, ::-1])
-    return flipped[:, ::-1]
-
-
-def recurrence(u, a):
-    """``x_k = a_k x_{k-1} + u_k`` (``x_0 = u_0``) along the last axis, ``a`` varying with ``k``.
-
-    PyTensor: a parallel prefix scan (``ceil(log2 K)`` shifted multiply-adds, which differentiate
-    quickly); numpy: a loop.
-    """
-    if not _is_symbolic(u, a):
-        out = np.array(u, dtype=float, copy=True)
-        for k in range(1, out.shape[-1]):
-            out[..., k] += a[..., k] * out[..., k - 1]
-        return out
-    n_steps = u.type.shape[-1]
-    if n_steps is None:
-        raise ValueError("recurrence needs a static number of steps")
-    out, power, shift = u, a, 1
-    while shift < n_steps:
-        out = out + power * pt.concatenate([pt.zeros_like(out[:, :shift]), out[:, :-shift]], axis=1)
-        power = power * pt.concatenate([pt.zeros_like(power[:, :shift]), power[:, :-shift]], axis=1)
-        shift *= 2
-    return out
+    return path, pt.log(diagonal)
 
 
 def steps_of(whitened, first, step_scale, tail, dispersion, count, days, offset, rho=1.0):
@@ -169,11 +145,10 @@ def steps_of(whitened, first, step_scale, tail, dispersion, count, days, offset,
 
     The steps are the path's innovations ``x_k - rho x_{k-1}`` (``x_{-1} = first``).
     """
-    n_steps = whitened.type.shape[-1]
-    mean, diagonal, below = conditional(first, step_scale, tail, dispersion, count, days, offset, n_steps, rho)
-    path = mean + _back_solve(diagonal, below, whitened)
-    steps = path - _column(rho) * pt.concatenate([first[:, None], path[:, :-1]], axis=1)
-    return steps, pt.log(diagonal)
+    path, log_diagonal = path_of(whitened, first, step_scale, tail, dispersion, count, days, offset, rho)
+    rho = rho[:, None] if getattr(rho, "ndim", 0) == 1 else rho
+    steps = path - rho * pt.concatenate([pt.as_tensor(first)[:, None], path[:, :-1]], axis=1)
+    return steps, log_diagonal
 
 
 def whitened_logp(whitened, first, step_scale, tail, dispersion, count, days, offset, rho=1.0):
@@ -185,37 +160,41 @@ def whitened_logp(whitened, first, step_scale, tail, dispersion, count, days, of
 def whitened_random(first, step_scale, tail, dispersion, count, days, offset, rho=1.0, rng=None, size=None):
     """Steps drawn from their prior, mapped to the whitened coordinates ``L^T (path - mean)``."""
     step_scale = np.broadcast_to(step_scale, size)
-    first, rho = np.asarray(first, dtype=float), np.asarray(rho, dtype=float)
     steps = _scaled_random(np.asarray(tail)[..., None], step_scale, rng=rng, size=size)
-    persistence = np.broadcast_to(rho[..., None] if rho.ndim else rho, size)
-    start = np.zeros(size)
-    start[..., 0] = persistence[..., 0] * first
-    path = recurrence(steps + start, persistence)
+    rho_ = np.asarray(rho, dtype=float)
+    persistence = np.broadcast_to(rho_[..., None] if rho_.ndim else rho_, size)
+    path = np.array(steps, dtype=float, copy=True)
+    path[..., 0] += persistence[..., 0] * np.asarray(first, dtype=float)
+    for k in range(1, path.shape[-1]):
+        path[..., k] += persistence[..., k] * path[..., k - 1]
     return whiten(path, first, step_scale, tail, dispersion, count, days, offset, rho)
 
 
 def whiten(path, first, step_scale, tail, dispersion, count, days, offset, rho=1.0):
-    """The whitened coordinates ``L^T (path - mean)`` of a path (numpy), the inverse of :func:`steps_of`."""
+    """The whitened coordinates ``L^T path - L^{-1} r`` of a path (numpy), the inverse of :func:`path_of`."""
     path = np.asarray(path, dtype=float)
-    mean, diagonal, below = conditional(
-        np.asarray(first, dtype=float),
-        step_scale,
-        np.asarray(tail),
-        np.asarray(dispersion),
-        count,
-        days,
-        offset,
-        path.shape[-1],
-        np.asarray(rho, dtype=float),
-    )
-    centred = path - mean  # L^T centred: (L^T x)_k = L_kk x_k + L_{k+1,k} x_{k+1}
-    return diagonal * centred + np.concatenate(
-        [below[..., 1:] * centred[..., 1:], np.zeros_like(centred[..., :1])], axis=-1
-    )
+    shape, (a, p, r, h, g) = _flat_inputs(first, step_scale, tail, dispersion, count, days, offset, rho, path.shape)
+    diagonal, below, u = kernel.factor(a, p, r, h, g)
+    x = path.reshape(diagonal.shape)
+    # (L^T x)_k = L_kk x_k + L_{k+1,k} x_{k+1}
+    transposed = diagonal * x + np.concatenate([below[:, 1:] * x[:, 1:], np.zeros_like(x[:, :1])], axis=1)
+    return (transposed - u).reshape(shape)
 
 
-def knot_sums(values, weights, knot_of_period: np.ndarray):
-    """``(front, knot)`` sums of ``values * weights`` over each knot's periods (``(front, period)`` inputs)."""
-    n_knots = int(knot_of_period[-1]) + 1
-    onehot = (knot_of_period[:, None] == np.arange(n_knots)[None, :]).astype(float)
-    return (values * weights) @ onehot
+def knot_sums(values, weights, level_periods: int):
+    """``(front, knot)`` sums of ``values * weights`` over each knot's ``level_periods`` periods (PyTensor).
+
+    ``values`` and ``weights`` are ``(front, period)``; knot ``k`` holds periods
+    ``k * level_periods`` to ``(k + 1) * level_periods - 1`` (the last knot may be shorter).
+    A reshape and a sum, not a product with a constant 0/1 matrix: PyTensor's gradient stores
+    that matrix's transpose as a non-contiguous constant, which Numba compiles in as a pointer
+    to this process's memory, and the compiled model could no longer be cached on disk.
+    """
+    weighted = pt.as_tensor(values * weights)
+    n_periods = weighted.type.shape[-1]
+    if n_periods is None:
+        raise ValueError("knot_sums needs a static number of periods")
+    n_knots = -(-n_periods // level_periods)
+    padding = pt.zeros((weighted.shape[0], n_knots * level_periods - n_periods))
+    whole = pt.concatenate([weighted, padding], axis=1)
+    return whole.reshape((weighted.shape[0], n_knots, level_periods)).sum(axis=2)
