@@ -100,6 +100,17 @@ def _twin_panels():
 
 
 @pytest.mark.parametrize("which", ["monthly", "daily"])
+def test_data_as_shared_variables_give_the_same_log_density_as_constants(which):
+    """The backtest builds the graph on shared data, whose shapes the graph does not know."""
+    panel = _twin_panels()[which]
+    plain = EscalationModel(panel, options=DYNAMIC).model
+    shared = EscalationModel(panel, options=DYNAMIC, shared_data=True).model
+    point = plain.initial_point(random_seed=4)
+    point = {k: v + np.random.default_rng(5).normal(0.0, 0.2, size=np.shape(v)) for k, v in point.items()}
+    assert shared.compile_logp()(point) == pytest.approx(plain.compile_logp()(point), rel=1e-10)
+
+
+@pytest.mark.parametrize("which", ["monthly", "daily"])
 def test_numpy_twin_equals_the_graph_draw_by_draw(which):
     """One definition of the rate: latent_paths reproduces the graph's level and burst exactly."""
     model = EscalationModel(_twin_panels()[which], options=DYNAMIC)

@@ -241,9 +241,13 @@ def _level(
         # Sampling the steps themselves (the centred form) left every step to move with the split
         # of the variation between steps and dispersion: 9 of 12 six-front backtest fits failed.
         days = _padded(data["knot_count_days"], layout.n_latent)[centred]
-        knot_days = knot_sums(days, 1.0, layout.level_periods)[:, 1:]
-        knot_count = knot_sums(_padded(data["knot_count"], layout.n_latent)[centred], 1.0, layout.level_periods)
-        knot_offset = knot_sums(other[centred], days, layout.level_periods)[:, 1:] / pt.maximum(knot_days, 1e-9)
+        knot_days = knot_sums(days, 1.0, layout.level_periods, layout.n_latent)[:, 1:]
+        knot_count = knot_sums(
+            _padded(data["knot_count"], layout.n_latent)[centred], 1.0, layout.level_periods, layout.n_latent
+        )
+        knot_offset = knot_sums(other[centred], days, layout.level_periods, layout.n_latent)[:, 1:] / pt.maximum(
+            knot_days, 1e-9
+        )
         inputs = (
             first[centred][:, None],
             step_scale[centred],

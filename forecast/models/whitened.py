@@ -181,19 +181,19 @@ def whiten(path, first, step_scale, tail, dispersion, count, days, offset, rho=1
     return (transposed - u).reshape(shape)
 
 
-def knot_sums(values, weights, level_periods: int):
+def knot_sums(values, weights, level_periods: int, n_periods: int):
     """``(front, knot)`` sums of ``values * weights`` over each knot's ``level_periods`` periods (PyTensor).
 
-    ``values`` and ``weights`` are ``(front, period)``; knot ``k`` holds periods
+    ``values`` and ``weights`` are ``(front, n_periods)``; knot ``k`` holds periods
     ``k * level_periods`` to ``(k + 1) * level_periods - 1`` (the last knot may be shorter).
     A reshape and a sum, not a product with a constant 0/1 matrix: PyTensor's gradient stores
     that matrix's transpose as a non-contiguous constant, which Numba compiles in as a pointer
     to this process's memory, and the compiled model could no longer be cached on disk.
+    ``n_periods`` is given because shared data (the backtest's) leave the shapes unknown to the graph.
     """
     weighted = pt.as_tensor(values * weights)
-    n_periods = weighted.type.shape[-1]
-    if n_periods is None:
-        raise ValueError("knot_sums needs a static number of periods")
+    if level_periods == 1:
+        return weighted
     n_knots = -(-n_periods // level_periods)
     padding = pt.zeros((weighted.shape[0], n_knots * level_periods - n_periods))
     whole = pt.concatenate([weighted, padding], axis=1)
