@@ -100,6 +100,28 @@ def _twin_panels():
 
 
 @pytest.mark.parametrize("which", ["monthly", "daily"])
+def test_fixing_the_stored_steps_fixes_the_paths(which):
+    """The simulator's scenarios fix ``level_step`` and ``burst_step`` with ``pm.do``: the paths must follow them."""
+    model = EscalationModel(_twin_panels()[which], options=DYNAMIC)
+    graph = model.model
+    name, path = ("level_step", "level") if which == "monthly" else ("burst_step", "burst")
+    shape = pm.draw(graph[name], random_seed=1).shape
+    steps = np.full(shape, 0.25)
+    fixed = pm.do(graph, {name: steps})
+    drawn = pm.draw(fixed[path], random_seed=2)
+    if which == "monthly":  # the centred front's level climbs by 0.25 a month
+        centred = np.flatnonzero(dynamic.layout_of(model.design).centred)
+        np.testing.assert_allclose(np.diff(drawn[centred], axis=1), 0.25, rtol=1e-12)
+    else:  # b_t = rho b_{t-1} + 0.25 from b_0 = 0.25
+        rho = pm.draw(fixed["burst_persistence"], random_seed=2) ** dynamic.layout_of(model.design).persistence_days
+        expected = np.zeros_like(drawn)
+        expected[:, 0] = 0.25
+        for t in range(1, drawn.shape[1]):
+            expected[:, t] = rho * expected[:, t - 1] + 0.25
+        np.testing.assert_allclose(drawn, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("which", ["monthly", "daily"])
 def test_data_as_shared_variables_give_the_same_log_density_as_constants(which):
     """The backtest builds the graph on shared data, whose shapes the graph does not know."""
     panel = _twin_panels()[which]

@@ -163,3 +163,17 @@ def test_a_window_across_two_knots_is_not_a_pseudo_observation():
     design = build_design(panel, None, DYNAMIC)
     counts = _design_array(design, "knot_count")
     assert counts[0, :2].tolist() == [5, 6] and counts[0, 2:].sum() == 0  # the third spans two months
+
+
+def test_the_ar1_op_is_the_recurrence_and_its_gradient_the_derivative():
+    rng = np.random.default_rng(8)
+    u, a = rng.normal(size=(3, 9)), np.array([0.0, 0.5, 0.97])
+    expected = np.zeros_like(u)
+    expected[:, 0] = u[:, 0]
+    for t in range(1, u.shape[1]):
+        expected[:, t] = a * expected[:, t - 1] + u[:, t]
+    for mode in ("FAST_RUN", "NUMBA"):
+        got = pytensor.function([], whitened_path.ar1_path(pt.as_tensor(u), pt.as_tensor(a)), mode=mode)()
+        np.testing.assert_allclose(got, expected, rtol=1e-12, err_msg=mode)
+    weights = rng.normal(size=u.shape)
+    pytensor.gradient.verify_grad(lambda x, r: (whitened_path.ar1_path(x, r) * weights).sum(), [u, a], rng=rng)

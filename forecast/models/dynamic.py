@@ -99,7 +99,8 @@ from forecast.models.escalation import (
     observation_loglik,
 )
 from forecast.models.tails import TAIL_WEIGHT_MAX, sinh_arcsinh
-from forecast.models.whitened import knot_sums, path_of, steps_of, whitened_logp, whitened_random
+from forecast.models.whitened import knot_sums, steps_of, whitened_logp, whitened_random
+from forecast.models.whitened_path import ar1_path
 
 MODEL_NAME = "dynamic"
 
@@ -264,8 +265,11 @@ def _level(
             random=_whitened_random,
             shape=(len(centred), n_knots - 1),
         )
-        pm.Deterministic("level_step", _whitened_steps(whitened, *inputs))
-        parts.append(pt.concatenate([first[centred][:, None], _whitened_path(whitened, *inputs)], axis=1))
+        # The path is rebuilt from the stored steps so that an intervention on them (pm.do, as the
+        # simulator's scenarios use) moves the level.
+        steps = pm.Deterministic("level_step", _whitened_steps(whitened, *inputs))
+        start = first[centred][:, None]
+        parts.append(pt.concatenate([start, start + pt.cumsum(steps, axis=1)], axis=1))
     order = np.concatenate([non_centred, centred])
     inverse = np.empty(n_fronts, dtype=np.int64)
     inverse[order] = np.arange(n_fronts)
@@ -280,11 +284,6 @@ def _level(
 def _whitened_steps(whitened, first, step_scale, tail, dispersion, count, days, offset, rho=None):
     rho = 1.0 if rho is None else rho[:, 0]
     return steps_of(whitened, first[:, 0], step_scale, tail[:, 0], dispersion[:, 0], count, days, offset, rho)[0]
-
-
-def _whitened_path(whitened, first, step_scale, tail, dispersion, count, days, offset, rho=None):
-    rho = 1.0 if rho is None else rho[:, 0]
-    return path_of(whitened, first[:, 0], step_scale, tail[:, 0], dispersion[:, 0], count, days, offset, rho)[0]
 
 
 def _whitened_logp(whitened, first, step_scale, tail, dispersion, count, days, offset, rho=None):
@@ -342,8 +341,9 @@ def _burst(
     whitened = pm.CustomDist(
         "burst_whitened", *inputs, logp=_whitened_logp, random=_whitened_random, shape=(len(which), n_periods)
     )
-    pm.Deterministic("burst_step", _whitened_steps(whitened, *inputs))
-    paths = _whitened_path(whitened, *inputs)
+    # The path is rebuilt from the stored innovations, as the level's is (see _level).
+    steps = pm.Deterministic("burst_step", _whitened_steps(whitened, *inputs))
+    paths = ar1_path(steps, rho)
     if len(which) == n_fronts:
         return paths
     return pt.set_subtensor(pt.zeros((n_fronts, n_periods))[which], paths)

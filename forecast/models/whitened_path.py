@@ -204,11 +204,80 @@ class WhitenedPathGradient(Op):
 
 whitened_path = WhitenedPath()
 
+
+@numba.njit(cache=True)
+def ar1(u, a):
+    """``x_t = a x_{t-1} + u_t`` (``x_0 = u_0``) along the last axis; ``u`` ``(front, period)``, ``a`` ``(front,)``."""
+    n_fronts, n_periods = u.shape
+    x = np.empty((n_fronts, n_periods))
+    for f in range(n_fronts):
+        x[f, 0] = u[f, 0]
+        for t in range(1, n_periods):
+            x[f, t] = a[f] * x[f, t - 1] + u[f, t]
+    return x
+
+
+@numba.njit(cache=True)
+def ar1_gradient(u, a, x_bar):
+    """The gradients of ``sum(ar1(u, a) * x_bar)`` with respect to ``u`` and ``a``."""
+    n_fronts, n_periods = u.shape
+    x = ar1(u, a)
+    u_bar = np.empty((n_fronts, n_periods))
+    a_bar = np.zeros(n_fronts)
+    for f in range(n_fronts):
+        u_bar[f, n_periods - 1] = x_bar[f, n_periods - 1]
+        for t in range(n_periods - 2, -1, -1):
+            u_bar[f, t] = x_bar[f, t] + a[f] * u_bar[f, t + 1]
+        for t in range(1, n_periods):
+            a_bar[f] += u_bar[f, t] * x[f, t - 1]
+    return u_bar, a_bar
+
+
+class AR1(Op):
+    """``ar1(u, a)`` as an Op: the burst's path from its innovations (one loop, not prefix sums)."""
+
+    __props__ = ()
+
+    def make_node(self, u, a):
+        u, a = (pt.as_tensor_variable(v).astype("float64") for v in (u, a))
+        if u.type.ndim != 2 or a.type.ndim != 1:
+            raise TypeError("AR1: u must be (front, period) and a (front,)")
+        return Apply(self, [u, a], [pt.matrix(dtype="float64")])
+
+    def perform(self, node, inputs, output_storage):
+        output_storage[0][0] = ar1(*_floats(inputs))
+
+    def infer_shape(self, fgraph, node, shapes):
+        return [shapes[0]]
+
+    def grad(self, inputs, output_grads):
+        return AR1Gradient()(*inputs, output_grads[0])
+
+
+class AR1Gradient(Op):
+    """The gradients of :class:`AR1`'s inputs."""
+
+    __props__ = ()
+
+    def make_node(self, u, a, x_bar):
+        inputs = [pt.as_tensor_variable(v).astype("float64") for v in (u, a, x_bar)]
+        return Apply(self, inputs, [inputs[0].type(), inputs[1].type()])
+
+    def perform(self, node, inputs, output_storage):
+        for storage, value in zip(output_storage, ar1_gradient(*_floats(inputs)), strict=True):
+            storage[0] = value
+
+    def infer_shape(self, fgraph, node, shapes):
+        return [shapes[0], shapes[1]]
+
+
+ar1_path = AR1()
+
 _registered = False
 
 
 def register_numba() -> None:
-    """Give PyTensor's Numba backend the kernels of both Ops, with a cache key (idempotent)."""
+    """Give PyTensor's Numba backend the kernels of the Ops, with a cache key (idempotent)."""
     global _registered
     if _registered:
         return
@@ -221,6 +290,14 @@ def register_numba() -> None:
     @register_funcify_default_op_cache_key(WhitenedPathGradient)
     def numba_funcify_whitened_path_gradient(op, node, **kwargs):  # noqa: ARG001
         return path_gradient, KERNEL_VERSION
+
+    @register_funcify_default_op_cache_key(AR1)
+    def numba_funcify_ar1(op, node, **kwargs):  # noqa: ARG001
+        return ar1, KERNEL_VERSION
+
+    @register_funcify_default_op_cache_key(AR1Gradient)
+    def numba_funcify_ar1_gradient(op, node, **kwargs):  # noqa: ARG001
+        return ar1_gradient, KERNEL_VERSION
 
     _registered = True
 
