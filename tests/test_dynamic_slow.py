@@ -519,22 +519,31 @@ def test_recovers_a_steady_decline():
 
 BURST_DAYS = 84
 BURST_DAY = 55
-BURST_LOG_PEAK = float(np.log(4.0))
-BURST_SD = 0.3
+#: The shock into the peak, in standard normals of the burst's innovations: a large draw that the
+#: model itself makes (over 84 days, one at least this large in about one series of five).
+BURST_SHOCK = 3.0
+BURST_SD = 0.5
 BURST_PERSISTENCE = 0.5  # per day: the excursion halves every day
 
 
 @pytest.mark.slow
 def test_a_burst_that_reverts_is_not_taken_for_a_level_shift():
-    """(c) A daily front; the burst jumps to log 4 on day 55 and halves each day after.
+    """(c) A daily front; on day 55 the burst takes a 3-sigma shock (to 6.5 times the level) and then reverts.
 
     Measured with Tukey's h tails and the burst's standard normals sampled: every statistical
     check passed, but the fit failed its convergence checks (5 divergences of 6,000 draws with
-    RECOVERY_SAMPLER).  With the sinh-arcsinh tail and the whitened burst (5 December 2026): the
-    fit passes its checks (R-hat 1.003, bulk ESS 2,878, no divergence), no level shift, P(burst >
-    0) = 0.969 on day 55, but the peak's 90% interval [0.05, 1.14] misses the truth 1.39: the
-    step into the peak is 5.3 innovation scales, a 4.1-sigma normal draw at tail weight 0.2
-    (it was 2.9 sigma under Tukey's h), and the posterior shrinks it.  The requirement stays.
+    RECOVERY_SAMPLER).  With the sinh-arcsinh tail and the whitened burst (5 December 2026), on
+    the scenario as it was then (a hand-set jump to log 4 with a burst scale of 0.3): the fit
+    passed its checks, no level shift, P(burst > 0) = 0.969, but the peak's 90% interval
+    [0.05, 1.14] missed the truth 1.39.  That jump was 5.3 innovation scales, a 4.1-sigma normal
+    draw at tail weight 0.2: not a scenario made by the model, whose posterior rightly shrinks so
+    rare a shock.  The peak is now a 3-sigma shock of the model's own innovations.  Measured on it
+    (5 December 2026): checks pass (R-hat 1.003, bulk ESS 1,948), no level shift, P(burst > 0) =
+    0.962, and the peak's interval [0.03, 1.38] still misses the truth 1.87 (counts days 53-59:
+    23, 9, 50, 22, 52, 15, 8).  A burst that halves every day is close to independent day-to-day
+    noise, which the negative binomial's dispersion also explains: the two are confounded, and
+    the posterior gives the spike partly to a lower dispersion.  Left failing: it is a limit of
+    the model, not of the test.
     """
     days = pd.date_range(START, periods=BURST_DAYS, freq="D")
     reports = [Report("front", day) for day in days]
@@ -547,7 +556,7 @@ def test_a_burst_that_reverts_is_not_taken_for_a_level_shift():
     scale = np.full((1, BURST_DAYS), BURST_SD * np.sqrt(1.0 - rho**2))
     scale[0, 0] = BURST_SD
     steps = scale * sinh_arcsinh(u, TAIL_WEIGHT)
-    steps[0, BURST_DAY] = 0.0
+    steps[0, BURST_DAY] = scale[0, BURST_DAY] * sinh_arcsinh(BURST_SHOCK, TAIL_WEIGHT)
     fixed = quiet_fixed() | {
         "initial_level": initial_level_for(reports, freq=n.FREQ_DAY, as_of=as_of, log_rate=[np.log(RATE)]),
         # the level steps once a week on a daily grid
@@ -555,16 +564,12 @@ def test_a_burst_that_reverts_is_not_taken_for_a_level_shift():
         "burst_sd": per_front(BURST_SD),
         "burst_persistence": per_front(BURST_PERSISTENCE),
     }
-    quiet = simulate_scenario(
-        reports, freq=n.FREQ_DAY, as_of=as_of, fixed=fixed | {"burst_step": steps}, random_seed=13
-    ).truth["burst"][0]
-    steps[0, BURST_DAY] = BURST_LOG_PEAK - rho * quiet[BURST_DAY - 1]
     scenario = simulate_scenario(
         reports, freq=n.FREQ_DAY, as_of=as_of, fixed=fixed | {"burst_step": steps}, random_seed=13
     )
     burst_truth = scenario.truth["burst"][0]
     level_truth = scenario.truth["level"][0]
-    assert burst_truth[BURST_DAY] == pytest.approx(BURST_LOG_PEAK)
+    assert burst_truth[BURST_DAY] > np.log(4.0)  # a spike to over 4 times the level
     model, fit_posterior, diagnostics = fit_scenario(scenario, random_seed=3)
     assert dynamic.layout_of(model.design).burst.all()
     (summary,) = dynamic_front_summary(model, fit_posterior, INTERVAL_PROBABILITY)
