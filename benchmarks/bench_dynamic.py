@@ -7,15 +7,23 @@ Prints one line per step and, with ``--out``, writes the figures as JSON.  Data 
   (45 monthly series, window totals), read with ``--freq month``;
 * ``acled:FRONT[+FRONT...]``: some fronts of that table (one front: a single monthly series).
 
-Example::
+Examples::
 
     .venv/bin/python benchmarks/bench_dynamic.py --data acled:ukraine_battles --out benchmarks/results/dynamic
+    .venv/bin/python benchmarks/bench_dynamic.py --data shipped --draws 1000 --cold-and-warm
+
+``--cold-and-warm`` runs the fit twice in fresh processes that share an empty PyTensor compile
+directory and Numba cache: first cold (everything compiled), then warm (the compiled log
+density loaded from that cache), and prints each process's wall time, start to finish.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -52,7 +60,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--target-accept", type=float, default=0.95)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--cold-and-warm", action="store_true", help="fit twice in fresh processes: empty compile caches, then warm"
+    )
+    parser.add_argument("--label", default="", help=argparse.SUPPRESS)  # the JSON's name suffix (cold, warm)
     args = parser.parse_args()
+    if args.cold_and_warm:
+        cold_and_warm()
+        return
 
     started = time.perf_counter()
     from forecast.checks.diagnostics import check_convergence
@@ -89,6 +104,7 @@ def main() -> None:
         "tune": args.tune,
         "seed": args.seed,
         "target_accept": args.target_accept,
+        "label": args.label,
         "compile_s": round(result.timings.get("compile_s", 0.0), 1),
         "sample_s": round(result.timings.get("sample_s", 0.0), 1),
         "process_s": round(total, 1),
@@ -100,7 +116,27 @@ def main() -> None:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         name = args.data.replace(":", "-")
-        (args.out / f"{name}-seed{args.seed}.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        suffix = f"-{args.label}" if args.label else ""
+        path = args.out / f"{name}-seed{args.seed}{suffix}.json"
+        path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+
+
+def cold_and_warm() -> None:
+    """Run this script (less ``--cold-and-warm``) twice with one fresh compile cache; print both wall times."""
+    command = [sys.executable, __file__, *[a for a in sys.argv[1:] if a != "--cold-and-warm"]]
+    walls = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ)
+        env["PYTENSOR_FLAGS"] = ",".join(
+            f for f in [env.get("PYTENSOR_FLAGS", ""), f"base_compiledir={cache}/pytensor"] if f
+        )
+        env["NUMBA_CACHE_DIR"] = f"{cache}/numba"
+        for label in ("cold", "warm"):
+            print(f"--- {label} process", flush=True)
+            started = time.perf_counter()
+            subprocess.run([*command, "--label", label], check=True, env=env)
+            walls[label] = time.perf_counter() - started
+    print(f"process wall, start to finish: cold {walls['cold']:.1f} s, warm {walls['warm']:.1f} s")
 
 
 if __name__ == "__main__":
