@@ -161,12 +161,11 @@ def whitened_random(first, step_scale, tail, dispersion, count, days, offset, rh
     """Steps drawn from their prior, mapped to the whitened coordinates ``L^T (path - mean)``."""
     step_scale = np.broadcast_to(step_scale, size)
     steps = _scaled_random(np.asarray(tail)[..., None], step_scale, rng=rng, size=size)
-    rho_ = np.asarray(rho, dtype=float)
-    persistence = np.broadcast_to(rho_[..., None] if rho_.ndim else rho_, size)
-    path = np.array(steps, dtype=float, copy=True)
-    path[..., 0] += persistence[..., 0] * np.asarray(first, dtype=float)
-    for k in range(1, path.shape[-1]):
-        path[..., k] += persistence[..., k] * path[..., k - 1]
+    persistence = np.broadcast_to(np.asarray(rho, dtype=float), size[:-1])
+    innovations = np.array(steps, dtype=float, copy=True)
+    innovations[..., 0] += persistence * np.asarray(first, dtype=float)  # x_{-1} = first
+    rows = (-1, size[-1])
+    path = kernel.ar1(innovations.reshape(rows), np.ascontiguousarray(persistence).reshape(-1)).reshape(size)
     return whiten(path, first, step_scale, tail, dispersion, count, days, offset, rho)
 
 
