@@ -34,7 +34,9 @@ grid; weeks, months or years otherwise) with :math:`d_t` observed days in period
 * :math:`b` is the **burst** (fronts observed day by day on a daily grid, see
   :class:`DynamicLayout`): a stationary AR(1) with scale :math:`\kappa_f` and persistence
   :math:`r_f` per day (per period :math:`\rho_f = r_f^{\bar d}`, :math:`\bar d` the median
-  period length), so that a spike reverts instead of becoming a new level.  Its innovations
+  period length), so that a spike reverts instead of becoming a new level; :math:`r_f < 0.82`
+  (:data:`~forecast.models.dynamic_layout.BURST_PERSISTENCE_MAX`: a half-life of at most half a
+  level step), so that the burst and the level do not take turns explaining the same weeks.  Its innovations
   carry the level's tail weight: with lighter-tailed bursts a one-day spike (7 October 2023 in
   the Gaza alerts: 1,640 against 115 the next day) is cheaper to explain as two large level
   steps, up and back down, than as one burst, and the posterior splits between the two.
@@ -52,7 +54,7 @@ grid; weeks, months or years otherwise) with :math:`d_t` observed days in period
   effects pooled per kind, sign free).
 
 Hyperparameters (:math:`\log\sigma_f`, :math:`\operatorname{logit}(2 t_f)`, :math:`\log\kappa_f`,
-:math:`\operatorname{logit} r_f`, :math:`\log(\alpha_f \bar d)`) are partially pooled across fronts on
+:math:`\operatorname{logit}(r_f / 0.82)`, :math:`\log(\alpha_f \bar d)`) are partially pooled across fronts on
 their unconstrained scale, non-centred.  The dispersion's prior is on :math:`\alpha_f \bar d`, the
 dispersion of one period's count (:math:`\bar d` the median period's days; a day's on a daily
 grid), not on the daily :math:`\alpha_f`: its median of 5 a day put a month's count at 150,
@@ -88,6 +90,7 @@ from pymc_extras.prior import Prior
 from forecast import names as n
 from forecast.models.design import Design
 from forecast.models.dynamic_layout import (
+    BURST_PERSISTENCE_MAX,
     CENTRE_DAYS,
     DAILY_LEVEL_PERIODS,
     DynamicLayout,
@@ -167,7 +170,9 @@ def build_dynamic_model(
         tail = per_front("tail_weight", lambda x: TAIL_WEIGHT_MAX * pm.math.sigmoid(x), "logit_tail_weight")
         if layout.any_burst:
             burst_sd = per_front("burst_sd", pt.exp, "log_burst_sd")
-            persistence = per_front("burst_persistence", pm.math.sigmoid, "logit_burst_persistence")
+            persistence = per_front(
+                "burst_persistence", lambda x: BURST_PERSISTENCE_MAX * pm.math.sigmoid(x), "logit_burst_persistence"
+            )
         # log_dispersion is the alpha of one period's count; the model's alpha is a day's.
         dispersion = per_front("dispersion", lambda x: pt.exp(x) / layout.persistence_days, "log_dispersion")
         initial = priors["initial_level"].create_variable("initial_level")  # (front,) standardised

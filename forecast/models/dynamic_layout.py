@@ -16,6 +16,12 @@ from forecast.models.design import Design
 
 #: Periods per level step on a daily grid: the level moves once a week, the burst every day.
 DAILY_LEVEL_PERIODS = 7
+#: The burst's largest persistence per day, ``r < 0.5 ** (2 / DAILY_LEVEL_PERIODS)`` (0.82): its
+#: half-life is at most half the level's step, so that a week after a spike at most a quarter of it
+#: is left.  A burst that lasts as long as a level step is a level step: with ``r`` free up to 1 the
+#: two took turns explaining the same weeks (shipped backtest: R-hat 1.014-1.02 and tail ESS 60-198
+#: on the persistence of Gaza and the Lebanon rockets and on Gaza's level near the data's end).
+BURST_PERSISTENCE_MAX = 0.5 ** (2 / DAILY_LEVEL_PERIODS)
 #: Days of data that fix a front's level centre (:func:`level_centre`).
 CENTRE_DAYS = 28
 
