@@ -137,12 +137,14 @@ def simulate_scenario(
 
     The graph is built on the reports with placeholder counts (a constant rate of 10 a day); its
     level is then the centre those counts give plus ``initial_level``, so a scenario fixes
-    ``initial_level`` from :func:`initial_level_for`.  Variables not fixed are drawn from the prior.
+    ``initial_level`` from :func:`initial_level_for`.  ``level_innovation`` gives the standard
+    normals ``z`` of every front's level steps (:func:`graph_level_variables`).  Variables not
+    fixed are drawn from the prior.
     """
     template = EscalationModel(
         make_panel(reports, placeholder_counts(reports), freq=freq, as_of=as_of), interventions, options=DYNAMIC
     )
-    graph = pm.do(template.model, dict(fixed))
+    graph = pm.do(template.model, graph_level_variables(template, fixed))
     names = ["obs_log_mean", "dispersion", "level", "burst", "sigma_level", "tail_weight"]
     names += ["effect"] if interventions is not None else []
     values = dict(zip(names, pm.draw([graph[name] for name in names], random_seed=random_seed), strict=True))
@@ -151,6 +153,29 @@ def simulate_scenario(
     panel = make_panel(reports, counts, freq=freq, as_of=as_of)
     np.testing.assert_array_equal(EscalationModel(panel, options=DYNAMIC).design.y, counts)
     return Scenario(panel=panel, interventions=interventions, truth=values)
+
+
+def graph_level_variables(template: EscalationModel, fixed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``fixed`` with ``level_innovation`` (``(front, step)`` standard normals) as the graph stores the level.
+
+    The graph keeps ``z`` itself for its non-centred fronts (``level_innovation``) and the steps
+    ``sigma sqrt(days) g_t(z)`` for its centred ones (``level_step``, whose density is scored in
+    whitened coordinates): a scenario states its walk once, whichever way each front is sampled.
+    Centred fronts need ``sigma_level`` and ``tail_weight`` in ``fixed``.
+    """
+    out = dict(fixed)
+    if "level_innovation" not in out:
+        return out
+    z = np.asarray(out.pop("level_innovation"))
+    layout = dynamic.layout_of(template.design)
+    assert z.shape == (len(template.design.fronts), layout.n_knots - 1), z.shape
+    if np.any(~layout.centred):
+        out["level_innovation"] = z[~layout.centred]
+    if np.any(layout.centred):
+        sigma = np.asarray(fixed["sigma_level"])[layout.centred, None]
+        tail = np.asarray(fixed["tail_weight"])[layout.centred, None]
+        out["level_step"] = sigma * np.sqrt(layout.knot_days[1:]) * sinh_arcsinh(z[layout.centred], tail)
+    return out
 
 
 def placeholder_counts(reports: Sequence[Report]) -> np.ndarray:
