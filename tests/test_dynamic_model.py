@@ -477,3 +477,24 @@ def test_a_daily_front_where_most_days_have_no_event_has_no_burst():
     design = build_design(panel, None, DYNAMIC)
     burst = dict(zip(design.fronts, dynamic.layout_of(design).burst, strict=True))
     assert burst == {"sparse": False, "busy": True}
+
+
+def test_a_weekly_table_that_opens_with_a_long_window_still_has_its_level_whitened():
+    """One window longer than a period beside a count for every other period keeps the front centred.
+
+    The long window gives no pseudo-observation (its knots get the random walk's precision
+    alone) but still enters the likelihood; a front reported mostly in such windows stays
+    non-centred.
+    """
+    weeks = pd.date_range("2024-01-29", periods=12, freq="W-MON")
+    opening, opening_end = pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-28")
+    rng = np.random.default_rng(3)
+    dates = [opening, *weeks, opening, *weeks[::4]]
+    end_dates = [opening_end, *[pd.NaT] * len(weeks), opening_end, *(weeks[::4] + pd.Timedelta(days=27))]
+    fronts = ["opens_long"] * (len(weeks) + 1) + ["windows"] * (len(weeks[::4]) + 1)
+    counts = rng.poisson(40.0, size=len(dates))
+    panel = _panel(dates, fronts, counts, end_dates=end_dates, freq=n.FREQ_WEEK)
+    model = EscalationModel(panel, options=DYNAMIC)
+    assert list(model.design.fronts) == ["opens_long", "windows"]
+    np.testing.assert_array_equal(dynamic.layout_of(model.design).centred, [True, False])
+    assert {"level_whitened", "level_innovation"} <= set(model.model.named_vars)

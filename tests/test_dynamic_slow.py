@@ -217,8 +217,11 @@ SBC_OPENING_DAYS = 28
 #: A truce (window) over weeks 12-17 on both fronts: its effect on the first front is ranked.
 SBC_TRUCE = ("simulated truce", 12, 17)
 #: Target acceptance 0.99: at 0.95 the recovery fits below had divergent transitions.
-SBC_SAMPLER = {"sampler": "nutpie", "chains": 2, "tune": 500, "draws": 500, "target_accept": 0.99}
-#: Posterior draws ranked per replicate (every 10th of 2 x 500): thinned so that they are
+#: The model's default draws (DEFAULT_DRAWS): at 2 x 500 every replicate "failed" on the largest
+#: R-hat over its latent elements (1.012-1.03, no divergence, hyperparameters mixed), the noise
+#: of that maximum at few draws that made 2000 the dynamic model's default.
+SBC_SAMPLER = {"sampler": "nutpie", "chains": 2, "tune": 1000, "draws": 2000, "target_accept": 0.99}
+#: Posterior draws ranked per replicate (every 40th of 2 x 2000): thinned so that they are
 #: nearly independent; autocorrelated draws pile ranks up at both ends even for a correct fit.
 SBC_KEPT_DRAWS = 100
 SBC_RANKED = ("sigma_level", "tail_weight", "dispersion", "truce effect", "next-week total")
@@ -333,7 +336,9 @@ def test_simulation_based_calibration_of_the_dynamic_model():
     template_panel = make_panel(reports, template_counts, freq=n.FREQ_WEEK, as_of=sbc_as_of())
     template = EscalationModel(template_panel, interventions, options=DYNAMIC, shared_data=True)
     layout = dynamic.layout_of(template.design)
-    assert not layout.any_burst and not layout.centred.any()  # the same structure in every replicate
+    # Weekly counts beside one opening window: every front's level whitened, in every replicate
+    # (the layout follows the reports, not their counts), so one compiled sampler serves them all.
+    assert not layout.any_burst and layout.centred.all()
     truths, drawn = draw_sbc_truths(template, SBC_REPLICATES, random_seed=2024)
     compiled = CompiledModels()
     rng = np.random.default_rng(7)
