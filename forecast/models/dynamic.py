@@ -110,7 +110,7 @@ from forecast.models.escalation import (
 )
 from forecast.models.tails import TAIL_WEIGHT_MAX, sinh_arcsinh
 from forecast.models.whitened import knot_sums, steps_of, whitened_logp, whitened_random
-from forecast.models.whitened_path import ar1_path
+from forecast.models.whitened_path import ar1_path, ar1_paths
 
 MODEL_NAME = "dynamic"
 
@@ -409,12 +409,7 @@ def latent_paths(
     if not len(which):
         return level, burst
     rho = np.asarray(burst_persistence)[..., which] ** layout.persistence_days
-    steps = np.asarray(burst_step)
-    paths = np.zeros(lead + (len(which), n_periods))
-    paths[..., 0] = steps[..., 0]
-    for t in range(1, n_periods):
-        paths[..., t] = rho * paths[..., t - 1] + steps[..., t]
-    burst[..., which, :] = paths
+    burst[..., which, :] = ar1_paths(np.broadcast_to(np.asarray(burst_step), lead + (len(which), n_periods)), rho)
     return level, burst
 
 

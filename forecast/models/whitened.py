@@ -164,8 +164,7 @@ def whitened_random(first, step_scale, tail, dispersion, count, days, offset, rh
     persistence = np.broadcast_to(np.asarray(rho, dtype=float), size[:-1])
     innovations = np.array(steps, dtype=float, copy=True)
     innovations[..., 0] += persistence * np.asarray(first, dtype=float)  # x_{-1} = first
-    rows = (-1, size[-1])
-    path = kernel.ar1(innovations.reshape(rows), np.ascontiguousarray(persistence).reshape(-1)).reshape(size)
+    path = kernel.ar1_paths(innovations, persistence)
     return whiten(path, first, step_scale, tail, dispersion, count, days, offset, rho)
 
 

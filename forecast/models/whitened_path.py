@@ -217,6 +217,13 @@ def ar1(u, a):
     return x
 
 
+def ar1_paths(u, a) -> np.ndarray:
+    """:func:`ar1` over leading (draw) axes: ``u`` ``(..., front, period)``, ``a`` broadcast to ``(..., front)``."""
+    u = np.asarray(u, dtype=float)
+    a = np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=float), u.shape[:-1])).reshape(-1)
+    return ar1(np.ascontiguousarray(u).reshape(-1, u.shape[-1]), a).reshape(u.shape)
+
+
 @numba.njit(cache=True)
 def ar1_gradient(u, a, x_bar):
     """The gradients of ``sum(ar1(u, a) * x_bar)`` with respect to ``u`` and ``a``."""
