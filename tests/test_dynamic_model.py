@@ -155,6 +155,7 @@ def test_numpy_twin_equals_the_graph_draw_by_draw(which):
         burst_persistence=values.get("burst_persistence"),
         burst_step=values.get("burst_step"),
         level_innovation=values.get("level_innovation"),
+        level_window_innovation=values.get("level_window_innovation"),
         level_step=values.get("level_step"),
     )
     np.testing.assert_allclose(level, values["level"], rtol=1e-9, atol=1e-9)
@@ -373,6 +374,7 @@ def test_only_fronts_counted_day_by_day_have_a_burst():
         **{k: values[k] for k in ("initial_level", "sigma_level", "tail_weight", "burst_persistence")},
         burst_step=values["burst_step"],
         level_innovation=values.get("level_innovation"),
+        level_window_innovation=values.get("level_window_innovation"),
         level_step=values.get("level_step"),
     )
     np.testing.assert_allclose(level, values["level"], rtol=1e-9, atol=1e-9)
@@ -420,8 +422,10 @@ def test_padding_adds_only_prior_terms_and_backtest_origins_share_one_graph():
     rng = np.random.default_rng(1)
     point = {k: v + rng.normal(0.0, 0.3, size=np.shape(v)) for k, v in point.items()}
     plain_shapes = {k: np.shape(v) for k, v in plain.model.initial_point().items()}
-    extra_columns = {k: np.shape(point[k])[-1] - plain_shapes[k][-1] for k in ("level_innovation", "burst_whitened")}
-    assert extra_columns == {"level_innovation": 1, "burst_whitened": 5}  # 42 -> 47 days: 6 -> 7 weeks
+    walks = ("level_innovation", "level_window_innovation")
+    extra_columns = {k: np.shape(point[k])[-1] - plain_shapes[k][-1] for k in (*walks, "burst_whitened")}
+    # 42 -> 47 days: 6 -> 7 weeks; the windowed front holds two knots a week (window_knot_capacity)
+    assert extra_columns == {"level_innovation": 1, "level_window_innovation": 2, "burst_whitened": 5}
     plain_point = {k: (v[..., : plain_shapes[k][-1]] if k in extra_columns else v) for k, v in point.items()}
     # The burst is sampled in coordinates whitened given the data (whitened.py), so the plain
     # model's coordinates of the same burst path are found by whitening it with the plain inputs.
@@ -444,9 +448,9 @@ def test_padding_adds_only_prior_terms_and_backtest_origins_share_one_graph():
         return dict(zip(names, _evaluate(model, model.model.logp(vars=rvs, sum=False), at), strict=True))
 
     padded_terms, plain_terms = terms(padded, point), terms(plain, plain_point)
-    extra = stats.norm.logpdf(point["level_innovation"][..., plain_shapes["level_innovation"][-1] :]).sum()
+    extra = {k: stats.norm.logpdf(point[k][..., plain_shapes[k][-1] :]).sum() for k in walks}
     for name, value in plain_terms.items():
-        gained = extra if name == "level_innovation" else 0.0
+        gained = extra.get(name, 0.0)
         np.testing.assert_allclose(np.sum(padded_terms[name]), np.sum(value) + gained, rtol=1e-10, err_msg=name)
     # The burst's term: in path space (the whitening's Jacobian added back) the padded model gains
     # exactly the padded days' steps' prior density.
@@ -497,4 +501,47 @@ def test_a_weekly_table_that_opens_with_a_long_window_still_has_its_level_whiten
     model = EscalationModel(panel, options=DYNAMIC)
     assert list(model.design.fronts) == ["opens_long", "windows"]
     np.testing.assert_array_equal(dynamic.layout_of(model.design).centred, [True, False])
-    assert {"level_whitened", "level_innovation"} <= set(model.model.named_vars)
+    assert {"level_whitened", "level_window_innovation"} <= set(model.model.named_vars)
+
+
+def test_a_front_reported_in_windows_steps_once_per_window():
+    """A window's total depends on one level: its front's knots start at its windows, not every week.
+
+    Windows of 10, 3, 30 and 17 days beside a front counted day by day: the knots start on
+    days 0, 13 and 43 (the 3-day window is shorter than a week and shares the first knot), each
+    knot's step moves as far as its days, the graph's level is flat across every window, and
+    the numpy twin agrees.
+    """
+    days = pd.date_range("2024-01-01", periods=60, freq="D")
+    bounds = [(0, 9), (10, 12), (13, 42), (43, 59)]
+    rng = np.random.default_rng(8)
+    dates = list(days) + [days[a] for a, _ in bounds]
+    end_dates = [pd.NaT] * len(days) + [days[b] for _, b in bounds]
+    counts = np.concatenate([rng.poisson(6.0, size=len(days)), [40, 9, 150, 80]])
+    panel = _panel(dates, ["daily"] * len(days) + ["windows"] * len(bounds), counts, end_dates=end_dates)
+    model = EscalationModel(panel, options=DYNAMIC)
+    layout = dynamic.layout_of(model.design)
+    np.testing.assert_array_equal(layout.windowed, [False, True])
+    np.testing.assert_array_equal(np.flatnonzero(layout.knot_start[1]), [0, 13, 43])
+    np.testing.assert_array_equal(np.flatnonzero(layout.knot_start[0]), np.arange(0, 60, 7))
+    assert layout.window_knot_capacity == 18  # two a week over 60 days, whatever the windows
+    np.testing.assert_array_equal(layout.window_knot_days[0, :4], [13.0, 30.0, 17.0 + 3.0, 0.0])
+    graph = model.model
+    names = [v.name for v in graph.free_RVs] + ["level", "burst", "sigma_level", "tail_weight", "burst_persistence"]
+    names += ["burst_step"]
+    values = dict(zip(names, pm.draw([graph[name] for name in names], draws=5, random_seed=4), strict=True))
+    for a, b in [(0, 12), (13, 42), (43, 59)]:
+        window = values["level"][:, 1, a : b + 1]
+        np.testing.assert_allclose(window, window[:, :1] * np.ones_like(window), rtol=0, atol=0)
+    assert np.all(values["level"][:, 1, 13] != values["level"][:, 1, 12])
+    level, _ = dynamic.latent_paths(
+        model.design,
+        **{k: values[k] for k in ("initial_level", "sigma_level", "tail_weight", "burst_persistence", "burst_step")},
+        level_innovation=values["level_innovation"],
+        level_window_innovation=values["level_window_innovation"],
+    )
+    np.testing.assert_allclose(level, values["level"], rtol=1e-9, atol=1e-9)
+    # The step into the 30-day window's knot moves sqrt(30) ordinary steps.
+    z = values["level_window_innovation"][:, 0, 0]
+    expected = values["sigma_level"][:, 1] * np.sqrt(30.0) * tails.sinh_arcsinh(z, values["tail_weight"][:, 1])
+    np.testing.assert_allclose(values["level"][:, 1, 13] - values["level"][:, 1, 12], expected, rtol=1e-9)

@@ -158,8 +158,9 @@ def simulate_scenario(
 def graph_level_variables(template: EscalationModel, fixed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``fixed`` with ``level_innovation`` (``(front, step)`` standard normals) as the graph stores the level.
 
-    The graph keeps ``z`` itself for its non-centred fronts (``level_innovation``) and the steps
-    ``sigma sqrt(days) g_t(z)`` for its centred ones (``level_step``, whose density is scored in
+    The graph keeps ``z`` itself for its non-centred fronts (``level_innovation``; for a front
+    stepped once per window, ``level_window_innovation``, whose k-th knot takes the k-th ``z``)
+    and the steps ``sigma sqrt(days) g_t(z)`` for its centred ones (``level_step``, whose density is scored in
     whitened coordinates): a scenario states its walk once, whichever way each front is sampled.
     Centred fronts need ``sigma_level`` and ``tail_weight`` in ``fixed``.
     """
@@ -169,8 +170,14 @@ def graph_level_variables(template: EscalationModel, fixed: Mapping[str, np.ndar
     z = np.asarray(out.pop("level_innovation"))
     layout = dynamic.layout_of(template.design)
     assert z.shape == (len(template.design.fronts), layout.n_knots - 1), z.shape
-    if np.any(~layout.centred):
-        out["level_innovation"] = z[~layout.centred]
+    stepped = ~layout.centred & ~layout.windowed
+    if np.any(stepped):
+        out["level_innovation"] = z[stepped]
+    if np.any(layout.windowed):  # a windowed front's k-th knot steps by its k-th z; unused knots get 0
+        window_z = np.zeros((int(layout.windowed.sum()), layout.window_knot_capacity - 1))
+        columns = min(z.shape[1], window_z.shape[1])
+        window_z[:, :columns] = z[layout.windowed][:, :columns]
+        out["level_window_innovation"] = window_z
     if np.any(layout.centred):
         sigma = np.asarray(fixed["sigma_level"])[layout.centred, None]
         tail = np.asarray(fixed["tail_weight"])[layout.centred, None]

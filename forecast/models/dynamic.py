@@ -238,57 +238,91 @@ def _level(
     sigma, tail, dispersion, initial = parameters
     n_fronts, n_knots = len(design.fronts), layout.n_knots
     first = pt.as_tensor(level_centre(design)) + initial  # (front,)
-    if n_knots == 1:
-        return pt.repeat(first[:, None], layout.n_latent, axis=1)
     step_scale = sigma[:, None] * np.sqrt(layout.knot_days[1:])[None, :]  # (front, step)
     parts = []
-    non_centred = np.flatnonzero(~layout.centred)
+    non_centred = np.flatnonzero(~layout.centred & ~layout.windowed)
     centred = np.flatnonzero(layout.centred)
+    windowed = np.flatnonzero(layout.windowed)
     if len(non_centred):
-        z = pm.Normal("level_innovation", 0.0, 1.0, shape=(len(non_centred), n_knots - 1))
-        steps = step_scale[non_centred] * sinh_arcsinh(z, tail[non_centred][:, None])
-        start = first[non_centred][:, None]
-        parts.append(pt.concatenate([start, start + pt.cumsum(steps, axis=1)], axis=1))
+        z = pm.Normal("level_innovation", 0.0, 1.0, shape=(len(non_centred), n_knots - 1)) if n_knots > 1 else None
+        parts.append(_walk(first[non_centred], step_scale[non_centred], tail[non_centred], z)[:, layout.knot_of_period])
     if len(centred):
-        # Fronts whose data pin every knot down: the knots after the first are sampled in
-        # coordinates whitened by a Gaussian approximation of their posterior (whitened.py).
-        # Sampling the steps themselves (the centred form) left every step to move with the split
-        # of the variation between steps and dispersion: 9 of 12 six-front backtest fits failed.
-        days = _padded(data["knot_count_days"], layout.n_latent)[centred]
-        knot_days = knot_sums(days, 1.0, layout.level_periods, layout.n_latent)[:, 1:]
-        knot_count = knot_sums(
-            _padded(data["knot_count"], layout.n_latent)[centred], 1.0, layout.level_periods, layout.n_latent
-        )
-        knot_offset = knot_sums(other[centred], days, layout.level_periods, layout.n_latent)[:, 1:] / pt.maximum(
-            knot_days, 1e-9
-        )
-        inputs = (
-            first[centred][:, None],
-            step_scale[centred],
-            tail[centred][:, None],
-            dispersion[centred][:, None],
-            knot_count[:, 1:],
-            knot_days,
-            knot_offset,
-        )
-        whitened = pm.CustomDist(
-            "level_whitened",
-            *inputs,
-            logp=_whitened_logp,
-            random=_whitened_random,
-            shape=(len(centred), n_knots - 1),
-        )
-        # The path is rebuilt from the stored steps so that an intervention on them (pm.do, as the
-        # simulator's scenarios use) moves the level.
-        steps = pm.Deterministic("level_step", _whitened_steps(whitened, *inputs))
-        start = first[centred][:, None]
-        parts.append(pt.concatenate([start, start + pt.cumsum(steps, axis=1)], axis=1))
-    order = np.concatenate([non_centred, centred])
+        parts.append(_centred_level(layout, data, (first, step_scale, tail, dispersion), other, centred))
+    if len(windowed):
+        parts.append(_windowed_level(layout, data, (first, sigma, tail), windowed))
+    order = np.concatenate([non_centred, centred, windowed])
     inverse = np.empty(n_fronts, dtype=np.int64)
     inverse[order] = np.arange(n_fronts)
-    knots = pt.concatenate(parts, axis=0)[inverse]
-    if layout.level_periods == 1:
-        return knots
+    return pt.concatenate(parts, axis=0)[inverse]
+
+
+def _walk(first, step_scale, tail, z):
+    """``(row, knot)`` the level's knots: ``first`` then the sinh-arcsinh steps of the standard normals ``z``."""
+    if z is None:
+        return first[:, None]
+    steps = step_scale * sinh_arcsinh(z, tail[:, None])
+    return pt.concatenate([first[:, None], first[:, None] + pt.cumsum(steps, axis=1)], axis=1)
+
+
+def _windowed_level(layout: DynamicLayout, data: DesignData, parameters, rows: np.ndarray) -> pt.TensorVariable:
+    """``(windowed front, period)`` level of the fronts that step once per window (:func:`window_fronts`).
+
+    Non-centred, from standard normals (``level_window_innovation``, one per knot the front can
+    have, :attr:`DynamicLayout.window_knot_capacity`).  Where the knots start is data (the
+    design's ``level_knot_start``), so that a backtest's origins share the graph.
+    """
+    first, sigma, tail = parameters
+    capacity = layout.window_knot_capacity
+    start = pt.as_tensor(data["level_knot_start"])[rows]
+    pad = pt.arange(start.shape[1], layout.n_latent) % layout.level_periods
+    start = pt.concatenate([start, pt.eq(pad, 0)[None, :] * pt.ones((len(rows), 1))], axis=1)
+    knot = pt.cast(pt.cumsum(start, axis=1) - 1, "int64")  # (row, period)
+    row = np.arange(len(rows))[:, None]
+    days = pt.zeros((len(rows), capacity))
+    days = pt.inc_subtensor(days[row, knot], pt.as_tensor(layout.latent_step_days)[None, :] * pt.ones((len(rows), 1)))
+    days = pt.inc_subtensor(days[np.arange(len(rows)), knot[:, -1]], float(-layout.n_latent % layout.level_periods))
+    z = pm.Normal("level_window_innovation", 0.0, 1.0, shape=(len(rows), capacity - 1)) if capacity > 1 else None
+    knots = _walk(first[rows], sigma[rows][:, None] * pt.sqrt(days[:, 1:]), tail[rows], z)
+    return knots[row, knot]
+
+
+def _centred_level(layout: DynamicLayout, data: DesignData, parameters, other, rows: np.ndarray) -> pt.TensorVariable:
+    """``(centred front, period)`` level of the fronts whose data pin every knot down.
+
+    The knots after the first are sampled in coordinates whitened by a Gaussian approximation of
+    their posterior (whitened.py).  Sampling the steps themselves (the centred form) left every
+    step to move with the split of the variation between steps and dispersion: 9 of 12
+    six-front backtest fits failed.
+    """
+    first, step_scale, tail, dispersion = parameters
+    n_knots = layout.n_knots
+    start = first[rows][:, None]
+    if n_knots == 1:
+        return pt.repeat(start, layout.n_latent, axis=1)
+    days = _padded(data["knot_count_days"], layout.n_latent)[rows]
+    knot_days = knot_sums(days, 1.0, layout.level_periods, layout.n_latent)[:, 1:]
+    knot_count = knot_sums(_padded(data["knot_count"], layout.n_latent)[rows], 1.0, layout.level_periods, layout.n_latent)
+    knot_offset = knot_sums(other[rows], days, layout.level_periods, layout.n_latent)[:, 1:] / pt.maximum(knot_days, 1e-9)
+    inputs = (
+        start,
+        step_scale[rows],
+        tail[rows][:, None],
+        dispersion[rows][:, None],
+        knot_count[:, 1:],
+        knot_days,
+        knot_offset,
+    )
+    whitened = pm.CustomDist(
+        "level_whitened",
+        *inputs,
+        logp=_whitened_logp,
+        random=_whitened_random,
+        shape=(len(rows), n_knots - 1),
+    )
+    # The path is rebuilt from the stored steps so that an intervention on them (pm.do, as the
+    # simulator's scenarios use) moves the level.
+    steps = pm.Deterministic("level_step", _whitened_steps(whitened, *inputs))
+    knots = pt.concatenate([start, start + pt.cumsum(steps, axis=1)], axis=1)
     return knots[:, layout.knot_of_period]
 
 
@@ -377,33 +411,43 @@ def latent_paths(
     burst_step: np.ndarray | None = None,
     level_innovation: np.ndarray | None = None,
     level_step: np.ndarray | None = None,
+    level_window_innovation: np.ndarray | None = None,
     pad_days: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(level, burst)``, each ``(..., front, period)``, from the model's free variables.
 
     The numpy twin of the graph (:func:`build_dynamic_model`): leading axes are draws.
     ``level_innovation`` holds the non-centred fronts' standard normals, ``level_step`` the
-    centred fronts' steps and ``burst_step`` the burst fronts' innovations, as the graph names
-    them.
+    centred fronts' steps, ``level_window_innovation`` the windowed fronts' standard normals
+    and ``burst_step`` the burst fronts' innovations, as the graph names them.
     """
     layout = layout_of(design, pad_days)
     n_fronts, n_periods = len(design.fronts), layout.n_latent
     lead = np.shape(initial_level)[:-1]
     tail = np.asarray(tail_weight)
+    sigma = np.asarray(sigma_level)
     first = level_centre(design) + np.asarray(initial_level)
+    level = np.zeros(lead + (n_fronts, n_periods))
     n_knots = layout.n_knots
     steps = np.zeros(lead + (n_fronts, n_knots - 1))
-    scale = np.asarray(sigma_level)[..., None] * np.sqrt(layout.knot_days[1:])
-    non_centred = np.flatnonzero(~layout.centred)
+    non_centred = np.flatnonzero(~layout.centred & ~layout.windowed)
     centred = np.flatnonzero(layout.centred)
     if len(non_centred) and n_knots > 1:
-        steps[..., non_centred, :] = scale[..., non_centred, :] * sinh_arcsinh(
-            level_innovation, tail[..., non_centred, None]
-        )
+        scale = sigma[..., non_centred, None] * np.sqrt(layout.knot_days[1:])
+        steps[..., non_centred, :] = scale * sinh_arcsinh(level_innovation, tail[..., non_centred, None])
     if len(centred) and n_knots > 1:
         steps[..., centred, :] = level_step
     knots = np.concatenate([first[..., None], first[..., None] + np.cumsum(steps, axis=-1)], axis=-1)
-    level = knots[..., layout.knot_of_period]
+    level[...] = knots[..., layout.knot_of_period]
+    windowed = np.flatnonzero(layout.windowed)
+    if len(windowed):
+        scale = sigma[..., windowed, None] * np.sqrt(layout.window_knot_days[:, 1:])
+        window_steps = scale * sinh_arcsinh(level_window_innovation, tail[..., windowed, None])
+        start = first[..., windowed, None]
+        window_knots = np.concatenate([start, start + np.cumsum(window_steps, axis=-1)], axis=-1)
+        level[..., windowed, :] = np.take_along_axis(
+            window_knots, np.broadcast_to(layout.window_knot_of_period, lead + (len(windowed), n_periods)), axis=-1
+        )
     burst = np.zeros(lead + (n_fronts, n_periods))
     which = np.flatnonzero(layout.burst)
     if not len(which):
