@@ -299,10 +299,11 @@ def _centred_level(layout: DynamicLayout, data: DesignData, parameters, other, r
     start = first[rows][:, None]
     if n_knots == 1:
         return pt.repeat(start, layout.n_latent, axis=1)
+    grid = (layout.level_periods, layout.n_latent)
     days = _padded(data["knot_count_days"], layout.n_latent)[rows]
-    knot_days = knot_sums(days, 1.0, layout.level_periods, layout.n_latent)[:, 1:]
-    knot_count = knot_sums(_padded(data["knot_count"], layout.n_latent)[rows], 1.0, layout.level_periods, layout.n_latent)
-    knot_offset = knot_sums(other[rows], days, layout.level_periods, layout.n_latent)[:, 1:] / pt.maximum(knot_days, 1e-9)
+    knot_days = knot_sums(days, 1.0, *grid)[:, 1:]
+    knot_count = knot_sums(_padded(data["knot_count"], layout.n_latent)[rows], 1.0, *grid)
+    knot_offset = knot_sums(other[rows], days, *grid)[:, 1:] / pt.maximum(knot_days, 1e-9)
     inputs = (
         start,
         step_scale[rows],

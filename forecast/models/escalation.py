@@ -119,6 +119,7 @@ def _knot_grid(design: Design, name: str, *, windows: bool = True) -> np.ndarray
 def _design_array(design: Design, name: str) -> np.ndarray:
     """The numeric array behind :class:`DesignData` ``name``."""
     from forecast.models.dynamic_layout import level_knot_start
+
     censored = np.flatnonzero(design.censored & (design.y > 0))
     below = np.arange(int(design.y[censored].max()) if len(censored) else 0, dtype=float)
     arrays = {
