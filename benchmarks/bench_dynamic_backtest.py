@@ -10,11 +10,18 @@ Runs ``forecast backtest`` for each ``--model`` on the same origins (or re-reads
 * the share of fits that passed every diagnostic (target: at least 95%).
 
 Targets are those with a "last value" (period counts, and window totals of whole periods such
-as the ACLED months).  Examples::
+as the ACLED months).  Data sets: ``shipped`` (the shipped daily data, horizon 28 days),
+``acled`` (the 45 monthly ACLED series of ``../shared/data/``, horizon 3), ``acled:FRONT[+FRONT]``
+(some of them) and ``simulated``: a weekly panel drawn by :func:`forecast.testing.simulate.simulate_panel`
+(6 fronts, 104 weeks, two changepoints per front with log jumps of sd 0.7, daily negative binomial
+dispersion 10, seed 14), written as weekly totals and read with ``--freq week --horizon 4``.  Its
+generator is the changepoint family's, not the dynamic model's: flat regimes with abrupt jumps.
+Examples::
 
     .venv/bin/python benchmarks/bench_dynamic_backtest.py --data acled --models dynamic,changepoint \\
         --out benchmarks/results/backtest/dynamic
     .venv/bin/python benchmarks/bench_dynamic_backtest.py --data shipped --origins 20 --models dynamic
+    .venv/bin/python benchmarks/bench_dynamic_backtest.py --data simulated --models dynamic,changepoint
 """
 
 from __future__ import annotations
@@ -61,14 +68,45 @@ def acled_subset(data: str, folder: Path) -> Path:
     return path
 
 
+SIMULATED = {"fronts": 6, "weeks": 104, "changepoints": 2, "jump_sd": 0.7, "dispersion": 10.0, "seed": 14}
+
+
+def simulated_weekly(folder: Path) -> Path:
+    """Write the ``simulated`` weekly panel (see the module docstring) as weekly totals to a CSV in ``folder``."""
+    from forecast.testing.simulate import simulate_panel
+
+    start = pd.Timestamp("2022-01-03")  # a Monday: the weekly grid's periods start on Mondays
+    _, _, events = simulate_panel(
+        fronts=SIMULATED["fronts"],
+        days=7 * SIMULATED["weeks"],
+        start=start,
+        n_changepoints=SIMULATED["changepoints"],
+        jump_sd=SIMULATED["jump_sd"],
+        dispersion=SIMULATED["dispersion"],
+        random_seed=SIMULATED["seed"],
+    )
+    frame = events.frame
+    week = (frame["date"] - start).dt.days // 7
+    totals = frame.groupby([week.rename("week"), "front"], sort=True)["count"].sum().reset_index()
+    totals["date"] = start + pd.to_timedelta(7 * totals["week"], unit="D")
+    totals["end_date"] = totals["date"] + pd.Timedelta(days=6)
+    path = folder / "simulated_weekly.csv"
+    columns = ["date", "end_date", "front", "count"]
+    totals[columns].to_csv(path, index=False, date_format="%Y-%m-%d")
+    return path
+
+
 def data_args(data: str, folder: Path) -> list[str]:
-    """``shipped``, ``acled`` (45 monthly series) or ``acled:FRONT[+FRONT...]`` (some of them)."""
+    """``shipped``, ``acled`` (45 monthly series), ``acled:FRONT[+FRONT...]`` (some of them) or ``simulated``."""
     if data in DATA:
         return DATA[data]
+    if data == "simulated":
+        folder.mkdir(parents=True, exist_ok=True)
+        return ["--events", str(simulated_weekly(folder)), "--freq", "week", "--horizon", "4"]
     if data.startswith("acled:"):
         folder.mkdir(parents=True, exist_ok=True)
         return ["--events", str(acled_subset(data, folder)), *DATA["acled"][2:]]
-    raise SystemExit(f"unknown data {data!r}: shipped, acled or acled:FRONT")
+    raise SystemExit(f"unknown data {data!r}: shipped, acled, acled:FRONT or simulated")
 
 
 def run(model: str, data: str, origins: int, workers: int, out: Path) -> float:
@@ -174,7 +212,7 @@ def table(label: str, result: dict[str, object]) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="acled", help="shipped, acled or acled:FRONT[+FRONT...]")
+    parser.add_argument("--data", default="acled", help="shipped, acled, acled:FRONT[+FRONT...] or simulated")
     parser.add_argument("--models", default="dynamic", help="comma-separated: dynamic, changepoint")
     parser.add_argument("--origins", type=int, default=12)
     parser.add_argument("--workers", type=int, default=1)

@@ -62,9 +62,14 @@ near-Poisson, far from what monthly tables show.  Measured on the 45-series ACLE
 origins): fits passing every check 7 of 12 before, 11 of 12 after; the forecasts' scores barely
 moved (one-step CRPS 0.762 and 0.760 of the naive error).
 
+A front reported mostly in windows longer than a period (:func:`window_fronts`) steps once per
+window rather than every level step (:func:`level_knot_start`): a window's total then depends on
+one level, where before the data could not see the path inside it.
+
 Each front's level is sampled one of two ways (:func:`centred_fronts`): the standard normals
-:math:`z` (non-centred) for fronts reported mostly in windows longer than a period and for
-fronts with a burst; for the others, observed period by period ("centred"), the knots after
+:math:`z` (non-centred) for fronts reported mostly in windows longer than a period
+(``level_window_innovation``, one per knot) and for fronts with a burst (``level_innovation``);
+for the others, observed period by period ("centred"), the knots after
 the first are sampled in coordinates whitened by a Gaussian approximation of their conditional
 posterior (:mod:`forecast.models.whitened`), and the steps they imply are scored with the
 sinh-arcsinh transformation's exact density (:func:`forecast.models.tails.sinh_arcsinh_logp`)
@@ -98,7 +103,9 @@ from forecast.models.dynamic_layout import (
     centred_fronts,
     layout_of,
     level_centre,
+    level_knot_start,
     level_periods_of,
+    window_fronts,
 )
 from forecast.models.escalation import (
     OBS,
@@ -128,8 +135,10 @@ __all__ = [
     "latent_paths",
     "layout_of",
     "level_centre",
+    "level_knot_start",
     "level_periods_of",
     "simulate_future",
+    "window_fronts",
 ]
 
 #: Variables recomputed after sampling, not stored draw by draw.
@@ -233,7 +242,8 @@ def _level(
 
     ``parameters`` are ``(sigma_level, tail_weight, dispersion, initial_level)``, each ``(front,)``;
     ``other`` the ``(front, period)`` rest of the log rate but the burst.  The level steps once per knot
-    (:attr:`DynamicLayout.knot_of_period`) and is constant within it.
+    (:attr:`DynamicLayout.knot_of_period`; a windowed front's own knots, :func:`_windowed_level`)
+    and is constant within it.
     """
     sigma, tail, dispersion, initial = parameters
     n_fronts, n_knots = len(design.fronts), layout.n_knots
