@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pymc as pm
+import pytensor.tensor as pt
 import pytest
 import xarray as xr
 
@@ -422,28 +423,37 @@ def test_padding_adds_only_prior_terms_and_backtest_origins_share_one_graph():
     rng = np.random.default_rng(1)
     point = {k: v + rng.normal(0.0, 0.3, size=np.shape(v)) for k, v in point.items()}
     plain_shapes = {k: np.shape(v) for k, v in plain.model.initial_point().items()}
-    walks = ("level_innovation", "level_window_innovation")
-    extra_columns = {k: np.shape(point[k])[-1] - plain_shapes[k][-1] for k in (*walks, "burst_whitened")}
+    walks = ("level_window_innovation",)
+    # path (whitened coordinates), its innovations and how the path is rebuilt from them
+    whitened_paths = {"level_whitened": "level_step", "burst_whitened": "burst_step"}
+    extra_columns = {k: np.shape(point[k])[-1] - plain_shapes[k][-1] for k in (*walks, *whitened_paths)}
     # 42 -> 47 days: 6 -> 7 weeks; the windowed front holds two knots a week (window_knot_capacity)
-    assert extra_columns == {"level_innovation": 1, "level_window_innovation": 2, "burst_whitened": 5}
+    assert extra_columns == {"level_window_innovation": 2, "level_whitened": 1, "burst_whitened": 5}
     plain_point = {k: (v[..., : plain_shapes[k][-1]] if k in extra_columns else v) for k, v in point.items()}
-    # The burst is sampled in coordinates whitened given the data (whitened.py), so the plain
-    # model's coordinates of the same burst path are found by whitening it with the plain inputs.
-    padded_burst = _evaluate(padded, padded.model["burst"], point)
-    inputs = list(plain.model["burst_whitened"].owner.inputs[2:])
-    values = _evaluate(plain, inputs, plain_point)
-    which = np.flatnonzero(dynamic.layout_of(plain.design).burst)
-    first, scale, tail, alpha, count, days, offset, rho = values
-    plain_point["burst_whitened"] = whitened.whiten(
-        padded_burst[which, :periods], first[:, 0], scale, tail[:, 0], alpha[:, 0], count, days, offset, rho[:, 0]
-    )
-    plain_burst = _evaluate(plain, plain.model["burst"], plain_point)
-    np.testing.assert_allclose(plain_burst, padded_burst[:, :periods], rtol=1e-9, atol=1e-12)
+    # The daily front's level and burst are sampled in coordinates whitened given the data
+    # (whitened.py), so the plain model's coordinates of the same paths are found by whitening
+    # them with the plain inputs (the level first: the burst's inputs depend on it).
+    for name, steps_name in whitened_paths.items():
+        inputs = _evaluate(plain, list(plain.model[name].owner.inputs[2:]), plain_point)
+        first, scale, tail, alpha, count, days, offset = inputs[:7]
+        rho = inputs[7][:, 0] if len(inputs) == 8 else 1.0
+        steps = _evaluate(padded, padded.model[steps_name], point)[:, : plain_shapes[name][-1]]
+        path = np.zeros_like(steps)
+        for k in range(steps.shape[1]):  # x_k = rho x_{k-1} + step_k from x_{-1} = first
+            path[:, k] = rho * (path[:, k - 1] if k else first[:, 0]) + steps[:, k]
+        plain_point[name] = whitened.whiten(path, first[:, 0], scale, tail[:, 0], alpha[:, 0], count, days, offset, rho)
+    for path in ("level", "burst"):
+        np.testing.assert_allclose(
+            _evaluate(plain, plain.model[path], plain_point),
+            _evaluate(padded, padded.model[path], point)[:, :periods],
+            rtol=1e-9,
+            atol=1e-12,
+        )
 
-    # Every term but the burst's is the plain model's, plus the padded level steps' prior; the
+    # Every term but the whitened paths' is the plain model's, plus the padded knots' prior; the
     # data terms are equal (the same paths over the data).
     def terms(model, at):
-        names = [v.name for v in model.model.free_RVs if v.name != "burst_whitened"] + ["likelihood"]
+        names = [v.name for v in model.model.free_RVs if v.name not in whitened_paths] + ["likelihood"]
         rvs = [model.model[name] for name in names]
         return dict(zip(names, _evaluate(model, model.model.logp(vars=rvs, sum=False), at), strict=True))
 
@@ -452,19 +462,26 @@ def test_padding_adds_only_prior_terms_and_backtest_origins_share_one_graph():
     for name, value in plain_terms.items():
         gained = extra.get(name, 0.0)
         np.testing.assert_allclose(np.sum(padded_terms[name]), np.sum(value) + gained, rtol=1e-10, err_msg=name)
-    # The burst's term: in path space (the whitening's Jacobian added back) the padded model gains
-    # exactly the padded days' steps' prior density.
-    steps = _evaluate(padded, padded.model["burst_step"], point)
-    prior_of_padding = tails.sinh_arcsinh_logp(steps[:, periods:] / scale[:, -1:], tail) - np.log(scale[:, -1:])
-    path_density = []
-    for model, at in ((padded, point), (plain, plain_point)):
-        given = _evaluate(model, list(model.model["burst_whitened"].owner.inputs[2:]), at)
-        _, diagonal, _ = whitened.conditional(
-            given[0][:, 0], *given[1:2], given[2][:, 0], given[3][:, 0], *given[4:7], given[7][:, 0]
+    # The whitened paths' terms: in path space (the whitening's Jacobian added back) the padded
+    # model gains exactly the padded steps' prior density.
+    for name, steps_name in whitened_paths.items():
+        length = plain_shapes[name][-1]
+        steps = _evaluate(padded, padded.model[steps_name], point)
+        given = _evaluate(padded, list(padded.model[name].owner.inputs[2:]), point)
+        scale, tail = given[1], given[2]
+        prior_of_padding = tails.sinh_arcsinh_logp(steps[:, length:] / scale[:, length:], tail) - np.log(
+            scale[:, length:]
         )
-        term = _evaluate(model, model.model.logp(vars=[model.model["burst_whitened"]]), at)
-        path_density.append(term + np.log(diagonal).sum())
-    np.testing.assert_allclose(path_density[0], path_density[1] + prior_of_padding.sum(), rtol=1e-10)
+        path_density = []
+        for model, at in ((padded, point), (plain, plain_point)):
+            given = _evaluate(model, list(model.model[name].owner.inputs[2:]), at)
+            rho = given[7][:, 0] if len(given) == 8 else 1.0
+            _, diagonal, _ = whitened.conditional(
+                given[0][:, 0], given[1], given[2][:, 0], given[3][:, 0], *given[4:7], rho
+            )
+            term = _evaluate(model, model.model.logp(vars=[model.model[name]]), at)
+            path_density.append(term + np.log(diagonal).sum())
+        np.testing.assert_allclose(path_density[0], path_density[1] + prior_of_padding.sum(), rtol=1e-10, err_msg=name)
     # Two origins padded to the same last period are one graph, so one compiled sampler serves both.
     shorter = EscalationModel(
         _mixed_panel(as_of=panel.periods[-8]), options=DYNAMIC, placeholders_until=until, shared_data=True
@@ -528,7 +545,7 @@ def test_a_front_reported_in_windows_steps_once_per_window():
     np.testing.assert_array_equal(layout.window_knot_days[0, :4], [13.0, 30.0, 17.0 + 3.0, 0.0])
     graph = model.model
     names = [v.name for v in graph.free_RVs] + ["level", "burst", "sigma_level", "tail_weight", "burst_persistence"]
-    names += ["burst_step"]
+    names += ["burst_step", "level_step"]
     values = dict(zip(names, pm.draw([graph[name] for name in names], draws=5, random_seed=4), strict=True))
     for a, b in [(0, 12), (13, 42), (43, 59)]:
         window = values["level"][:, 1, a : b + 1]
@@ -537,7 +554,7 @@ def test_a_front_reported_in_windows_steps_once_per_window():
     level, _ = dynamic.latent_paths(
         model.design,
         **{k: values[k] for k in ("initial_level", "sigma_level", "tail_weight", "burst_persistence", "burst_step")},
-        level_innovation=values["level_innovation"],
+        level_step=values["level_step"],
         level_window_innovation=values["level_window_innovation"],
     )
     np.testing.assert_allclose(level, values["level"], rtol=1e-9, atol=1e-9)
@@ -545,3 +562,40 @@ def test_a_front_reported_in_windows_steps_once_per_window():
     z = values["level_window_innovation"][:, 0, 0]
     expected = values["sigma_level"][:, 1] * np.sqrt(30.0) * tails.sinh_arcsinh(z, values["tail_weight"][:, 1])
     np.testing.assert_allclose(values["level"][:, 1, 13] - values["level"][:, 1, 12], expected, rtol=1e-9)
+
+
+@pytest.mark.parametrize(("rho", "share"), [(0.0, 1.0 / 7.0), (1.0, 1.0), (0.5, None)])
+def test_a_burst_fronts_whitened_level_counts_the_burst_as_noise(rho, share):
+    """The level's approximation adds the knot-average burst variance ``c kappa^2`` to the noise, per period.
+
+    ``c`` is the variance of the mean of a week of the AR(1)'s days over its stationary
+    variance: 1/7 for independent days, 1 for a burst that holds all week.
+    """
+    panel = daily_panel(fronts=("busy", "sparse"), days=42, rate=(6.0, 0.4))
+    layout = dynamic.layout_of(build_design(panel, None, DYNAMIC))
+    np.testing.assert_array_equal(layout.burst, [True, False])
+    np.testing.assert_array_equal(layout.centred, [True, True])  # both counted day by day
+    alpha, kappa = np.array([2.0, 3.0]), np.array([0.6, 0.6])
+    burst = (pt.as_tensor(kappa), pt.as_tensor([rho, rho]))
+    seen = dynamic._level_dispersion(layout, pt.as_tensor(alpha), burst).eval()
+    if share is None:  # the double sum over a week's pairs of days
+        lags = np.abs(np.subtract.outer(np.arange(7), np.arange(7)))
+        share = float(np.mean(rho**lags))
+    expected_extra = 7 * share * kappa[0] ** 2
+    np.testing.assert_allclose(seen, [1.0 / (1.0 / alpha[0] + expected_extra), alpha[1]], rtol=1e-12)
+
+
+def test_a_windowed_fronts_level_does_not_step_before_its_first_report():
+    """Before a windowed front's first report nothing tells its first level from the steps before it: no knots there."""
+    days = pd.date_range("2024-01-01", periods=63, freq="D")
+    bounds = [(20, 34), (35, 62)]  # reports begin on day 20
+    dates = list(days) + [days[a] for a, _ in bounds]
+    end_dates = [pd.NaT] * len(days) + [days[b] for _, b in bounds]
+    counts = np.concatenate([np.random.default_rng(9).poisson(6.0, size=len(days)), [30, 50]])
+    panel = _panel(dates, ["daily"] * len(days) + ["late"] * len(bounds), counts, end_dates=end_dates)
+    design = build_design(panel, None, DYNAMIC)
+    np.testing.assert_array_equal(dynamic.first_observed_period(design), [0, 20])
+    layout = dynamic.layout_of(design)
+    np.testing.assert_array_equal(np.flatnonzero(layout.knot_start[1]), [0, 35])  # the first window keeps knot 0
+    level = pm.draw(EscalationModel(panel, options=DYNAMIC).model["level"], random_seed=3)
+    assert np.all(level[1, :35] == level[1, 0]) and level[1, 35] != level[1, 0]

@@ -68,12 +68,13 @@ one level, where before the data could not see the path inside it.
 
 Each front's level is sampled one of two ways (:func:`centred_fronts`): the standard normals
 :math:`z` (non-centred) for fronts reported mostly in windows longer than a period
-(``level_window_innovation``, one per knot) and for fronts with a burst (``level_innovation``);
-for the others, observed period by period ("centred"), the knots after
+(``level_window_innovation``, one per knot; ``level_innovation`` is the same for any other
+non-centred front); for the others, observed period by period ("centred"), the knots after
 the first are sampled in coordinates whitened by a Gaussian approximation of their conditional
 posterior (:mod:`forecast.models.whitened`), and the steps they imply are scored with the
 sinh-arcsinh transformation's exact density (:func:`forecast.models.tails.sinh_arcsinh_logp`)
-and the map's Jacobian.
+and the map's Jacobian.  For a front with a burst, the approximation counts the burst's
+variance over a knot as part of the noise (:func:`_level_dispersion`).
 
 One definition of the rate
 --------------------------
@@ -101,6 +102,7 @@ from forecast.models.dynamic_layout import (
     DynamicLayout,
     burst_fronts,
     centred_fronts,
+    first_observed_period,
     layout_of,
     level_centre,
     level_knot_start,
@@ -132,6 +134,7 @@ __all__ = [
     "burst_fronts",
     "centred_fronts",
     "dynamic_coords",
+    "first_observed_period",
     "latent_paths",
     "layout_of",
     "level_centre",
@@ -192,7 +195,8 @@ def build_dynamic_model(
         if design.season_index is not None:
             seasonality = priors["seasonality"].create_variable("seasonality")
             other = other + _padded(seasonality[data["season_index"]][None, :], layout.n_latent)
-        level = _level(design, layout, data, (sigma, tail, dispersion, initial), other)
+        burst_parameters = (burst_sd, persistence) if layout.any_burst else None
+        level = _level(design, layout, data, (sigma, tail, dispersion, initial), other, burst_parameters)
         level = pm.Deterministic("level", level, dims=(n.FRONT, n.TIME))
         if layout.any_burst:
             burst = _burst(design, layout, data, (burst_sd, persistence, tail, dispersion), level + other)
@@ -237,6 +241,7 @@ def _level(
     data: DesignData,
     parameters: tuple[pt.TensorVariable, ...],
     other: pt.TensorVariable,
+    burst: tuple[pt.TensorVariable, pt.TensorVariable] | None = None,
 ) -> pt.TensorVariable:
     """``(front, period)`` level: standard normals for non-centred fronts, whitened coordinates for centred ones.
 
@@ -257,7 +262,8 @@ def _level(
         z = pm.Normal("level_innovation", 0.0, 1.0, shape=(len(non_centred), n_knots - 1)) if n_knots > 1 else None
         parts.append(_walk(first[non_centred], step_scale[non_centred], tail[non_centred], z)[:, layout.knot_of_period])
     if len(centred):
-        parts.append(_centred_level(layout, data, (first, step_scale, tail, dispersion), other, centred))
+        seen = _level_dispersion(layout, dispersion, burst)
+        parts.append(_centred_level(layout, data, (first, step_scale, tail, seen), other, centred))
     if len(windowed):
         parts.append(_windowed_level(layout, data, (first, sigma, tail), windowed))
     order = np.concatenate([non_centred, centred, windowed])
@@ -272,6 +278,28 @@ def _walk(first, step_scale, tail, z):
         return first[:, None]
     steps = step_scale * sinh_arcsinh(z, tail[:, None])
     return pt.concatenate([first[:, None], first[:, None] + pt.cumsum(steps, axis=1)], axis=1)
+
+
+def _level_dispersion(layout: DynamicLayout, dispersion, burst) -> pt.TensorVariable:
+    """``(front,)`` the dispersion a centred level's approximation sees: the burst's variance added to the noise.
+
+    The whitened level's pseudo-observations (:mod:`forecast.models.whitened`) leave the burst
+    out: to them, a knot's counts vary around its level by the negative binomial's noise alone.
+    Where a front has a burst its knot-average adds the variance ``c kappa^2`` to the log rate
+    (``c = sum_ij rho^|i-j| / n^2`` over a knot's ``n`` periods), so that noise is the negative
+    binomial's with ``1 / alpha' = 1 / alpha + n c kappa^2`` per period.  This only chooses the
+    sampler's coordinates: the model and its density are unchanged.
+    """
+    if burst is None or not layout.any_burst:
+        return dispersion
+    burst_sd, persistence = burst
+    rho = persistence**layout.persistence_days
+    n_periods = layout.level_periods
+    lags = np.arange(1, n_periods)
+    pairs = pt.sum((n_periods - lags)[None, :] * rho[:, None] ** lags[None, :], axis=1)
+    share = (n_periods + 2.0 * pairs) / n_periods**2
+    extra = pt.where(layout.burst, n_periods * share * burst_sd**2, 0.0)
+    return 1.0 / (1.0 / dispersion + extra)
 
 
 def _windowed_level(layout: DynamicLayout, data: DesignData, parameters, rows: np.ndarray) -> pt.TensorVariable:
