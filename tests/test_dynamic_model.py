@@ -155,7 +155,6 @@ def test_numpy_twin_equals_the_graph_draw_by_draw(which):
         tail_weight=values["tail_weight"],
         burst_persistence=values.get("burst_persistence"),
         burst_step=values.get("burst_step"),
-        level_innovation=values.get("level_innovation"),
         level_window_innovation=values.get("level_window_innovation"),
         level_step=values.get("level_step"),
     )
@@ -374,7 +373,6 @@ def test_only_fronts_counted_day_by_day_have_a_burst():
         model.design,
         **{k: values[k] for k in ("initial_level", "sigma_level", "tail_weight", "burst_persistence")},
         burst_step=values["burst_step"],
-        level_innovation=values.get("level_innovation"),
         level_window_innovation=values.get("level_window_innovation"),
         level_step=values.get("level_step"),
     )

@@ -158,8 +158,8 @@ def simulate_scenario(
 def graph_level_variables(template: EscalationModel, fixed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``fixed`` with ``level_innovation`` (``(front, step)`` standard normals) as the graph stores the level.
 
-    The graph keeps ``z`` itself for its non-centred fronts (``level_innovation``; for a front
-    stepped once per window, ``level_window_innovation``, whose k-th knot takes the k-th ``z``)
+    The graph keeps ``z`` itself for its non-centred fronts, which step once per window
+    (``level_window_innovation``, whose k-th knot takes the k-th ``z``)
     and the steps ``sigma sqrt(days) g_t(z)`` for its centred ones (``level_step``, whose density is scored in
     whitened coordinates): a scenario states its walk once, whichever way each front is sampled.
     Centred fronts need ``sigma_level`` and ``tail_weight`` in ``fixed``.
@@ -170,9 +170,6 @@ def graph_level_variables(template: EscalationModel, fixed: Mapping[str, np.ndar
     z = np.asarray(out.pop("level_innovation"))
     layout = dynamic.layout_of(template.design)
     assert z.shape == (len(template.design.fronts), layout.n_knots - 1), z.shape
-    stepped = ~layout.centred & ~layout.windowed
-    if np.any(stepped):
-        out["level_innovation"] = z[stepped]
     if np.any(layout.windowed):  # a windowed front's k-th knot steps by its k-th z; unused knots get 0
         window_z = np.zeros((int(layout.windowed.sum()), layout.window_knot_capacity - 1))
         columns = min(z.shape[1], window_z.shape[1])

@@ -68,8 +68,7 @@ one level, where before the data could not see the path inside it.
 
 Each front's level is sampled one of two ways (:func:`centred_fronts`): the standard normals
 :math:`z` (non-centred) for fronts reported mostly in windows longer than a period
-(``level_window_innovation``, one per knot; ``level_innovation`` is the same for any other
-non-centred front); for the others, observed period by period ("centred"), the knots after
+(``level_window_innovation``, one per knot); for the others, observed period by period ("centred"), the knots after
 the first are sampled in coordinates whitened by a Gaussian approximation of their conditional
 posterior (:mod:`forecast.models.whitened`), and the steps they imply are scored with the
 sinh-arcsinh transformation's exact density (:func:`forecast.models.tails.sinh_arcsinh_logp`)
@@ -247,26 +246,22 @@ def _level(
 
     ``parameters`` are ``(sigma_level, tail_weight, dispersion, initial_level)``, each ``(front,)``;
     ``other`` the ``(front, period)`` rest of the log rate but the burst.  The level steps once per knot
-    (:attr:`DynamicLayout.knot_of_period`; a windowed front's own knots, :func:`_windowed_level`)
+    (:attr:`DynamicLayout.knot_of_period` for centred fronts; a windowed front's own knots, :func:`_windowed_level`)
     and is constant within it.
     """
     sigma, tail, dispersion, initial = parameters
-    n_fronts, n_knots = len(design.fronts), layout.n_knots
+    n_fronts = len(design.fronts)
     first = pt.as_tensor(level_centre(design)) + initial  # (front,)
     step_scale = sigma[:, None] * np.sqrt(layout.knot_days[1:])[None, :]  # (front, step)
     parts = []
-    non_centred = np.flatnonzero(~layout.centred & ~layout.windowed)
     centred = np.flatnonzero(layout.centred)
-    windowed = np.flatnonzero(layout.windowed)
-    if len(non_centred):
-        z = pm.Normal("level_innovation", 0.0, 1.0, shape=(len(non_centred), n_knots - 1)) if n_knots > 1 else None
-        parts.append(_walk(first[non_centred], step_scale[non_centred], tail[non_centred], z)[:, layout.knot_of_period])
+    windowed = np.flatnonzero(layout.windowed)  # every front not centred
     if len(centred):
         seen = _level_dispersion(layout, dispersion, burst)
         parts.append(_centred_level(layout, data, (first, step_scale, tail, seen), other, centred))
     if len(windowed):
         parts.append(_windowed_level(layout, data, (first, sigma, tail), windowed))
-    order = np.concatenate([non_centred, centred, windowed])
+    order = np.concatenate([centred, windowed])
     inverse = np.empty(n_fronts, dtype=np.int64)
     inverse[order] = np.arange(n_fronts)
     return pt.concatenate(parts, axis=0)[inverse]
@@ -448,7 +443,6 @@ def latent_paths(
     tail_weight: np.ndarray,
     burst_persistence: np.ndarray | None = None,
     burst_step: np.ndarray | None = None,
-    level_innovation: np.ndarray | None = None,
     level_step: np.ndarray | None = None,
     level_window_innovation: np.ndarray | None = None,
     pad_days: np.ndarray | None = None,
@@ -456,8 +450,8 @@ def latent_paths(
     """``(level, burst)``, each ``(..., front, period)``, from the model's free variables.
 
     The numpy twin of the graph (:func:`build_dynamic_model`): leading axes are draws.
-    ``level_innovation`` holds the non-centred fronts' standard normals, ``level_step`` the
-    centred fronts' steps, ``level_window_innovation`` the windowed fronts' standard normals
+    ``level_step`` holds the centred fronts' steps, ``level_window_innovation`` the other
+    (windowed) fronts' standard normals
     and ``burst_step`` the burst fronts' innovations, as the graph names them.
     """
     layout = layout_of(design, pad_days)
@@ -469,11 +463,7 @@ def latent_paths(
     level = np.zeros(lead + (n_fronts, n_periods))
     n_knots = layout.n_knots
     steps = np.zeros(lead + (n_fronts, n_knots - 1))
-    non_centred = np.flatnonzero(~layout.centred & ~layout.windowed)
     centred = np.flatnonzero(layout.centred)
-    if len(non_centred) and n_knots > 1:
-        scale = sigma[..., non_centred, None] * np.sqrt(layout.knot_days[1:])
-        steps[..., non_centred, :] = scale * sinh_arcsinh(level_innovation, tail[..., non_centred, None])
     if len(centred) and n_knots > 1:
         steps[..., centred, :] = level_step
     knots = np.concatenate([first[..., None], first[..., None] + np.cumsum(steps, axis=-1)], axis=-1)

@@ -47,8 +47,6 @@ class DynamicLayout:
     pad_days: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     #: Periods per level step: :data:`DAILY_LEVEL_PERIODS` on a daily grid, 1 otherwise.
     level_periods: int = 1
-    #: ``(front,)`` fronts whose level steps once per observation window (:func:`window_fronts`).
-    windowed: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=bool))
     #: ``(front, period)`` where each front's level knots start over the data's periods
     #: (:func:`level_knot_start`); the padded periods step every :attr:`level_periods`.
     data_knot_start: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
@@ -88,6 +86,11 @@ class DynamicLayout:
             return step_days
         index = self.n_latent + np.arange(len(step_days))
         return np.where(index % self.level_periods == 0, float(self.level_periods), 0.0)
+
+    @property
+    def windowed(self) -> np.ndarray:
+        """``(front,)`` fronts whose level steps once per observation window (:func:`window_fronts`)."""
+        return ~self.centred
 
     @property
     def window_knot_capacity(self) -> int:
@@ -150,7 +153,6 @@ def layout_of(design: Design, pad_days: np.ndarray | None = None) -> DynamicLayo
         burst=burst_fronts(design),
         pad_days=np.zeros(0) if pad_days is None else np.asarray(pad_days, dtype=float),
         level_periods=level_periods,
-        windowed=window_fronts(design),
         data_knot_start=level_knot_start(design) > 0,
     )
 
