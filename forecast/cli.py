@@ -33,7 +33,7 @@ from forecast.artefacts import (
     SCORES_FILE,
     SUMMARY_FILE,
 )
-from forecast.errors import ForecastError
+from forecast.errors import ForecastError, OptionError
 
 if TYPE_CHECKING:  # the jobs are imported when a command runs, keeping --help fast
     from forecast.jobs.data import DataRequest
@@ -215,25 +215,30 @@ def _fit_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--model",
         choices=["changepoint", "dynamic"],
-        default="changepoint",
-        help="model family (default changepoint; dynamic: a moving level with heavy-tailed steps, see README)",
+        default=None,
+        help=(
+            "model family (default dynamic: a moving level with heavy-tailed steps and reverting bursts; "
+            "changepoint: flat regimes between K changepoints, see README)"
+        ),
     )
     model.add_argument(
         "--priors",
         type=Path,
-        help="prior file (default: the code defaults, priors/default.yaml; priors/dynamic.yaml with --model dynamic)",
+        help="prior file (default: the code defaults, priors/dynamic.yaml; changepoint: priors/default.yaml)",
     )
     model.add_argument(
         "--changepoints",
         type=int,
         default=None,
         metavar="K",
-        help="changepoints per front (default 1; the dynamic model has none)",
+        help="changepoints per front, with --model changepoint (default 1; the dynamic model has none)",
     )
     model.add_argument("--no-interventions", action="store_true", help="leave intervention effects out")
     model.add_argument("--likelihood", choices=["negative_binomial", "poisson"], default="negative_binomial")
     model.add_argument("--seasonality", action="store_true", help="day-of-week (daily) or month-of-year effects")
-    model.add_argument("--self-excitation", action="store_true", help="recent counts raise the rate")
+    model.add_argument(
+        "--self-excitation", action="store_true", help="recent counts raise the rate (--model changepoint)"
+    )
     model.add_argument(
         "--excitation-half-life",
         type=float,
@@ -241,7 +246,11 @@ def _fit_options(parser: argparse.ArgumentParser) -> None:
         metavar="DAYS",
         help="half-life of the self-excitation kernel in days (default 7)",
     )
-    model.add_argument("--trend", action="store_true", help="a log-linear trend per front, carried into forecasts")
+    model.add_argument(
+        "--trend",
+        action="store_true",
+        help="a log-linear trend per front, carried into forecasts (--model changepoint)",
+    )
     model.add_argument("--parameterization", choices=["auto", "centered", "non_centered"], default="auto")
     model.add_argument("--min-regime-days", type=int, default=7, help="days kept before/after changepoints (default 7)")
     sampling = parser.add_argument_group("sampling")
@@ -302,14 +311,47 @@ def _data_panel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: The default model family (``--model``), and the options that belong to the changepoint model only.
+DEFAULT_MODEL = "dynamic"
+CHANGEPOINT_ONLY = {
+    "changepoints": "--changepoints",
+    "trend": "--trend",
+    "self_excitation": "--self-excitation",
+    "likelihood": "--likelihood poisson",
+}
+
+
+def _model_family(args: argparse.Namespace) -> str:
+    """``--model``, or the default; a changepoint model's option without ``--model`` is an error.
+
+    The default became the dynamic model (issue #14's benchmarks, README).  A command line written
+    for the changepoint model (``--changepoints 2``, ``--trend``) is not silently refitted with
+    another model, nor silently switched to the changepoint model: it is told to say which.
+    """
+    if args.model is not None:
+        return str(args.model)
+    given = [
+        flag
+        for name, flag in CHANGEPOINT_ONLY.items()
+        if getattr(args, name, None) not in (None, False, "negative_binomial")
+    ]
+    if given:
+        raise OptionError(
+            f"{', '.join(given)} belong{'s' if len(given) == 1 else ''} to the changepoint model: "
+            f"add --model changepoint (the default model is {DEFAULT_MODEL}, which has none of them)"
+        )
+    return DEFAULT_MODEL
+
+
 def _fit_request(args: argparse.Namespace) -> FitRequest:
     from forecast.jobs.fit import FitRequest
     from forecast.models.design import ModelOptions
     from forecast.models.model import DEFAULT_DRAWS, SamplerSettings
 
-    default_changepoints = 0 if args.model == "dynamic" else 1
+    family = _model_family(args)
+    default_changepoints = 0 if family == "dynamic" else 1
     options = ModelOptions(
-        family=args.model,
+        family=family,
         changepoints=default_changepoints if args.changepoints is None else args.changepoints,
         interventions=not args.no_interventions,
         likelihood=args.likelihood,
@@ -322,7 +364,7 @@ def _fit_request(args: argparse.Namespace) -> FitRequest:
     )
     settings = SamplerSettings(
         sampler=args.sampler,
-        draws=DEFAULT_DRAWS[args.model] if args.draws is None else args.draws,
+        draws=DEFAULT_DRAWS[family] if args.draws is None else args.draws,
         tune=args.tune,
         chains=args.chains,
         target_accept=args.target_accept,

@@ -133,7 +133,10 @@ def test_data_panel_reads_an_acled_export_with_options(capsys, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["fit", "--changepoints", "-1"], "changepoints must be an integer >= 0"),
+        (["fit", "--model", "changepoint", "--changepoints", "-1"], "changepoints must be an integer >= 0"),
+        (["fit", "--changepoints", "2"], "--changepoints belongs to the changepoint model: add --model changepoint"),
+        (["report", "--trend", "--self-excitation"], "--trend, --self-excitation belong to the changepoint model"),
+        (["backtest", "--likelihood", "poisson"], "--likelihood poisson belongs to the changepoint model"),
         (["fit", "--model", "dynamic", "--trend"], "the dynamic model has no trend"),
         (["fit", "--draws", "0"], "draws must be >= 1"),
         (["fit", "--target-accept", "1.5"], "target_accept must be in [0.5, 1)"),
@@ -145,6 +148,19 @@ def test_a_bad_option_value_is_a_user_error(capsys, tmp_path, argv, message):
     assert code == 1
     assert err.startswith("error: ") and message in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["fit", "report", "backtest"])
+def test_the_default_model_is_the_dynamic_one_and_changepoint_is_an_option(command):
+    from forecast.cli import _fit_request, build_parser
+    from forecast.models.model import DEFAULT_DRAWS
+
+    default = _fit_request(build_parser().parse_args([command, "--out", "x"]))
+    assert (default.options.family, default.options.changepoints) == ("dynamic", 0)
+    assert default.settings.draws == DEFAULT_DRAWS["dynamic"]
+    chosen = _fit_request(build_parser().parse_args([command, "--model", "changepoint", "--trend", "--out", "x"]))
+    assert (chosen.options.family, chosen.options.changepoints, chosen.options.trend) == ("changepoint", 1, True)
+    assert chosen.settings.draws == DEFAULT_DRAWS["changepoint"]
 
 
 def test_an_internal_value_error_is_not_reported_as_a_user_error(capsys, monkeypatch):

@@ -98,3 +98,25 @@ def test_predictive_bands_transform_only_the_panel_with_the_spike():
 )
 def test_the_rule_is_the_largest_value_against_ten_times_the_95th_percentile(values, expected):
     assert needs_log1p_axis(values) is expected
+
+
+def test_the_level_posterior_is_drawn_on_a_log_axis_with_its_band_and_shifts():
+    from forecast.plots.report import plot_level_posterior
+
+    rng = np.random.default_rng(3)
+    weeks = pd.date_range("2024-01-01", periods=30, freq="W-MON")
+    level = np.log(np.r_[np.full(15, 2.0), np.full(15, 40.0)])  # a twentyfold rise in week 15
+    draws = np.exp(level + rng.normal(0.0, 0.1, (500, 30)))
+    figure = plot_level_posterior({"gaza": (weeks, draws, [weeks[15]]), "iraq": (weeks, draws / 10, [])})
+    gaza, iraq = figure.axes
+    assert gaza.get_yscale() == "log" and gaza.get_title(loc="left") == "gaza"
+    (median,) = [line for line in gaza.get_lines() if line.get_label() == "median"]
+    assert np.allclose(median.get_ydata()[[0, -1]], [2.0, 40.0], rtol=0.05)
+    shifts = [line for line in gaza.get_lines() if line.get_linestyle() == ":"]
+    assert len(shifts) == 1 and pd.Timestamp(shifts[0].get_xdata()[0]) == weeks[15]
+    assert not [line for line in iraq.get_lines() if line.get_linestyle() == ":"]
+    assert figure_png(figure).startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="gaza: 29 level periods for 30 dates"):
+        plot_level_posterior({"gaza": (weeks, draws[:, 1:], [])})
+    with pytest.raises(ValueError, match="finite and positive"):
+        plot_level_posterior({"gaza": (weeks, np.zeros((5, 30)), [])})

@@ -83,6 +83,15 @@ def test_variants_for_loo_differ_from_the_fit():
     assert {"K=0, interventions", "K=2, interventions", "K=1, no interventions"} <= set(found)
 
 
+def test_variants_of_a_dynamic_fit_are_models_it_can_be_compared_with():
+    base = ModelOptions(family="dynamic", changepoints=0)
+    found = variants(base)
+    assert found == {
+        "dynamic, no interventions": ModelOptions(family="dynamic", changepoints=0, interventions=False),
+        "K=1, interventions": ModelOptions(family="changepoint", changepoints=1),
+    }
+
+
 def test_summary_document_is_json_safe(fake_fit_dir):
     _, outcome = fake_fit_dir
     json.dumps(summary_document(outcome), allow_nan=False)

@@ -205,3 +205,30 @@ def test_a_figure_that_fails_fails_the_report_naming_it(monkeypatch, reports):
     monkeypatch.setattr(figures_module, "plot_fan_chart", broken)
     with pytest.raises(ForecastError, match=r"'fan_\w+' could not be drawn: RuntimeError: no ink"):
         figures_module.report_figures(latest.fit, latest.fit.forecast, None, None, ())
+
+
+def test_a_dynamic_fit_reports_its_level_and_level_shifts_instead_of_changepoints(tmp_path):
+    """The default model has no changepoints: its section shows the level's shifts and its posterior."""
+    from forecast.models.design import ModelOptions
+
+    folder = tmp_path / "2024-05-16"
+    run_report(
+        ReportRequest(
+            fit=FitRequest(options=ModelOptions(family="dynamic", changepoints=0), settings=FAKE_SETTINGS),
+            out=folder,
+        ),
+        sample=prior_fit_result,
+    )
+    markdown = (folder / "report.md").read_text(encoding="utf-8")
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    summary = json.loads((folder / "summary.json").read_text())
+    shifts = [(f["front"], s) for f in summary["fronts"] for s in f["level_shifts"]]
+    assert "## Level shifts" in markdown and "## Changepoints" not in markdown
+    assert '<a href="#changepoints">Level shifts</a>' in html and "<h2>Changepoints</h2>" not in html
+    for front, shift in shifts:
+        assert f"| {front} | {shift['mode_date']} |" in markdown
+    if not shifts:
+        assert "(none this time)" in markdown
+    assert "![Level posterior](figures/level.png)" in markdown
+    assert (folder / "figures" / "level.png").read_bytes().startswith(b"\x89PNG")
+    assert not (folder / "figures" / "changepoints.png").exists()

@@ -106,6 +106,8 @@ def check_saved_fit(fit_dir: Path, *, compare_variants: bool = False) -> CheckRe
 
 
 def _variant_name(options: ModelOptions) -> str:
+    if options.family == "dynamic":
+        return ", ".join(["dynamic", "interventions" if options.interventions else "no interventions"])
     parts = [f"K={options.changepoints}", "interventions" if options.interventions else "no interventions"]
     if options.self_excitation:
         parts.append("self-excitation")
@@ -115,7 +117,17 @@ def _variant_name(options: ModelOptions) -> str:
 
 
 def variants(options: ModelOptions) -> dict[str, ModelOptions]:
-    """The model variants compared with a fit: fewer/more changepoints, interventions, excitation."""
+    """The model variants compared with a fit: fewer/more changepoints, interventions, excitation.
+
+    A dynamic fit is compared with itself without (or with) interventions and with the changepoint
+    model (one changepoint per front), whose options it cannot take.
+    """
+    if options.family == "dynamic":
+        candidates = [
+            replace(options, interventions=not options.interventions),
+            replace(options, family="changepoint", changepoints=1),
+        ]
+        return {_variant_name(c): c for c in candidates}
     candidates = [
         replace(options, changepoints=0),
         replace(options, changepoints=options.changepoints + 1),

@@ -1,4 +1,4 @@
-"""The figures of the weekly report: one forecast fan per front, changepoints, effects and checks.
+"""The figures of the weekly report: one forecast fan per front, changepoints or the level, effects and checks.
 
 Every figure is drawn to PNG here; a figure that fails to draw fails the report, naming it.
 """
@@ -23,8 +23,10 @@ from forecast.forecasting.counts import ScenarioIntervention
 from forecast.indicators.steps import step_days
 from forecast.jobs.fit import OBSERVED_NAME, FitOutcome
 from forecast.jobs.scenarios import describe_scenario
+from forecast.models.design import Design
 from forecast.models.escalation import OBS
 from forecast.plots.checks import plot_pit_histogram, plot_predictive_bands, plot_rootogram
+from forecast.plots.dates import DateLike
 from forecast.plots.report import (
     EffectRow,
     InterventionMarker,
@@ -33,6 +35,7 @@ from forecast.plots.report import (
     plot_changepoint_posterior,
     plot_fan_chart,
     plot_intervention_effects,
+    plot_level_posterior,
 )
 from forecast.report import ReportFigure
 
@@ -70,20 +73,19 @@ def report_figures(
                 partial(fan_chart, outcome, forecast, scenario, front, scenario_label=label),
             )
         )
-    series = {}
-    if changepoints is not None:
-        for f, front in enumerate(design.fronts):
-            mask = design.position_mask[f]
-            series[front] = (design.obs_date[design.position[f][mask]], changepoints[:, f, mask])
-    figures.append(
-        _figure(
-            "changepoints",
-            "changepoints",
-            "Changepoint posterior",
-            "Posterior probability of each changepoint's date, per front (exact: the dates are summed out)",
-            lambda: plot_changepoint_posterior(series),
+    if design.options.family == "dynamic":
+        figures.append(
+            _figure(
+                "level",
+                "changepoints",
+                "Level posterior",
+                "The level of each front as a daily rate (without bursts and interventions): median and 90% "
+                "interval; dotted lines: the most probable dates of its reported level shifts",
+                partial(_level_figure, outcome),
+            )
         )
-    )
+    else:
+        figures.append(_changepoint_figure(design, changepoints))
     rows = [
         EffectRow(front["front"], item["label"], item["rate_ratio"], item["half_life_days"])
         for front in outcome.summary["fronts"]
@@ -185,6 +187,40 @@ def _per_day(forecast: xr.Dataset, front: str, freq: str) -> tuple[np.ndarray, n
     steps = len(dates) // size
     blocks = values[:, : steps * size].reshape(values.shape[0], steps, size).mean(axis=2)
     return dates[: steps * size : size].to_numpy(), blocks
+
+
+def _changepoint_figure(design: Design, changepoints: np.ndarray | None) -> ReportFigure:
+    series = {}
+    if changepoints is not None:
+        for f, front in enumerate(design.fronts):
+            mask = design.position_mask[f]
+            series[front] = (design.obs_date[design.position[f][mask]], changepoints[:, f, mask])
+    return _figure(
+        "changepoints",
+        "changepoints",
+        "Changepoint posterior",
+        "Posterior probability of each changepoint's date, per front (exact: the dates are summed out)",
+        lambda: plot_changepoint_posterior(series),
+    )
+
+
+#: Posterior draws of the level drawn in the report's level figure (evenly thinned).
+LEVEL_FIGURE_DRAWS = 1000
+
+
+def _level_figure(outcome: FitOutcome) -> Figure:
+    """The dynamic model's level per front (:func:`plot_level_posterior`), with its reported shifts."""
+    design = outcome.model.design
+    periods = design.periods
+    level = outcome.idata.posterior["level"].stack(sample=("chain", "draw")).transpose("sample", n.FRONT, n.TIME)
+    values = level.to_numpy()[:, :, : len(periods)]
+    values = values[np.linspace(0, len(values) - 1, min(LEVEL_FIGURE_DRAWS, len(values))).astype(int)]
+    shifts: dict[str, list[DateLike]] = {
+        f["front"]: [s["mode_date"] for s in f.get("level_shifts", [])] for f in outcome.summary["fronts"]
+    }
+    dates = periods.to_numpy()
+    series = {front: (dates, np.exp(values[:, f, :]), shifts.get(front, [])) for f, front in enumerate(design.fronts)}
+    return plot_level_posterior(series, prob=float(outcome.summary.get("interval_probability", 0.9)))
 
 
 def _figure(name: str, section: str, title: str, caption: str, draw: Callable[[], Figure]) -> ReportFigure:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from forecast.plots.dates import DateLike, date_x
 from forecast.plots.scales import set_count_axis
@@ -35,6 +36,7 @@ __all__ = [
     "plot_changepoint_posterior",
     "plot_fan_chart",
     "plot_intervention_effects",
+    "plot_level_posterior",
 ]
 
 _OBSERVED_COLOUR = "black"
@@ -264,6 +266,63 @@ def plot_changepoint_posterior(series: Mapping[str, tuple[np.ndarray, np.ndarray
     axes[-1].set_xlabel("date")
     if probs.shape[0] > 1:
         axes[0].legend(loc="upper right", fontsize="x-small", frameon=False)
+    return figure
+
+
+def plot_level_posterior(
+    series: Mapping[str, tuple[np.ndarray, np.ndarray, Sequence[DateLike]]], *, prob: float = 0.9
+) -> Figure:
+    """The dynamic model's level as a daily rate, one panel per front, with its dated shifts.
+
+    Parameters
+    ----------
+    series : mapping front -> (dates, rates, shift_dates)
+        ``dates`` (period,) the grid periods' starts; ``rates`` (sample, period) posterior draws of
+        the level's daily rate, exp(level) (the rate without bursts and interventions);
+        ``shift_dates`` the most probable dates of the front's reported level shifts.
+    prob : float
+        Probability of the band drawn around the median.
+
+    Returns
+    -------
+    Figure
+        One axes per front (log scale), or one saying there is nothing to show.
+    """
+    names = list(series)
+    panels = max(1, len(names))
+    figure = Figure(figsize=(10.0, 0.8 + 1.7 * panels), layout="constrained")
+    axes = figure.subplots(panels, 1, squeeze=False, sharex=True)[:, 0]
+    if not names:
+        axes[0].text(0.5, 0.5, "no fronts", ha="center", va="center", transform=axes[0].transAxes)
+        return figure
+    tail = (1.0 - prob) / 2.0
+    for ax, name in zip(axes, names, strict=True):
+        dates, rates, shifts = series[name]
+        times = pd.to_datetime(np.asarray(dates)).to_numpy()
+        draws = np.atleast_2d(np.asarray(rates, dtype=float))
+        if draws.shape[1] != times.shape[0]:
+            raise ValueError(f"{name}: {draws.shape[1]} level periods for {times.shape[0]} dates")
+        if not np.all(np.isfinite(draws)) or np.any(draws <= 0):
+            raise ValueError(f"{name}: level rates must be finite and positive")
+        low, median, high = np.quantile(draws, [tail, 0.5, 1.0 - tail], axis=0)
+        ax.fill_between(times, low, high, step="post", color=_BASELINE_COLOUR, alpha=0.25, label=f"{prob:.0%} interval")
+        ax.step(times, median, where="post", color=_BASELINE_COLOUR, linewidth=1.2, label="median")
+        for k, shift in enumerate(shifts):
+            ax.axvline(
+                date_x(shift),
+                color=_INTERVENTION_COLOUR,
+                linestyle=":",
+                linewidth=1.0,
+                label="level shift (most probable date)" if k == 0 else None,
+            )
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(name, loc="left", fontsize="small")
+        ax.set_ylabel("level, per day")
+    axes[-1].set_xlabel("date")
+    axes[0].legend(loc="upper right", fontsize="x-small", frameon=False)
     return figure
 
 

@@ -308,6 +308,34 @@ def changepoint_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
+#: The title of the ``changepoints`` section for a dynamic fit, whose level moves instead.
+LEVEL_SHIFTS_TITLE = "Level shifts"
+
+
+def is_dynamic(summary: Mapping[str, Any]) -> bool:
+    """Whether the fit is the dynamic model's (its level moves; it has no changepoints)."""
+    return summary.get("model") == "dynamic"
+
+
+def level_shift_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The dynamic model's dated level shifts per front (``summary.json``'s ``level_shifts``)."""
+    rows = []
+    for front in summary.get("fronts", []):
+        for item in front.get("level_shifts", []):
+            first, last = item["interval_dates"]
+            rows.append(
+                {
+                    "front": front["front"],
+                    "mode_date": item["mode_date"],
+                    "interval": first if first == last else f"{first} .. {last}",
+                    "probability": fmt_prob(item["probability"]),
+                    "rate_ratio": fmt_interval(item["rate_ratio"]),
+                    "p_increase": fmt_prob(item["p_increase"]),
+                }
+            )
+    return rows
+
+
 def intervention_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
     rows = []
     for front in summary.get("fronts", []):
@@ -435,6 +463,7 @@ class ReportView:
     indicator_rows: list[dict[str, Any]]
     lull_rows: list[dict[str, str]]
     changepoint_rows: list[dict[str, str]]
+    level_shift_rows: list[dict[str, str]] | None  # None: the changepoint model's report
     intervention_rows: list[dict[str, str]]
     close_pairs: list[str]
     coverage_rows: list[dict[str, str]]
@@ -462,6 +491,8 @@ def build_view(content: ReportContent) -> ReportView:
     indicators = content.indicators
     failed = fit_failed(indicators)
     checks = content.summary.get("predictive_checks") or {}
+    dynamic = is_dynamic(content.summary)
+    titles = dict(SECTIONS) | ({"changepoints": LEVEL_SHIFTS_TITLE} if dynamic else {})
     return ReportView(
         title=content.title,
         as_of=str(indicators["as_of"]),
@@ -471,6 +502,7 @@ def build_view(content: ReportContent) -> ReportView:
         indicator_rows=indicator_rows(indicators, content.previous),
         lull_rows=lull_rows(indicators),
         changepoint_rows=changepoint_rows(content.summary),
+        level_shift_rows=level_shift_rows(content.summary) if dynamic else None,
         intervention_rows=intervention_rows(content.summary),
         close_pairs=close_pair_lines(content.summary),
         coverage_rows=coverage_rows(content.summary),
@@ -478,7 +510,7 @@ def build_view(content: ReportContent) -> ReportView:
         diagnostic_rows=diagnostic_rows(content.summary, indicators),
         provenance_rows=[(str(k), _plain(v)) for k, v in content.provenance.items()],
         scenarios=list(content.scenarios),
-        sections=[(key, title) for key, title in SECTIONS if key != "scenarios" or content.scenarios],
+        sections=[(key, titles[key]) for key, _ in SECTIONS if key != "scenarios" or content.scenarios],
         figures={key: content.figures_in(key) for key, _ in SECTIONS},
         settings_rows=[(str(k), _plain(v)) for k, v in (indicators.get("settings") or {}).items()],
     )
