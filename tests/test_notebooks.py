@@ -19,7 +19,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
-EXPECTED = ("01_data_and_priors.ipynb", "02_fit_and_check.ipynb", "03_forecast_indicators_backtest.ipynb")
+EXPECTED = (
+    "01_data_and_priors.ipynb",
+    "02_fit_and_check.ipynb",
+    "03_forecast_indicators_backtest.ipynb",
+    "04_dynamic_model.ipynb",
+)
 #: The environment variables the notebooks read (only the notebooks: never the library).
 DRAWS_ENV = "FORECAST_NOTEBOOK_DRAWS"
 SAMPLER_ENV = "FORECAST_NOTEBOOK_SAMPLER"
@@ -50,7 +55,7 @@ def code_cells(path: Path) -> list[tuple[int, ast.Module]]:
     ]
 
 
-def test_the_three_notebooks_exist():
+def test_the_four_notebooks_exist():
     assert [p.name for p in NOTEBOOKS] == list(EXPECTED)
 
 
