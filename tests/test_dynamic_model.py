@@ -597,3 +597,48 @@ def test_a_windowed_fronts_level_does_not_step_before_its_first_report():
     np.testing.assert_array_equal(np.flatnonzero(layout.knot_start[1]), [0, 35])  # the first window keeps knot 0
     level = pm.draw(EscalationModel(panel, options=DYNAMIC).model["level"], random_seed=3)
     assert np.all(level[1, :35] == level[1, 0]) and level[1, 35] != level[1, 0]
+
+
+def test_burst_fronts_sample_their_noise_as_a_split_with_the_same_density(monkeypatch):
+    """``burst_noise_split`` changes the sampler's coordinates, not the model.
+
+    The same point in both parameterisations: the split's log density is the per-front offsets'
+    plus log |d(offsets)/d(u, w)|, the Jacobian taken here by finite differences of the map.
+    """
+    panel = _mixed_panel()
+    new = EscalationModel(panel, options=DYNAMIC)
+    assert dynamic.NOISE_SPLIT in new.model.named_vars
+    monkeypatch.setattr(dynamic, "_noise_split", lambda *args: None)
+    old = EscalationModel(panel, options=DYNAMIC)
+    assert dynamic.NOISE_SPLIT not in old.model.named_vars
+    rng = np.random.default_rng(4)
+    old_point = {k: v + rng.normal(0.0, 0.3, np.shape(v)) for k, v in old.model.initial_point().items()}
+    mu_d, mu_b = old_point["log_dispersion_mu"], old_point["log_burst_sd_mu"]
+    s_d, s_b = 1.0, 0.5  # the default priors' between-front scales
+    a = mu_d + s_d * old_point["log_dispersion_offset"][0]  # the daily front: the only one with a burst
+    b = mu_b + s_b * old_point["log_burst_sd_offset"][0]
+    log_days = 0.0
+    u, w = np.logaddexp(2 * b, log_days - a), 2 * b - log_days + a
+    new_point = dict(old_point)
+    new_point[dynamic.NOISE_SPLIT] = np.array([[u, w]])
+    new_point["log_dispersion_offset"] = old_point["log_dispersion_offset"][1:]
+    new_point["log_burst_sd_offset"] = old_point["log_burst_sd_offset"][1:]
+
+    def offsets(uw):  # the map (u, w) -> (offset_d, offset_b), written out independently
+        a_, b_ = log_days - uw[0] + np.logaddexp(0.0, uw[1]), (uw[0] - np.logaddexp(0.0, -uw[1])) / 2
+        return np.array([(a_ - mu_d) / s_d, (b_ - mu_b) / s_b])
+
+    np.testing.assert_allclose(
+        offsets([u, w]), [old_point["log_dispersion_offset"][0], old_point["log_burst_sd_offset"][0]]
+    )
+    h = 1e-6
+    jacobian = np.column_stack(
+        [(offsets([u + h, w]) - offsets([u - h, w])) / (2 * h), (offsets([u, w + h]) - offsets([u, w - h])) / (2 * h)]
+    )
+    expected = old.model.compile_logp()(old_point) + np.log(abs(np.linalg.det(jacobian)))
+    assert new.model.compile_logp()(new_point) == pytest.approx(expected, rel=1e-9, abs=1e-6)
+    # The same model: the derived hyperparameters agree at these points.
+    for name in ("log_dispersion", "log_burst_sd", "dispersion", "burst_sd"):
+        np.testing.assert_allclose(
+            _evaluate(new, new.model[name], new_point), _evaluate(old, old.model[name], old_point), rtol=1e-9
+        )
