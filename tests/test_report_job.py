@@ -227,8 +227,14 @@ def test_a_dynamic_fit_reports_its_level_and_level_shifts_instead_of_changepoint
     assert '<a href="#changepoints">Level shifts</a>' in html and "<h2>Changepoints</h2>" not in html
     for front, shift in shifts:
         assert f"| {front} | {shift['mode_date']} |" in markdown
+    rule = summary["level_shift_rule"]
+    assert rule == {"rate_ratio": pytest.approx(1.5), "probability": 0.5}
+    assert (
+        f"more than a factor {rule['rate_ratio']:g}, up or down, with probability at least {rule['probability']:g}"
+        in markdown
+    )
     if not shifts:
-        assert "(none this time)" in markdown
+        assert "None this time." in markdown
     assert "![Level posterior](figures/level.png)" in markdown
     assert (folder / "figures" / "level.png").read_bytes().startswith(b"\x89PNG")
     assert not (folder / "figures" / "changepoints.png").exists()

@@ -210,6 +210,15 @@ LEVEL_FIGURE_DRAWS = 1000
 
 def _level_figure(outcome: FitOutcome) -> Figure:
     """The dynamic model's level per front (:func:`plot_level_posterior`), with its reported shifts."""
+    return plot_level_posterior(level_series(outcome), prob=float(outcome.summary.get("interval_probability", 0.9)))
+
+
+def level_series(outcome: FitOutcome) -> dict[str, tuple[np.ndarray, np.ndarray, list[DateLike]]]:
+    """A dynamic fit's level per front as :func:`plot_level_posterior` takes it.
+
+    ``front -> (period starts, daily-rate draws exp(level) (sample, period), dates of its
+    reported level shifts)``, at most :data:`LEVEL_FIGURE_DRAWS` draws, evenly thinned.
+    """
     design = outcome.model.design
     periods = design.periods
     level = outcome.idata.posterior["level"].stack(sample=("chain", "draw")).transpose("sample", n.FRONT, n.TIME)
@@ -219,8 +228,7 @@ def _level_figure(outcome: FitOutcome) -> Figure:
         f["front"]: [s["mode_date"] for s in f.get("level_shifts", [])] for f in outcome.summary["fronts"]
     }
     dates = periods.to_numpy()
-    series = {front: (dates, np.exp(values[:, f, :]), shifts.get(front, [])) for f, front in enumerate(design.fronts)}
-    return plot_level_posterior(series, prob=float(outcome.summary.get("interval_probability", 0.9)))
+    return {front: (dates, np.exp(values[:, f, :]), shifts.get(front, [])) for f, front in enumerate(design.fronts)}
 
 
 def _figure(name: str, section: str, title: str, caption: str, draw: Callable[[], Figure]) -> ReportFigure:

@@ -322,9 +322,7 @@ def _noise_split(priors: Mapping[str, Prior], layout: DynamicLayout, n_fronts: i
 
 
 def _noise_split_inverse(u, w, log_days):
-    """``(log_dispersion, log_burst_sd)`` of a split ``(u, w)`` (pytensor or numpy)."""
-    if isinstance(u, np.ndarray | float):
-        return log_days - u + np.logaddexp(0.0, w), (u - np.logaddexp(0.0, -w)) / 2.0
+    """``(log_dispersion, log_burst_sd)`` of a split ``(u, w)``."""
     return log_days - u + pt.softplus(w), (u - pt.softplus(-w)) / 2.0
 
 

@@ -6,7 +6,7 @@ equal-tailed credible interval at the stated probability.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -59,6 +59,8 @@ class FitSummary(TypedDict):
     interval_probability: float
     fronts: list[FrontSummary]
     close_interventions: list[dict[str, Any]]
+    #: Dynamic model: what a reported level shift is (:func:`level_shift_rule`).
+    level_shift_rule: NotRequired[dict[str, float]]
 
 
 def _draws(posterior: xr.Dataset, name: str) -> xr.DataArray:
@@ -239,6 +241,11 @@ def dynamic_front_summary(model: EscalationModel, posterior: xr.Dataset, prob: f
     return out
 
 
+def level_shift_rule() -> dict[str, float]:
+    """What a reported level shift is: a level change beyond ``rate_ratio`` either way, at least ``probability``."""
+    return {"rate_ratio": float(np.exp(SHIFT_LOG_RATIO)), "probability": SHIFT_REPORT_PROBABILITY}
+
+
 def _level_shifts(periods: pd.DatetimeIndex, level: np.ndarray, prob: float) -> list[dict]:
     """Dated shifts of one front's level ``(time, sample)``; see :func:`dynamic_front_summary`."""
     steps = np.diff(level, axis=0)
@@ -283,6 +290,7 @@ def summarise(
             "interval_probability": prob,
             "fronts": dynamic_fronts,
             "close_interventions": close_intervention_pairs(model, posterior, prob),
+            "level_shift_rule": level_shift_rule(),
         }
     baseline = _draws(posterior, "baseline")
     trend = _draws(posterior, "trend") if model.design.options.trend else None

@@ -228,6 +228,16 @@ def plot_fan_chart(
     return figure
 
 
+def _front_panels(names: Sequence[str], empty: str) -> tuple[Figure, np.ndarray]:
+    """A figure of one panel per front, stacked and sharing dates; one panel saying ``empty`` without fronts."""
+    panels = max(1, len(names))
+    figure = Figure(figsize=(10.0, 0.8 + 1.7 * panels), layout="constrained")
+    axes = figure.subplots(panels, 1, squeeze=False, sharex=True)[:, 0]
+    if not names:
+        axes[0].text(0.5, 0.5, empty, ha="center", va="center", transform=axes[0].transAxes)
+    return figure, axes
+
+
 def plot_changepoint_posterior(series: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
     """Posterior probability of each changepoint's date, one panel per front.
 
@@ -244,11 +254,8 @@ def plot_changepoint_posterior(series: Mapping[str, tuple[np.ndarray, np.ndarray
         One axes per front (one saying "no changepoints" when ``series`` is empty).
     """
     names = list(series)
-    panels = max(1, len(names))
-    figure = Figure(figsize=(10.0, 0.8 + 1.7 * panels), layout="constrained")
-    axes = figure.subplots(panels, 1, squeeze=False, sharex=True)[:, 0]
+    figure, axes = _front_panels(names, "no changepoints in this model")
     if not names:
-        axes[0].text(0.5, 0.5, "no changepoints in this model", ha="center", va="center", transform=axes[0].transAxes)
         return figure
     for ax, name in zip(axes, names, strict=True):
         dates, probabilities = series[name]
@@ -289,11 +296,8 @@ def plot_level_posterior(
         One axes per front (log scale), or one saying there is nothing to show.
     """
     names = list(series)
-    panels = max(1, len(names))
-    figure = Figure(figsize=(10.0, 0.8 + 1.7 * panels), layout="constrained")
-    axes = figure.subplots(panels, 1, squeeze=False, sharex=True)[:, 0]
+    figure, axes = _front_panels(names, "no fronts")
     if not names:
-        axes[0].text(0.5, 0.5, "no fronts", ha="center", va="center", transform=axes[0].transAxes)
         return figure
     tail = (1.0 - prob) / 2.0
     for ax, name in zip(axes, names, strict=True):

@@ -317,6 +317,17 @@ def is_dynamic(summary: Mapping[str, Any]) -> bool:
     return summary.get("model") == "dynamic"
 
 
+def level_shift_note(summary: Mapping[str, Any]) -> str:
+    """The fit's definition of a level shift, from ``summary.json``'s ``level_shift_rule``."""
+    rule = summary.get("level_shift_rule")
+    if not rule:  # a summary written before the rule was recorded
+        return ""
+    return (
+        f"A shift is a run of level steps that moved the level by more than a factor {rule['rate_ratio']:g}, "
+        f"up or down, with probability at least {rule['probability']:g}."
+    )
+
+
 def level_shift_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
     """The dynamic model's dated level shifts per front (``summary.json``'s ``level_shifts``)."""
     rows = []
@@ -464,6 +475,7 @@ class ReportView:
     lull_rows: list[dict[str, str]]
     changepoint_rows: list[dict[str, str]]
     level_shift_rows: list[dict[str, str]] | None  # None: the changepoint model's report
+    level_shift_note: str
     intervention_rows: list[dict[str, str]]
     close_pairs: list[str]
     coverage_rows: list[dict[str, str]]
@@ -503,6 +515,7 @@ def build_view(content: ReportContent) -> ReportView:
         lull_rows=lull_rows(indicators),
         changepoint_rows=changepoint_rows(content.summary),
         level_shift_rows=level_shift_rows(content.summary) if dynamic else None,
+        level_shift_note=level_shift_note(content.summary),
         intervention_rows=intervention_rows(content.summary),
         close_pairs=close_pair_lines(content.summary),
         coverage_rows=coverage_rows(content.summary),
