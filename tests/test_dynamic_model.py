@@ -477,7 +477,7 @@ def test_padding_adds_only_prior_terms_and_backtest_origins_share_one_graph():
             _, diagonal, _ = whitened.conditional(
                 given[0][:, 0], given[1], given[2][:, 0], given[3][:, 0], *given[4:7], rho
             )
-            term = _evaluate(model, model.model.logp(vars=[model.model[name]]), at)
+            term = _evaluate(model, model.model.logp(vars=[model.model[f"{name}_density"]]), at)
             path_density.append(term + np.log(diagonal).sum())
         np.testing.assert_allclose(path_density[0], path_density[1] + prior_of_padding.sum(), rtol=1e-10, err_msg=name)
     # Two origins padded to the same last period are one graph, so one compiled sampler serves both.
@@ -488,6 +488,29 @@ def test_padding_adds_only_prior_terms_and_backtest_origins_share_one_graph():
     names = shorter.stored_variables()
     assert names == longer.stored_variables()
     assert _Graph.of(shorter.model, names).matches(_Graph.of(longer.model, names))
+
+
+def test_each_whitened_path_is_factorised_once_in_the_log_density_and_its_gradient():
+    """The density and the level (or burst) share one path: one kernel call per whitened variable.
+
+    With the density as the CustomDist's own logp, PyMC re-broadcast its inputs and PyTensor
+    could not merge the copies: the shipped data's gradient factorised five paths where two exist.
+    """
+    import pytensor
+    from pytensor.compile.mode import Mode
+
+    model = EscalationModel(_mixed_panel(), options=DYNAMIC).model
+    assert {"level_whitened", "burst_whitened"} <= set(model.named_vars)
+    logp = model.logp()
+    function = pytensor.function(
+        model.value_vars,
+        [logp, *pytensor.grad(logp, model.value_vars)],
+        mode=Mode(linker="py", optimizer="fast_run"),
+        on_unused_input="ignore",
+    )
+    kinds = [type(node.op).__name__ for node in function.maker.fgraph.apply_nodes]
+    assert kinds.count("WhitenedPath") == 2
+    assert kinds.count("WhitenedPathGradient") == 2
 
 
 def test_a_daily_front_where_most_days_have_no_event_has_no_burst():

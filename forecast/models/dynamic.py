@@ -123,7 +123,7 @@ from forecast.models.escalation import (
     observation_loglik,
 )
 from forecast.models.tails import TAIL_WEIGHT_MAX, sinh_arcsinh
-from forecast.models.whitened import knot_sums, steps_of, whitened_logp, whitened_random
+from forecast.models.whitened import knot_sums, steps_and_logp, whitened_random
 from forecast.models.whitened_path import ar1_path, ar1_paths
 
 MODEL_NAME = "dynamic"
@@ -466,30 +466,42 @@ def _centred_level(layout: DynamicLayout, data: DesignData, parameters, other, r
         knot_days,
         knot_offset,
     )
-    whitened = pm.CustomDist(
-        "level_whitened",
-        *inputs,
-        logp=_whitened_logp,
-        random=_whitened_random,
-        shape=(len(rows), n_knots - 1),
-    )
+    whitened = _whitened_variable("level_whitened", inputs, shape=(len(rows), n_knots - 1))
     # The path is rebuilt from the stored steps so that an intervention on them (pm.do, as the
     # simulator's scenarios use) moves the level.
-    steps = pm.Deterministic("level_step", _whitened_steps(whitened, *inputs))
+    steps = pm.Deterministic("level_step", _whitened_steps(whitened, inputs))
     knots = pt.concatenate([start, start + pt.cumsum(steps, axis=1)], axis=1)
     return knots[:, layout.knot_of_period]
 
 
 # The whitened paths' inputs enter the CustomDist as (front, 1) or (front, step) so that they broadcast;
 # the level's have no persistence (a random walk), the burst's end with it.
-def _whitened_steps(whitened, first, step_scale, tail, dispersion, count, days, offset, rho=None):
-    rho = 1.0 if rho is None else rho[:, 0]
-    return steps_of(whitened, first[:, 0], step_scale, tail[:, 0], dispersion[:, 0], count, days, offset, rho)[0]
+def _whitened_variable(name: str, inputs: tuple, shape: tuple[int, int]) -> pt.TensorVariable:
+    """The whitened coordinates ``name``: drawn from their prior, their density added by :func:`_whitened_steps`.
+
+    The density (the steps' and the map's Jacobian, :func:`forecast.models.whitened.steps_and_logp`)
+    is a ``Potential`` on the same path that the level or the burst is built from, not the
+    CustomDist's own ``logp``: PyMC hands a CustomDist's ``logp`` its inputs re-broadcast, so the
+    density and the path were two copies of the same computation that PyTensor could not merge,
+    and a gradient factorised each path two or three times (five paths on the shipped data, where
+    two are needed).  The model and its density are unchanged.
+    """
+    return pm.CustomDist(name, *inputs, logp=_density_elsewhere, random=_whitened_random, shape=shape)
 
 
-def _whitened_logp(whitened, first, step_scale, tail, dispersion, count, days, offset, rho=None):
-    rho = 1.0 if rho is None else rho[:, 0]
-    return whitened_logp(whitened, first[:, 0], step_scale, tail[:, 0], dispersion[:, 0], count, days, offset, rho)
+def _density_elsewhere(value, *inputs):  # noqa: ARG001 - the CustomDist's signature
+    return pt.zeros_like(value)
+
+
+def _whitened_steps(whitened, inputs: tuple) -> pt.TensorVariable:
+    """``(front, step)`` the steps of the whitened coordinates, their density added to the model as a Potential."""
+    first, step_scale, tail, dispersion, count, days, offset = inputs[:7]
+    rho = 1.0 if len(inputs) == 7 else inputs[7][:, 0]
+    steps, logp = steps_and_logp(
+        whitened, first[:, 0], step_scale, tail[:, 0], dispersion[:, 0], count, days, offset, rho
+    )
+    pm.Potential(f"{whitened.name}_density", logp.sum())
+    return steps
 
 
 def _whitened_random(*inputs, rng=None, size=None):
@@ -539,11 +551,9 @@ def _burst(
         base[which],
         rho[:, None],
     )
-    whitened = pm.CustomDist(
-        "burst_whitened", *inputs, logp=_whitened_logp, random=_whitened_random, shape=(len(which), n_periods)
-    )
+    whitened = _whitened_variable("burst_whitened", inputs, shape=(len(which), n_periods))
     # The path is rebuilt from the stored innovations, as the level's is (see _level).
-    steps = pm.Deterministic("burst_step", _whitened_steps(whitened, *inputs))
+    steps = pm.Deterministic("burst_step", _whitened_steps(whitened, inputs))
     paths = ar1_path(steps, rho)
     if len(which) == n_fronts:
         return paths

@@ -151,10 +151,13 @@ def steps_of(whitened, first, step_scale, tail, dispersion, count, days, offset,
     return steps, log_diagonal
 
 
-def whitened_logp(whitened, first, step_scale, tail, dispersion, count, days, offset, rho=1.0):
-    """Elementwise log density of the whitened coordinates: the steps' sinh-arcsinh density and the Jacobian."""
+def steps_and_logp(whitened, first, step_scale, tail, dispersion, count, days, offset, rho=1.0):
+    """``((front, step) steps, (front, step) log density)`` of the whitened coordinates, from one path.
+
+    The density is elementwise: the steps' sinh-arcsinh density and the Jacobian.
+    """
     steps, log_diagonal = steps_of(whitened, first, step_scale, tail, dispersion, count, days, offset, rho)
-    return _scaled_logp(steps, tail[:, None], step_scale) - log_diagonal
+    return steps, _scaled_logp(steps, tail[:, None], step_scale) - log_diagonal
 
 
 def whitened_random(first, step_scale, tail, dispersion, count, days, offset, rho=1.0, rng=None, size=None):
