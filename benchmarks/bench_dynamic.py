@@ -94,6 +94,8 @@ def main() -> None:
     result = model.fit(settings)
     diagnostics = check_convergence(result.idata)
     total = time.perf_counter() - started
+    stats = result.idata.sample_stats
+    leapfrogs = float(stats["n_steps"].mean()) if "n_steps" in stats else None
     figures = {
         "data": args.data,
         "fronts": len(model.design.fronts),
@@ -108,10 +110,14 @@ def main() -> None:
         "compile_s": round(result.timings.get("compile_s", 0.0), 1),
         "sample_s": round(result.timings.get("sample_s", 0.0), 1),
         "process_s": round(total, 1),
+        # gradient evaluations per kept draw (nutpie's n_steps); sampling time over their count is the cost of one
+        "leapfrogs_per_draw": None if leapfrogs is None else round(leapfrogs, 1),
         "diagnostics": diagnostics.to_dict(),
         "headline": diagnostics.headline(),
     }
     print(f"compile {figures['compile_s']} s, sampling {figures['sample_s']} s, in all {figures['process_s']} s")
+    if leapfrogs is not None:
+        print(f"{leapfrogs:.1f} gradient evaluations per draw")
     print(figures["headline"])
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
