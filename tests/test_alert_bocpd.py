@@ -423,3 +423,35 @@ def test_compiled_single_series_path_equals_the_numpy_path(monkeypatch, likeliho
     np.testing.assert_array_equal(state.sums, ref_state.sums)
     for name in ("changepoint_prob", "run_length", "rate_after", "rate_before", "n_obs"):
         np.testing.assert_array_equal(getattr(out, name), getattr(ref, name))
+
+
+def test_unobserved_steps_never_read_uninitialised_memory(monkeypatch):
+    """A batch with unobserved steps (NaN) raises no floating-point warning whatever memory holds.
+
+    The predictive weights of unobserved steps were allocated with ``np.empty`` and multiplied
+    before being masked: where that memory held NaN, a clean-clone CI run failed on
+    ``RuntimeWarning: invalid value encountered in multiply``.  Here every ``np.empty`` of the
+    module returns signalling NaNs, as uninitialised memory may hold.
+    """
+    import warnings
+
+    from forecast.alerts import bocpd
+
+    class NanEmpty:
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+        @staticmethod
+        def empty(shape, *args, **kwargs):
+            # a signalling NaN: arithmetic on it raises "invalid value", as a stray bit pattern did
+            return np.full(shape, 0x7FF4000000000000, dtype=np.uint64).view(np.float64)
+
+    config = DetectorConfig(likelihood="negative_binomial", dispersion=2, max_run_length=50)
+    counts = np.array([[3.0, np.nan, np.nan, 4.0, 2.0, np.nan, 5.0], [1.0, 2.0, 0.0, 3.0, 1.0, 2.0, 2.0]])
+    expected = update(config, DetectorState.initial(2, config), counts).changepoint_prob
+    monkeypatch.setattr(bocpd, "np", NanEmpty())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = update(config, DetectorState.initial(2, config), counts).changepoint_prob
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got[~np.isnan(got)], expected[~np.isnan(expected)])

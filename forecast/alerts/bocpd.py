@@ -295,7 +295,7 @@ def _predictive_weights(
     Returns
     -------
     weights : array (step, front, R + 1)
-        ``(1 - H) pi_r(y_t)``, up to a factor common to the row (unset where not observed).
+        ``(1 - H) pi_r(y_t)``, up to a factor common to the row (0 where not observed).
     sums : list of arrays (observed step + 1, R + 2), one per front
         Sums of the last ``r`` counts before each of the front's observed steps (None: none).
     rows_of : list of arrays (step,), one per front
@@ -305,7 +305,9 @@ def _predictive_weights(
     n_fronts = block_obs.shape[0]
     n_steps = block_obs.shape[1]
     size = state.max_run_length + 1
-    weights = np.empty((n_steps, n_fronts, size))
+    # Zeros, not np.empty: the unobserved steps' rows are multiplied through before they are
+    # masked, and uninitialised memory there made NaN and a RuntimeWarning now and then.
+    weights = np.zeros((n_steps, n_fronts, size))
     sums: list[np.ndarray | None] = [None] * n_fronts
     rows_of: list[np.ndarray | None] = [None] * n_fronts
     full_fronts = block_obs.all(axis=1)
