@@ -8,13 +8,16 @@ Reads the ``scores.csv`` of one or more backtests (``bench_dynamic_backtest.py``
   for a ``k``-period average);
 * one-step CRPS against the moving average's and the mean log bias of both, split by where the
   last value lay against the moving average (above, near, below: ``|log ratio| <= 0.15``);
-* fronts at least as good as the moving average.
+* fronts at least as good as the moving average, and fronts whose CRPS is at most the mean
+  absolute error of "next period = last period" (computed from the outcomes in the file).
 
-With ``--events FILE --freq month`` it also prints the same counts for exponential smoothing of the
-rates with a few fixed weights, over the same origins: what a forecaster that follows the last value
-with that weight would score (point errors only).  Example::
+With ``--events TABLE`` (the table the backtest read: ``date``, ``end_date``, ``front``, ``count``)
+it also prints what exponential smoothing of the rates with a few fixed weights scores on the same
+targets: a forecaster that follows the last value with that weight (point errors only, against the
+moving average's and the last value's from the file).  Example::
 
-    .venv/bin/python benchmarks/analyse_reactivity.py benchmarks/results/backtest/period_dispersion/acled-dynamic/scores.csv
+    .venv/bin/python benchmarks/analyse_reactivity.py \
+        benchmarks/results/backtest/period_dispersion/acled-dynamic/scores.csv
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ def one_step(path: Path) -> pd.DataFrame:
             "average": average["mean"],
             "last": last["mean"],
             "observed": model["observed"],
+            "target_start": model["target_start"],
+            "target_end": model["target_end"],
         }
     ).dropna()
 
@@ -69,37 +74,42 @@ def report(path: Path) -> None:
             f"  {label:<24} n {len(part):>4}  CRPS / average's {ratio:.3f}  "
             f"log bias model {bias['model_mean']:+.3f} average {bias['average']:+.3f}"
         )
-    fronts = table.groupby(level="front")[["model_crps", "average_crps"]].mean()
-    print(f"  fronts at least as good as the moving average: {(fronts.model_crps <= fronts.average_crps).sum()}/{len(fronts)}")
+    naive = (table["last"] - table["observed"]).abs()
+    fronts = table.assign(naive=naive).groupby(level="front").mean(numeric_only=True)
+    beat_average = int((fronts["model_crps"] <= fronts["average_crps"]).sum())
+    beat_naive = int((fronts["model_crps"] <= fronts["naive"]).sum())
+    print(f"  fronts at least as good as the moving average: {beat_average}/{len(fronts)}")
+    print(f"  fronts with CRPS <= the last value's absolute error: {beat_naive}/{len(fronts)}")
 
 
-def smoothing(events: Path, origins: list[str], window: int = 3) -> None:
-    """Point errors of exponential smoothing of monthly rates against the ``window``-period average."""
-    table = pd.read_csv(events, parse_dates=["date", "end_date"])
-    table["days"] = (table["end_date"] - table["date"]).dt.days + 1
+def smoothing(events: Path, table: pd.DataFrame) -> None:
+    """Point errors of exponential smoothing of the training rates on the one-step targets of ``table``."""
+    counts = pd.read_csv(events, parse_dates=["date", "end_date"])
+    counts["days"] = (counts["end_date"] - counts["date"]).dt.days + 1
+    series = {front: rows.sort_values("date") for front, rows in counts.groupby("front")}
     weights = (0.2, 0.3, 0.4, 0.5, 0.6)
-    errors: dict[str, list[dict[str, float]]] = {}
-    for front, rows in table.groupby("front", sort=True):
-        rows = rows.sort_values("date")
-        counts, days = rows["count"].to_numpy(float), rows["days"].to_numpy(float)
-        rates, ends = counts / days, rows["end_date"].to_numpy()
-        for origin in origins:
-            i = int(np.searchsorted(ends, np.datetime64(origin), side="right"))
-            if i >= len(rates) or i < window:
-                continue
-            out = {"average": abs(rates[i - window : i].mean() * days[i] - counts[i])}
-            for w in weights:
-                level = rates[0]
-                for rate in rates[1:i]:
-                    level = w * rate + (1 - w) * level
-                out[f"smoothing {w}"] = abs(level * days[i] - counts[i])
-            errors.setdefault(str(front), []).append(out)
-    mean = pd.DataFrame({front: pd.DataFrame(rows).mean() for front, rows in errors.items()}).T
-    for column in mean.columns[1:]:
-        better = (mean[column] <= mean["average"]).sum()
+    rows = []
+    for (front, _), target in table.iterrows():
+        history = series[front]
+        rates = (history["count"] / history["days"])[history["end_date"] < pd.Timestamp(target["target_start"])]
+        days = (pd.Timestamp(target["target_end"]) - pd.Timestamp(target["target_start"])).days + 1
+        row = {
+            "front": front,
+            "average": abs(target["average"] - target["observed"]),
+            "last": abs(target["last"] - target["observed"]),
+        }
+        for w in weights:
+            level = rates.iloc[0]
+            for rate in rates.iloc[1:]:
+                level = w * rate + (1 - w) * level
+            row[f"smoothing {w}"] = abs(level * days - target["observed"])
+        rows.append(row)
+    mean = pd.DataFrame(rows).groupby("front").mean()
+    for column in [f"smoothing {w}" for w in weights]:
         print(
-            f"  {column}: point error <= the {window}-period average's on {better}/{len(mean)} fronts, "
-            f"pooled ratio {mean[column].sum() / mean['average'].sum():.3f}"
+            f"  {column}: point error <= the moving average's on {(mean[column] <= mean['average']).sum()}/{len(mean)} "
+            f"fronts, <= the last value's on {(mean[column] <= mean['last']).sum()}/{len(mean)}; "
+            f"pooled ratio to the moving average's {mean[column].sum() / mean['average'].sum():.3f}"
         )
 
 
@@ -111,9 +121,8 @@ def main() -> None:
     for path in args.scores:
         report(path)
     if args.events is not None:
-        origins = sorted(pd.read_csv(args.scores[0])["origin"].unique())
-        print(f"exponential smoothing of {args.events.name}, origins {origins[0]} .. {origins[-1]}")
-        smoothing(args.events, origins)
+        print(f"exponential smoothing of {args.events.name}, on the one-step targets of {args.scores[0]}")
+        smoothing(args.events, one_step(args.scores[0]))
 
 
 if __name__ == "__main__":

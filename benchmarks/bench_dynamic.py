@@ -110,7 +110,7 @@ def main() -> None:
         "compile_s": round(result.timings.get("compile_s", 0.0), 1),
         "sample_s": round(result.timings.get("sample_s", 0.0), 1),
         "process_s": round(total, 1),
-        # gradient evaluations per kept draw (nutpie's n_steps); sampling time over their count is the cost of one
+        # gradient evaluations per kept draw (nutpie's n_steps; the tuning draws are not counted)
         "leapfrogs_per_draw": None if leapfrogs is None else round(leapfrogs, 1),
         "diagnostics": diagnostics.to_dict(),
         "headline": diagnostics.headline(),

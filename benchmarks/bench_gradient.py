@@ -1,10 +1,10 @@
 """Cost of Numba's optimisation level for the shipped model's log density and gradient.
 
-``--model`` picks the model (``changepoint``, the library's default and this script's first
-subject, or ``dynamic``, the command line's default).  For each ``NUMBA_OPT`` level, a fresh process with an empty PyTensor compile directory (so no
-cached code from another level is reused) compiles ``logp`` and its gradient in PyTensor's NUMBA
-mode and times one evaluation (best of 7 loops of 300). Prints a table and writes
-``bench_gradient.json`` into ``--out``.
+``--model`` picks the model: ``changepoint`` (the library's default, and this script's first
+subject) or ``dynamic`` (the command line's default).  For each ``NUMBA_OPT`` level, a fresh
+process with an empty PyTensor compile directory (so no cached code from another level is
+reused) compiles ``logp`` and its gradient in PyTensor's NUMBA mode and times one evaluation
+(best of 7 loops of 300). Prints a table and writes ``bench_gradient.json`` into ``--out``.
 
     .venv/bin/python benchmarks/bench_gradient.py --levels 0,1,3 --out benchmarks/results/gradient
     .venv/bin/python benchmarks/bench_gradient.py --model dynamic --levels 3
@@ -74,7 +74,10 @@ def main() -> int:
                 [sys.executable, "-W", "ignore", "-c", WORKER], env=env, capture_output=True, text=True, check=True
             )
         row = {"model": args.model, "numba_opt": level, **json.loads(done.stdout.strip().splitlines()[-1])}
-        print(f"{args.model}, NUMBA_OPT={level}: compile {row['compile_s']} s (empty cache), gradient {row['gradient_ms']} ms")
+        print(
+            f"{args.model}, NUMBA_OPT={level}: compile {row['compile_s']} s (empty cache), "
+            f"gradient {row['gradient_ms']} ms"
+        )
         rows.append(row)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
