@@ -217,3 +217,55 @@ def test_thresholds_reject_nonsense():
         ConvergenceThresholds(rhat_max=0.9)
     with pytest.raises(ValueError):
         ConvergenceThresholds(divergences_max=-1)
+
+
+# --------------------------------------------------------------------------------------------
+# The vectorised rank diagnostics equal ArviZ's, element by element
+# --------------------------------------------------------------------------------------------
+
+
+def _ar1_elements(chains: int, draws: int, elements: int, rho: float, rng: np.random.Generator) -> np.ndarray:
+    x = np.zeros((chains, draws, elements))
+    x[:, 0] = rng.normal(size=(chains, elements))
+    for t in range(1, draws):
+        x[:, t] = rho * x[:, t - 1] + np.sqrt(1 - rho**2) * rng.normal(size=(chains, elements))
+    return x
+
+
+@pytest.mark.parametrize("chains", [1, 2, 3, 4])
+@pytest.mark.parametrize("draws", [4, 5, 7, 50, 101, 400])
+def test_rank_diagnostics_equal_arviz_element_by_element(chains, draws):
+    from forecast.checks.rank_diagnostics import rank_diagnostics
+
+    rng = np.random.default_rng(chains * 1000 + draws)
+    x = np.concatenate(
+        [
+            _ar1_elements(chains, draws, 3, 0.0, rng),
+            _ar1_elements(chains, draws, 3, 0.9, rng),  # slow mixing
+            _ar1_elements(chains, draws, 2, -0.5, rng),  # anticorrelated: Geyer's sequence stops early
+            np.round(_ar1_elements(chains, draws, 2, 0.5, rng), 1),  # ties: average ranks
+            _ar1_elements(chains, draws, 2, 0.99, rng) + np.arange(chains)[:, None, None],  # chains apart
+            np.full((chains, draws, 1), 3.0),  # constant: R-hat undefined, ESS = draws
+        ],
+        axis=2,
+    )
+    x[0, 0, 1] = np.nan  # a non-finite draw: every figure undefined
+    dataset = az.convert_to_dataset({"v": x})
+    with np.errstate(invalid="ignore", divide="ignore"):  # ArviZ's 0/0 on the constant element
+        expected = [
+            az.rhat(dataset, method="rank")["v"].to_numpy(),
+            az.ess(dataset, method="bulk", relative=False)["v"].to_numpy(),
+            az.ess(dataset, method="tail", relative=False)["v"].to_numpy(),
+        ]
+    for got, want in zip(rank_diagnostics(x), expected, strict=True):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_rank_diagnostics_keep_the_element_shape_and_reject_a_flat_array():
+    from forecast.checks.rank_diagnostics import rank_diagnostics
+
+    rhat, bulk, tail = rank_diagnostics(np.random.default_rng(3).normal(size=(2, 40, 3, 5)))
+    assert rhat.shape == bulk.shape == tail.shape == (3, 5)
+    with pytest.raises(ValueError, match="chain, draw"):
+        rank_diagnostics(np.zeros(10))

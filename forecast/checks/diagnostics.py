@@ -4,7 +4,8 @@
 and returns a :class:`Diagnostics`.  A fit that fails is *marked* failed (``ok`` is False and
 ``failures`` says why, in words); it is never raised on.
 
-Definitions (all from ArviZ, options passed explicitly):
+Definitions (ArviZ's, computed for all of a variable's elements at once by
+:func:`forecast.checks.rank_diagnostics.rank_diagnostics`, which a test holds equal to ArviZ):
 
 * R-hat: rank-normalised split :math:`\\hat R` (Vehtari et al. 2021), ``az.rhat(...,
   method="rank")``, the maximum over every element of every checked variable.  It needs at
@@ -42,6 +43,7 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
+from forecast.checks.rank_diagnostics import rank_diagnostics
 from forecast.fits import has_group, posterior, sample_stats
 from forecast.names import SAMPLE_DIMS
 
@@ -363,19 +365,15 @@ def check_convergence(
     can_compute = any_checked and n_draws >= MIN_DRAWS
     if chains < 2:
         failures.append("R-hat needs at least 2 chains")
-    # Constant elements give 0/0 inside ArviZ; they are excluded below by `checked`, so the
-    # floating-point warnings for them carry no information.
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if can_compute and chains >= 2:
-            rhat_values = az.rhat(draws, method="rank")
-            for name in checked:
-                rhat.update(name, rhat_values[name], checked[name], worst="max")
-        if can_compute:
-            bulk_values = az.ess(draws, method="bulk", relative=False)
-            tail_values = az.ess(draws, method="tail", relative=False)
-            for name in checked:
-                ess_bulk.update(name, bulk_values[name], checked[name], worst="min")
-                ess_tail.update(name, tail_values[name], checked[name], worst="min")
+    if can_compute:
+        # Constant elements get an undefined R-hat (0/0); `checked` leaves them out.
+        for name, array in draws.data_vars.items():
+            template = array.isel(chain=0, draw=0, drop=True)
+            rhat_values, bulk_values, tail_values = rank_diagnostics(array.to_numpy())
+            if chains >= 2:
+                rhat.update(str(name), template.copy(data=rhat_values), checked[str(name)], worst="max")
+            ess_bulk.update(str(name), template.copy(data=bulk_values), checked[str(name)], worst="min")
+            ess_tail.update(str(name), template.copy(data=tail_values), checked[str(name)], worst="min")
 
     limits = thresholds
     if rhat.value is not None and rhat.value > limits.rhat_max:
