@@ -56,7 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="shipped")
     parser.add_argument("--draws", type=int, default=None, help="per chain (default: the dynamic model's, 2000)")
-    parser.add_argument("--tune", type=int, default=1000)
+    parser.add_argument("--tune", type=int, default=None, help="per chain (default: the dynamic model's, 500)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--target-accept", type=float, default=0.95)
     parser.add_argument("--out", type=Path)
@@ -74,7 +74,7 @@ def main() -> None:
     from forecast.jobs.data import load_data
     from forecast.models.design import ModelOptions
     from forecast.models.dynamic import layout_of
-    from forecast.models.model import DEFAULT_DRAWS, EscalationModel, SamplerSettings
+    from forecast.models.model import DEFAULT_DRAWS, DEFAULT_TUNE, EscalationModel, SamplerSettings
 
     with tempfile.TemporaryDirectory() as folder:
         loaded = load_data(request_for(args.data, Path(folder)))
@@ -88,6 +88,8 @@ def main() -> None:
     )
     if args.draws is None:
         args.draws = DEFAULT_DRAWS["dynamic"]
+    if args.tune is None:
+        args.tune = DEFAULT_TUNE["dynamic"]
     settings = SamplerSettings(
         draws=args.draws, tune=args.tune, target_accept=args.target_accept, random_seed=args.seed, progressbar=False
     )

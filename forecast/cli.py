@@ -261,7 +261,12 @@ def _fit_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="draws per chain (default 1000 for the changepoint model, 2000 for the dynamic)",
     )
-    sampling.add_argument("--tune", type=int, default=1000)
+    sampling.add_argument(
+        "--tune",
+        type=int,
+        default=None,
+        help="tuning iterations per chain (default 1000 for the changepoint model, 500 for the dynamic)",
+    )
     sampling.add_argument("--chains", type=int, default=2)
     sampling.add_argument("--target-accept", type=float, default=0.95)
     sampling.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
@@ -346,7 +351,7 @@ def _model_family(args: argparse.Namespace) -> str:
 def _fit_request(args: argparse.Namespace) -> FitRequest:
     from forecast.jobs.fit import FitRequest
     from forecast.models.design import ModelOptions
-    from forecast.models.model import DEFAULT_DRAWS, SamplerSettings
+    from forecast.models.model import DEFAULT_DRAWS, DEFAULT_TUNE, SamplerSettings
 
     family = _model_family(args)
     default_changepoints = 0 if family == "dynamic" else 1
@@ -365,7 +370,7 @@ def _fit_request(args: argparse.Namespace) -> FitRequest:
     settings = SamplerSettings(
         sampler=args.sampler,
         draws=DEFAULT_DRAWS[family] if args.draws is None else args.draws,
-        tune=args.tune,
+        tune=DEFAULT_TUNE[family] if args.tune is None else args.tune,
         chains=args.chains,
         target_accept=args.target_accept,
         random_seed=args.seed,

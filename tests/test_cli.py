@@ -153,14 +153,16 @@ def test_a_bad_option_value_is_a_user_error(capsys, tmp_path, argv, message):
 @pytest.mark.parametrize("command", ["fit", "report", "backtest"])
 def test_the_default_model_is_the_dynamic_one_and_changepoint_is_an_option(command):
     from forecast.cli import _fit_request, build_parser
-    from forecast.models.model import DEFAULT_DRAWS
+    from forecast.models.model import DEFAULT_DRAWS, DEFAULT_TUNE
 
     default = _fit_request(build_parser().parse_args([command, "--out", "x"]))
     assert (default.options.family, default.options.changepoints) == ("dynamic", 0)
-    assert default.settings.draws == DEFAULT_DRAWS["dynamic"]
+    assert (default.settings.draws, default.settings.tune) == (DEFAULT_DRAWS["dynamic"], DEFAULT_TUNE["dynamic"])
     chosen = _fit_request(build_parser().parse_args([command, "--model", "changepoint", "--trend", "--out", "x"]))
     assert (chosen.options.family, chosen.options.changepoints, chosen.options.trend) == ("changepoint", 1, True)
-    assert chosen.settings.draws == DEFAULT_DRAWS["changepoint"]
+    assert (chosen.settings.draws, chosen.settings.tune) == (DEFAULT_DRAWS["changepoint"], DEFAULT_TUNE["changepoint"])
+    asked = _fit_request(build_parser().parse_args([command, "--tune", "700", "--out", "x"]))
+    assert asked.settings.tune == 700
 
 
 def test_an_internal_value_error_is_not_reported_as_a_user_error(capsys, monkeypatch):
