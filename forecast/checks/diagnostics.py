@@ -43,7 +43,7 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
-from forecast.checks.rank_diagnostics import rank_diagnostics
+from forecast.checks.rank_diagnostics import MIN_DRAWS, rank_diagnostics
 from forecast.fits import has_group, posterior, sample_stats
 from forecast.names import SAMPLE_DIMS
 
@@ -51,8 +51,6 @@ __all__ = ["DEFAULT_THRESHOLDS", "ConvergenceThresholds", "Diagnostics", "check_
 
 logger = logging.getLogger(__name__)
 
-# Fewest draws per chain ArviZ accepts for R-hat and ESS.
-MIN_DRAWS = 4
 # How many ignored (constant) elements a note names before summarising.
 _NAMED_IN_NOTES = 5
 
