@@ -183,9 +183,16 @@ def test_outputs(written):
     assert list(scores.columns) == bt.SCORE_COLUMNS
     assert not scores.duplicated(["front", "origin", "horizon", "method", "kind", "target_start"]).any()
     summary = json.loads(paths["summary"].read_text())
-    for key in ("crps", "log_score", "coverage_50", "coverage_90", "brier"):
+    for key in ("crps", "log_score", "coverage_50", "coverage_90", "pit_coverage_90", "brier"):
         assert key in summary["model"]
         assert key in summary["baselines"]["no_change"]
+    # the one-week coverage target is judged on the randomised PIT; the interval's is kept beside it
+    model_week = scores[(scores["method"] == "model") & (scores["horizon"] <= 7) & (scores["kind"] == "period")]
+    week = summary["first_week"]
+    pit = model_week["pit"].to_numpy()
+    assert week["pit_coverage_90"] == pytest.approx(np.mean((pit >= 0.05) & (pit <= 0.95)), abs=1e-6)
+    assert week["coverage_90"] == pytest.approx(model_week["in_90"].mean(), abs=1e-6)
+    assert week["target_coverage_met"] == (0.85 <= week["pit_coverage_90"] <= 0.95)
     assert set(summary["skill"]) == {
         "no_change",
         "moving_average",
@@ -248,7 +255,9 @@ def test_committed_benchmark_summaries_have_what_the_job_writes(written, label):
     for name, keys in committed_shape["baselines"].items():
         assert set(keys) <= set(written_shape["baselines"][name])
     assert set(committed_shape["method"]) <= set(written_shape["method"])
-    assert committed_shape["first_week"] == written_shape["first_week"]
+    # Summaries written before 6 December 2026 judged the coverage target on the interval's
+    # coverage and lack ``pit_coverage_90``; every key they hold is still written.
+    assert set(committed_shape["first_week"]) <= set(written_shape["first_week"])
     assert committed["inference"] == label
     table = {row["label"]: row for row in json.loads((RESULTS / "bench_backtest.json").read_text())}[label]
     assert table["model"] == committed["model"]
@@ -315,10 +324,11 @@ def test_the_pass_marks_are_read_from_one_place():
     low, high = pass_marks.COVERAGE_90_RANGE
     assert pass_marks.coverage_met(low) and pass_marks.coverage_met(high)
     assert not pass_marks.coverage_met(high + 1e-9) and not pass_marks.coverage_met(float("nan"))
-    week = {"crps_skill_vs_no_change": {"value": 0.2}, "coverage_90": 0.9}
+    week = {"crps_skill_vs_no_change": {"value": 0.2}, "coverage_90": 0.97, "pit_coverage_90": 0.9}
     week |= {"target_skill_met": True, "target_coverage_met": True}
     text, _ = headline({"origins": [], "first_week": week})
-    assert f"(target {pass_marks.skill_mark_text()})" in text and f"(target {pass_marks.coverage_mark_text()})" in text
+    assert f"(target {pass_marks.skill_mark_text()}" in text and f"(target {pass_marks.coverage_mark_text()};" in text
+    assert "90% PIT coverage 0.900" in text and "interval's own coverage 0.970" in text
 
 
 def test_the_summary_reads_back_from_its_file_unchanged(written):

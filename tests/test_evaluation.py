@@ -22,6 +22,7 @@ from forecast.evaluation.scores import (
     crps_draws,
     log_score_count,
     mixture_log_score,
+    pit_coverage,
     pooled_front_skill,
     randomized_pit_count,
     skill,
@@ -83,6 +84,37 @@ def test_randomised_pit_is_uniform_for_a_correctly_specified_forecast():
     assert stats.kstest(pit, "uniform").pvalue > 0.01
     wrong = randomized_pit_count(y, mu, None, rng)  # Poisson: too narrow, PIT piles up at the ends
     assert stats.kstest(wrong, "uniform").pvalue < 1e-6
+
+
+def test_pit_coverage_is_nominal_for_calibrated_counts_where_the_interval_coverage_is_not():
+    """Small counts: a calibrated forecast's inclusive 90% interval covers far more than 90%.
+
+    The randomised PIT coverage is 0.9 in expectation however small the counts, and agrees
+    with the interval's where counts are large (nearly continuous).
+    """
+    rng = np.random.default_rng(11)
+    alpha = 2.0
+    for low, high, interval_at_least in ((0.1, 3.0, 0.95), (200.0, 400.0, 0.88)):
+        mu = rng.uniform(low, high, size=40_000)
+        y = rng.poisson(rng.gamma(alpha, mu / alpha))  # drawn from the forecast itself: calibrated
+        lower, upper = count_interval(mu, alpha, 0.9)
+        interval = float(np.mean((y >= lower) & (y <= upper)))
+        pit = pit_coverage(randomized_pit_count(y, mu, alpha, rng), 0.9)
+        assert abs(pit - 0.9) < 0.006, (low, pit)  # 4 standard errors of 40,000 Bernoulli(0.9) draws
+        assert interval >= interval_at_least, (low, interval)
+        if low > 100:
+            assert abs(interval - pit) < 0.01
+    # miscalibrated (Poisson forecasts of overdispersed counts): too narrow, and the measure says so
+    mu = rng.uniform(0.1, 3.0, size=40_000)
+    y = rng.poisson(rng.gamma(0.3, mu / 0.3))
+    assert pit_coverage(randomized_pit_count(y, mu, None, rng), 0.9) < 0.8
+
+
+def test_pit_coverage_leaves_out_unscored_targets_and_checks_its_probability():
+    assert pit_coverage(np.array([0.04, 0.05, 0.5, 0.95, 0.96, np.nan]), 0.9) == pytest.approx(3 / 5)
+    assert np.isnan(pit_coverage(np.array([np.nan]), 0.9)) and np.isnan(pit_coverage(np.array([]), 0.5))
+    with pytest.raises(ValueError, match="prob"):
+        pit_coverage(np.array([0.5]), 1.0)
 
 
 def test_intervals_of_a_count_forecast():

@@ -1,8 +1,10 @@
 r"""The backtest's summary (``summary.json``): mean scores, skills and coverage per method.
 
 Per method and per front: the CRPS beside the MAE of the target's last value (the point
-forecast "next = last observed value"), the log score, the 50% and 90% coverage and the
-Brier score of the exceedance probabilities.  Skills: of the model against every baseline
+forecast "next = last observed value"), the log score, the 50% and 90% interval coverage, the
+90% PIT coverage (:func:`~forecast.evaluation.scores.pit_coverage`, the calibration measure
+that stays fair on counts with many zeros) and the Brier score of the exceedance
+probabilities.  Skills: of the model against every baseline
 (:func:`~forecast.evaluation.scores.skill`), and of every method against each of
 :data:`SKILL_REFERENCES` per front, with its scale-free pooled form (the mean of per-front CRPS
 ratios).  ``first_week`` checks the one-week targets against the pass marks of
@@ -21,7 +23,7 @@ import pandas as pd
 from forecast.evaluation.backtest_scores import METHODS, MODEL
 from forecast.evaluation.pass_marks import FIRST_WEEK_STEPS, coverage_met, skill_met
 from forecast.evaluation.reliability import RELIABILITY_COLUMNS, brier_score, reliability_table
-from forecast.evaluation.scores import pooled_front_skill, skill
+from forecast.evaluation.scores import pit_coverage, pooled_front_skill, skill
 from forecast.evaluation.targets import PERIOD
 
 #: References of the per-front and pooled skills (every method against each of them).
@@ -157,10 +159,15 @@ def _method_summary(rows: pd.DataFrame, exceedance: pd.DataFrame) -> dict[str, o
         "log_score": _clean(rows["log_score"].mean()),
         "coverage_50": _clean(rows["in_50"].astype(float).mean()),
         "coverage_90": _clean(rows["in_90"].astype(float).mean()),
+        "pit_coverage_90": _clean(_pit_coverage_90(rows)),
         "brier": _clean(brier),
         "n_targets": int(len(rows)),
         "n_exceedance": int(len(exceedance)),
     }
+
+
+def _pit_coverage_90(rows: pd.DataFrame) -> float:
+    return pit_coverage(rows["pit"].to_numpy(dtype=float), 0.9) if len(rows) else np.nan
 
 
 def _mae_last_value(rows: pd.DataFrame) -> float:
@@ -184,6 +191,7 @@ def _by_front(scores: pd.DataFrame, methods: list[str]) -> dict[str, dict[str, o
                     "mae": _clean(np.mean(np.abs(observed - mine["mean"].to_numpy(dtype=float)))),
                     "mae_last_value": _clean(_mae_last_value(mine)),
                     "coverage_90": _clean(mine["in_90"].astype(float).mean()),
+                    "pit_coverage_90": _clean(_pit_coverage_90(mine)),
                     "n_targets": int(len(mine)),
                 }
     return out
@@ -231,13 +239,13 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     """The command's table: CRPS beside the MAE of "last value", and the pooled skills, per method."""
     rows = ([(MODEL, summary["model"])] if summary.get("model") else []) + list(summary["baselines"].items())
     references = [r for r in SKILL_REFERENCES if r in summary["baselines"]]
-    head = f"{'method':<16}{'CRPS':>10}{'MAE':>10}{'MAE last':>10}{'cover90':>9}"
+    head = f"{'method':<16}{'CRPS':>10}{'MAE':>10}{'MAE last':>10}{'cover90':>9}{'PIT90':>8}"
     head += "".join(f"{'vs ' + r:>18}" for r in references)
     lines = [head + "   (skill: mean over fronts of 1 - CRPS/CRPS_ref)"]
     for name, row in rows:
         pooled = summary["pooled_skill"].get(name, {})
         text = f"{name:<16}{_fmt(row['crps']):>10}{_fmt(row['mae']):>10}{_fmt(row['mae_last_value']):>10}"
-        text += f"{_fmt(row['coverage_90']):>9}"
+        text += f"{_fmt(row['coverage_90']):>9}{_fmt(row.get('pit_coverage_90')):>8}"
         for reference in references:
             entry = pooled.get(reference)
             cell = "" if entry is None else f"{_fmt(entry['value'])} {entry['fronts_better']}/{entry['n_fronts']}"
@@ -292,11 +300,14 @@ def _first_week(scores: pd.DataFrame, freq: str) -> dict[str, object]:
     week = scores[(scores["horizon"] <= steps) & (scores["kind"] == PERIOD)]
     matched = _matched(week, MODEL, "no_change")
     estimate = skill(matched["crps"].to_numpy(), matched["crps_ref"].to_numpy(), matched["origin"].to_numpy())
-    coverage = week.loc[week["method"] == MODEL, "in_90"].astype(float).mean()
+    mine = week[week["method"] == MODEL]
+    coverage = _pit_coverage_90(mine)
     return {
         "horizon_steps": steps,
         "crps_skill_vs_no_change": estimate.to_dict(),
-        "coverage_90": _clean(coverage),
+        # The target is judged on the PIT coverage: the interval's is biased upwards on small counts.
+        "pit_coverage_90": _clean(coverage),
+        "coverage_90": _clean(mine["in_90"].astype(float).mean()),
         "target_skill_met": skill_met(estimate.value),
         "target_coverage_met": coverage_met(coverage),
     }

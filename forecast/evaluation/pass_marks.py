@@ -15,7 +15,9 @@ from forecast import names as n
 FIRST_WEEK_STEPS = {n.FREQ_DAY: 7, n.FREQ_WEEK: 1}
 #: The model's one-week CRPS skill against ``no_change`` must be at least this.
 MIN_FIRST_WEEK_SKILL = 0.10
-#: The model's one-week 90% interval coverage must lie in this range (ends included).
+#: The model's one-week 90% coverage must lie in this range (ends included).  It is judged on the
+#: PIT coverage (:func:`forecast.evaluation.scores.pit_coverage`), which is 0.9 under a calibrated
+#: forecast; the inclusive interval's coverage of counts is higher (0.986 for a calibrated Poisson(0.5)).
 COVERAGE_90_RANGE = (0.85, 0.95)
 
 
@@ -25,7 +27,7 @@ def skill_met(value: float) -> bool:
 
 
 def coverage_met(coverage: float) -> bool:
-    """Whether a 90% interval coverage lies in :data:`COVERAGE_90_RANGE` (NaN never does)."""
+    """Whether a 90% coverage lies in :data:`COVERAGE_90_RANGE` (NaN never does)."""
     low, high = COVERAGE_90_RANGE
     return bool(math.isfinite(coverage) and low <= coverage <= high)
 

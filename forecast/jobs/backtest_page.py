@@ -125,7 +125,8 @@ def headline(summary: dict) -> tuple[str, bool]:
     verdict = "targets met" if met else "TARGETS NOT MET"
     return (
         f"{warning}{verdict}: one-week CRPS skill against no-change {_fmt(value)} (target {skill_mark_text()}), "
-        f"90% interval coverage {_fmt(week['coverage_90'])} (target {coverage_mark_text()}).",
+        f"90% PIT coverage {_fmt(week.get('pit_coverage_90'))} (target {coverage_mark_text()}; "
+        f"the interval's own coverage {_fmt(week['coverage_90'])}, biased upwards on small counts).",
         met and not failed,
     )
 
@@ -156,7 +157,17 @@ def write_page(outcome: BacktestOutcome, out: Path) -> dict[str, Path]:
         summary=summary,
         origins=[o.date().isoformat() for o in outcome.origins],
         methods=rows,
-        keys=["crps", "mae", "mae_last_value", "log_score", "coverage_50", "coverage_90", "brier", "n_targets"],
+        keys=[
+            "crps",
+            "mae",
+            "mae_last_value",
+            "log_score",
+            "coverage_50",
+            "coverage_90",
+            "pit_coverage_90",
+            "brier",
+            "n_targets",
+        ],
         references=[r for r in SKILL_REFERENCES if r in summary.baselines],
         figures=encoded,
         headline=text,
