@@ -245,12 +245,13 @@ def main() -> int:
     )
     parser.add_argument("--resume", action="store_true", help="re-read the models whose backtest is there already")
     args = parser.parse_args()
+    if args.source and not args.tables_only:
+        parser.error("--from reads finished backtests: give it with --tables-only")
+    source = args.source or args.out
     results = {}
     lines = []
     for model in [m.strip() for m in args.models.split(",") if m.strip()]:
-        folder = (
-            args.source if args.tables_only and args.source else args.out
-        ) / f"{args.data.replace(':', '-')}-{model}"
+        folder = (source if args.tables_only else args.out) / f"{args.data.replace(':', '-')}-{model}"
         done = args.tables_only or (args.resume and (folder / "summary.json").exists())
         wall = None if done else run(model, args.data, args.origins, args.workers, folder)
         result = evaluate(folder)
