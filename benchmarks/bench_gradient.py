@@ -38,6 +38,9 @@ options = ModelOptions(family=family, changepoints=0) if family == "dynamic" els
 model = EscalationModel(loaded.panel, loaded.interventions, options=options).model
 point = model.initial_point()
 logp = model.logp()
+# nutpie rewrites the log density before differentiating it (nutpie.compile_pymc._make_functions):
+# without that, the gradient's copy of the forward graph is not merged with the log density's.
+logp = pytensor.graph.rewrite_graph(logp, include=["canonicalize", "stabilize"])
 grad = pt.concatenate([g.ravel() for g in pt.grad(logp, model.value_vars)])
 [logp, grad], joined = join_nonshared_inputs(point, [logp, grad], model.value_vars)
 start = time.perf_counter()

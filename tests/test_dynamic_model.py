@@ -38,14 +38,14 @@ def monthly_window_panel(months=24):
     return _panel(starts, ["x"] * months, counts, end_dates=ends, freq=n.FREQ_MONTH)
 
 
-def _panel(dates, fronts, counts, *, end_dates=None, freq=n.FREQ_DAY, as_of=None):
+def _panel(dates, fronts, counts, *, end_dates=None, freq=n.FREQ_DAY, as_of=None, precision=None):
     rows = len(counts)
     frame = make_event_frame(
         dates=pd.Series(pd.DatetimeIndex(dates)),
         end_dates=pd.Series(pd.DatetimeIndex(end_dates) if end_dates is not None else [pd.NaT] * rows),
         fronts=pd.Series(list(fronts)),
         counts=pd.Series(np.asarray(counts, dtype=np.int64)),
-        precision=pd.Series(["exact"] * rows),
+        precision=pd.Series(precision if precision is not None else ["exact"] * rows),
         source=pd.Series([""] * rows),
         file="<test>",
         lines=np.arange(2, rows + 2),
@@ -511,6 +511,48 @@ def test_each_whitened_path_is_factorised_once_in_the_log_density_and_its_gradie
     kinds = [type(node.op).__name__ for node in function.maker.fgraph.apply_nodes]
     assert kinds.count("WhitenedPath") == 2
     assert kinds.count("WhitenedPathGradient") == 2
+
+
+def test_the_sampled_likelihood_is_the_sum_of_the_observations_log_likelihoods():
+    """The sampler reads one kernel (count_kernel.py); the stored obs_loglik is the PyTensor definition.
+
+    With exact counts, at_least totals and an at_least 0 total, the two agree at random points,
+    and a log density with its gradient calls the kernel once (both branches of the survival
+    function are checked against the definition in tests/test_count_kernel.py).
+    """
+    import pytensor
+    from pytensor.compile.mode import Mode
+
+    days = pd.date_range("2024-01-01", periods=42, freq="D")
+    weeks = days[::7]
+    counts = np.concatenate([np.random.default_rng(2).poisson(6.0, size=len(days)), [30, 2, 0, 25, 1, 40]])
+    panel = _panel(
+        list(days) + list(weeks),
+        ["daily"] * len(days) + ["windows"] * len(weeks),
+        counts,
+        end_dates=[pd.NaT] * len(days) + list(weeks + pd.Timedelta(days=6)),
+        precision=["exact"] * len(days) + ["at_least", "at_least", "at_least", "exact", "at_least", "exact"],
+    )
+    model = EscalationModel(panel, options=DYNAMIC)
+    assert model.design.censored.sum() == 4 and (model.design.censored & (model.design.y == 0)).sum() == 1
+    graph = model.model
+    (potential,) = graph.potentials[-1:]
+    assert potential.name == "likelihood"
+    rng = np.random.default_rng(6)
+    for seed in range(3):
+        point = graph.initial_point(random_seed=seed)
+        point = {k: v + rng.normal(0.0, 0.5, size=np.shape(v)) for k, v in point.items()}
+        sampled, stored = _evaluate(model, [potential, graph["obs_loglik"].sum()], point)
+        assert np.isfinite(sampled)
+        assert sampled == pytest.approx(stored, rel=1e-10)
+    logp = graph.logp()
+    function = pytensor.function(
+        graph.value_vars,
+        [logp, *pytensor.grad(logp, graph.value_vars)],
+        mode=Mode(linker="py", optimizer="fast_run"),
+        on_unused_input="ignore",
+    )
+    assert [type(node.op).__name__ for node in function.maker.fgraph.apply_nodes].count("CountLoglik") == 1
 
 
 def test_a_daily_front_where_most_days_have_no_event_has_no_burst():

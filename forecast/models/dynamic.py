@@ -99,6 +99,7 @@ import pytensor.tensor as pt
 from pymc_extras.prior import Prior
 
 from forecast import names as n
+from forecast.models.count_kernel import count_loglik_total
 from forecast.models.design import Design
 from forecast.models.dynamic_layout import (
     BURST_PERSISTENCE_MAX,
@@ -218,8 +219,11 @@ def build_dynamic_model(
         log_rate = level + burst + other
         log_mean = pm.Deterministic("obs_log_mean", _observation_log_mean(design, data, log_rate), dims=OBS)
         alpha = dispersion[data["obs_front"]] * data["obs_days"]
-        loglik = pm.Deterministic("obs_loglik", observation_loglik(design, data, log_mean[None, :], alpha)[0], dims=OBS)
-        pm.Potential("likelihood", loglik.sum())
+        # The per-observation log-likelihoods are recomputed after sampling (POST_HOC_VARIABLES);
+        # the sampler reads their sum from one kernel with its own gradient (count_kernel.py).
+        pm.Deterministic("obs_loglik", observation_loglik(design, data, log_mean[None, :], alpha)[0], dims=OBS)
+        total = count_loglik_total(log_mean, alpha, data["y"], data["log_y_factorial"], data["obs_kind"])
+        pm.Potential("likelihood", total)
     return model
 
 

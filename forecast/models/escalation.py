@@ -41,6 +41,7 @@ from scipy.special import gammaln
 
 from forecast import names as n
 from forecast.models.changepoints import LOG_ZERO, changepoint_posterior, logaddexp, logsumexp, marginal_loglik
+from forecast.models.count_kernel import SURVIVAL_TAIL_TERMS, observation_kind
 from forecast.models.design import Design
 from forecast.priors import KIND_DIM, SEASON_DIM  # declared once, with the priors' dims
 
@@ -150,6 +151,7 @@ def _design_array(design: Design, name: str) -> np.ndarray:
         "day_to_period": lambda: design.day_to_period,
         "censored_obs": lambda: censored,
         "uninformative": lambda: design.censored & (design.y == 0),
+        "obs_kind": lambda: observation_kind(design.censored, design.y),
         "censored_below": lambda: below,
         "censored_inside": lambda: below[None, :] < design.y[censored][:, None],
         "position": lambda: design.position,
@@ -378,10 +380,6 @@ def observation_loglik(
         inside=data["censored_inside"],
     )
     return pt.concatenate([exact, log_sf], axis=1)[:, data["censored_pick"]]
-
-
-#: Terms of the upper tail summed by :func:`log_survival` before its geometric remainder.
-SURVIVAL_TAIL_TERMS = 256
 
 
 def log_survival(
