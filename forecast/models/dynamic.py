@@ -49,7 +49,9 @@ grid; weeks, months or years otherwise) with :math:`d_t` observed days in period
   NB(:math:`\lambda`, :math:`\alpha_f`) counts when the rate is constant, and the one
   definition used by the likelihood, the forecasts (daily draws), ``p_exceed`` and backtest
   scoring alike (:func:`forecast.models.escalation.total_dispersion`).  ``at_least`` totals
-  contribute :math:`\log\Pr(Y \ge y_i)`, computed stably.
+  contribute :math:`\log\Pr(Y \ge y_i)`, computed stably.  The sampler reads the sum of these
+  terms and its gradient from one Numba kernel (:mod:`forecast.models.count_kernel`), which
+  ``tests/test_count_kernel.py`` holds equal to this PyTensor definition (stored as ``obs_loglik``).
 * Interventions are those of the changepoint model (pulse with pooled half-life, window, step;
   effects pooled per kind, sign free).
 
@@ -95,8 +97,12 @@ from collections.abc import Mapping
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 from pymc_extras.prior import Prior
+from pytensor.compile.mode import Mode
+from pytensor.graph.basic import Constant
+from pytensor.graph.traversal import graph_inputs
 
 from forecast import names as n
 from forecast.models.count_kernel import count_loglik_total
@@ -458,15 +464,15 @@ def _centred_level(layout: DynamicLayout, data: DesignData, parameters, other, r
         return pt.repeat(start, layout.n_latent, axis=1)
     grid = (layout.level_periods, layout.n_latent)
     days = _padded(data["knot_count_days"], layout.n_latent)[rows]
-    knot_days = knot_sums(days, 1.0, *grid)[:, 1:]
-    knot_count = knot_sums(_padded(data["knot_count"], layout.n_latent)[rows], 1.0, *grid)
-    knot_offset = knot_sums(other[rows], days, *grid)[:, 1:] / pt.maximum(knot_days, 1e-9)
+    knot_days = _contiguous_constant(knot_sums(days, 1.0, *grid)[:, 1:])
+    knot_count = _contiguous_constant(knot_sums(_padded(data["knot_count"], layout.n_latent)[rows], 1.0, *grid)[:, 1:])
+    knot_offset = _contiguous_constant(knot_sums(other[rows], days, *grid)[:, 1:] / pt.maximum(knot_days, 1e-9))
     inputs = (
         start,
         step_scale[rows],
         tail[rows][:, None],
         dispersion[rows][:, None],
-        knot_count[:, 1:],
+        knot_count,
         knot_days,
         knot_offset,
     )
@@ -476,6 +482,22 @@ def _centred_level(layout: DynamicLayout, data: DesignData, parameters, other, r
     steps = pm.Deterministic("level_step", _whitened_steps(whitened, inputs))
     knots = pt.concatenate([start, start + pt.cumsum(steps, axis=1)], axis=1)
     return knots[:, layout.knot_of_period]
+
+
+def _contiguous_constant(term: pt.TensorVariable) -> pt.TensorVariable:
+    """``term``, or, where it depends on constants only (the data of a fit), its value as one C-contiguous constant.
+
+    PyTensor folds a slice of a constant into a strided view of it, and Numba compiles a
+    non-contiguous constant in as a pointer to this process's memory, after which the compiled
+    log density cannot be cached on disk: every fit of a table whose fronts are all centred (the
+    45-series ACLED panel) compiled its sampler again, 20 s warm.  Shared data (the backtest's)
+    pass through unchanged.
+    """
+    term = pt.as_tensor(term)
+    if not all(isinstance(v, Constant) for v in graph_inputs([term])):
+        return term
+    value = pytensor.function([], term, mode=Mode(linker="py", optimizer="fast_compile"))()
+    return pt.constant(np.ascontiguousarray(value, dtype=term.dtype))
 
 
 # The whitened paths' inputs enter the CustomDist as (front, 1) or (front, step) so that they broadcast;
