@@ -42,7 +42,8 @@ import numpy as np
 import pytensor.tensor as pt
 
 from forecast.models import whitened_path as kernel
-from forecast.models.tails import _scaled_logp, _scaled_random, sinh_arcsinh_variance
+from forecast.models.tails import _scaled_random, sinh_arcsinh_variance
+from forecast.models.tails_kernel import scaled_step_logp
 
 #: Half an event added to each knot's count, so that an empty knot has a finite log rate.
 HALF_EVENT = 0.5
@@ -154,10 +155,11 @@ def steps_of(whitened, first, step_scale, tail, dispersion, count, days, offset,
 def steps_and_logp(whitened, first, step_scale, tail, dispersion, count, days, offset, rho=1.0):
     """``((front, step) steps, (front, step) log density)`` of the whitened coordinates, from one path.
 
-    The density is elementwise: the steps' sinh-arcsinh density and the Jacobian.
+    The density is elementwise: the steps' sinh-arcsinh density (one Numba-kernel Op,
+    :mod:`forecast.models.tails_kernel`) and the Jacobian.
     """
     steps, log_diagonal = steps_of(whitened, first, step_scale, tail, dispersion, count, days, offset, rho)
-    return steps, _scaled_logp(steps, tail[:, None], step_scale) - log_diagonal
+    return steps, scaled_step_logp(steps, tail, step_scale) - log_diagonal
 
 
 def whitened_random(first, step_scale, tail, dispersion, count, days, offset, rho=1.0, rng=None, size=None):
