@@ -42,9 +42,7 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
 from forecast.models.numba_digamma import digamma
-
-#: Part of the Numba cache key of the Op: change it whenever a kernel below changes.
-KERNEL_VERSION = 1
+from forecast.models.numba_ops import register_kernels, source_version
 
 #: Terms of the upper tail summed by :func:`forecast.models.escalation.log_survival` (and here)
 #: before its geometric remainder.
@@ -269,21 +267,4 @@ def count_loglik_total(log_mean, alpha, y, log_y_factorial, kind) -> pt.TensorVa
     return _count_loglik(log_mean, alpha, y, log_y_factorial, kind)[0][0]
 
 
-_registered = False
-
-
-def register_numba() -> None:
-    """Give PyTensor's Numba backend the kernel of the Op, with a cache key (idempotent)."""
-    global _registered
-    if _registered:
-        return
-    from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
-
-    @register_funcify_default_op_cache_key(CountLoglik)
-    def numba_funcify_count_loglik(op, node, **kwargs):  # noqa: ARG001 - PyTensor's dispatch signature
-        return count_loglik, KERNEL_VERSION
-
-    _registered = True
-
-
-register_numba()
+register_kernels({CountLoglik: count_loglik}, source_version(__file__))

@@ -38,8 +38,7 @@ from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
-#: Part of the Numba cache key of the Op: change it whenever the kernel below changes.
-KERNEL_VERSION = 1
+from forecast.models.numba_ops import register_kernels, source_version
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -117,21 +116,4 @@ def scaled_step_logp(steps, tail, scale) -> pt.TensorVariable:
     return _step_logp(steps, tail, scale)[0]
 
 
-_registered = False
-
-
-def register_numba() -> None:
-    """Give PyTensor's Numba backend the kernel of the Op, with a cache key (idempotent)."""
-    global _registered
-    if _registered:
-        return
-    from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
-
-    @register_funcify_default_op_cache_key(StepLogp)
-    def numba_funcify_step_logp(op, node, **kwargs):  # noqa: ARG001 - PyTensor's dispatch signature
-        return step_logp, KERNEL_VERSION
-
-    _registered = True
-
-
-register_numba()
+register_kernels({StepLogp: step_logp}, source_version(__file__))

@@ -31,8 +31,7 @@ from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
-#: Part of the Numba cache key of the Op: change it whenever a kernel below changes.
-KERNEL_VERSION = 1
+from forecast.models.numba_ops import register_kernels, source_version
 
 
 @numba.njit(cache=True)
@@ -280,33 +279,7 @@ class AR1Gradient(Op):
 
 ar1_path = AR1()
 
-_registered = False
-
-
-def register_numba() -> None:
-    """Give PyTensor's Numba backend the kernels of the Ops, with a cache key (idempotent)."""
-    global _registered
-    if _registered:
-        return
-    from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
-
-    @register_funcify_default_op_cache_key(WhitenedPath)
-    def numba_funcify_whitened_path(op, node, **kwargs):  # noqa: ARG001 - PyTensor's dispatch signature
-        return path, KERNEL_VERSION
-
-    @register_funcify_default_op_cache_key(WhitenedPathGradient)
-    def numba_funcify_whitened_path_gradient(op, node, **kwargs):  # noqa: ARG001
-        return path_gradient, KERNEL_VERSION
-
-    @register_funcify_default_op_cache_key(AR1)
-    def numba_funcify_ar1(op, node, **kwargs):  # noqa: ARG001
-        return ar1, KERNEL_VERSION
-
-    @register_funcify_default_op_cache_key(AR1Gradient)
-    def numba_funcify_ar1_gradient(op, node, **kwargs):  # noqa: ARG001
-        return ar1_gradient, KERNEL_VERSION
-
-    _registered = True
-
-
-register_numba()
+register_kernels(
+    {WhitenedPath: path, WhitenedPathGradient: path_gradient, AR1: ar1, AR1Gradient: ar1_gradient},
+    source_version(__file__),
+)
