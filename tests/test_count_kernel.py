@@ -102,3 +102,19 @@ def test_the_gradient_is_the_derivative_of_the_value():
 def test_the_kernel_rejects_inputs_of_the_wrong_rank():
     with pytest.raises(TypeError, match="log_mean must be a vector"):
         count_loglik_total(pt.matrix(), pt.vector(), pt.vector(), pt.vector(), pt.lvector())
+
+
+def test_repeated_and_alternating_dispersions_give_the_definitions_values():
+    """The kernel keeps the last two dispersions' log-gamma and digamma (months of 31 and 30 days alternate)."""
+    y = np.array([120.0, 95.0, 130.0, 3.0, 110.0, 0.0, 250.0, 12.0, 140.0])
+    alpha = np.array([5.0, 4.8, 5.0, 4.8, 4.8, 5.0, 4.5, 5.0, 4.8])
+    censored = np.array([False, False, False, False, True, False, False, True, False])
+    log_mean = np.log([100.0, 100.0, 110.0, 90.0, 100.0, 6.0, 100.0, 20.0, 130.0])
+    m, a = pt.dvector("m"), pt.dvector("a")
+    reference = _reference(y, m, a, censored)
+    kernel = count_loglik_total(m, a, y, gammaln(y + 1.0), observation_kind(censored, y))
+    expected = pytensor.function([m, a], [reference, *pt.grad(reference, [m, a])])(log_mean, alpha)
+    got = pytensor.function([m, a], [kernel, *pt.grad(kernel, [m, a])])(log_mean, alpha)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-12)
+    for derivative, reference_derivative in zip(got[1:], expected[1:], strict=True):
+        np.testing.assert_allclose(derivative, reference_derivative, rtol=1e-7, atol=1e-9)

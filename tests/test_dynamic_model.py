@@ -490,25 +490,32 @@ def test_padding_adds_only_prior_terms_and_backtest_origins_share_one_graph():
     assert _Graph.of(shorter.model, names).matches(_Graph.of(longer.model, names))
 
 
+def _log_density_and_gradient(graph: pm.Model, *, as_nutpie: bool = False):
+    """The compiled graph of ``graph``'s log density and its gradient (``as_nutpie``: rewritten as nutpie does)."""
+    import pytensor
+    from pytensor.compile.mode import Mode
+
+    logp = graph.logp()
+    if as_nutpie:
+        logp = pytensor.graph.rewrite_graph(logp, include=["canonicalize", "stabilize"])
+    function = pytensor.function(
+        graph.value_vars,
+        [logp, *pytensor.grad(logp, graph.value_vars)],
+        mode=Mode(linker="py", optimizer="fast_run"),
+        on_unused_input="ignore",
+    )
+    return function.maker.fgraph
+
+
 def test_each_whitened_path_is_factorised_once_in_the_log_density_and_its_gradient():
     """The density and the level (or burst) share one path: one kernel call per whitened variable.
 
     With the density as the CustomDist's own logp, PyMC re-broadcast its inputs and PyTensor
     could not merge the copies: the shipped data's gradient factorised five paths where two exist.
     """
-    import pytensor
-    from pytensor.compile.mode import Mode
-
     model = EscalationModel(_mixed_panel(), options=DYNAMIC).model
     assert {"level_whitened", "burst_whitened"} <= set(model.named_vars)
-    logp = model.logp()
-    function = pytensor.function(
-        model.value_vars,
-        [logp, *pytensor.grad(logp, model.value_vars)],
-        mode=Mode(linker="py", optimizer="fast_run"),
-        on_unused_input="ignore",
-    )
-    kinds = [type(node.op).__name__ for node in function.maker.fgraph.apply_nodes]
+    kinds = [type(node.op).__name__ for node in _log_density_and_gradient(model).apply_nodes]
     assert kinds.count("WhitenedPath") == 2
     assert kinds.count("WhitenedPathGradient") == 2
 
@@ -520,8 +527,6 @@ def test_the_sampled_likelihood_is_the_sum_of_the_observations_log_likelihoods()
     and a log density with its gradient calls the kernel once (both branches of the survival
     function are checked against the definition in tests/test_count_kernel.py).
     """
-    import pytensor
-    from pytensor.compile.mode import Mode
 
     days = pd.date_range("2024-01-01", periods=42, freq="D")
     weeks = days[::7]
@@ -545,14 +550,8 @@ def test_the_sampled_likelihood_is_the_sum_of_the_observations_log_likelihoods()
         sampled, stored = _evaluate(model, [potential, graph["obs_loglik"].sum()], point)
         assert np.isfinite(sampled)
         assert sampled == pytest.approx(stored, rel=1e-10)
-    logp = graph.logp()
-    function = pytensor.function(
-        graph.value_vars,
-        [logp, *pytensor.grad(logp, graph.value_vars)],
-        mode=Mode(linker="py", optimizer="fast_run"),
-        on_unused_input="ignore",
-    )
-    assert [type(node.op).__name__ for node in function.maker.fgraph.apply_nodes].count("CountLoglik") == 1
+    kinds = [type(node.op).__name__ for node in _log_density_and_gradient(graph).apply_nodes]
+    assert kinds.count("CountLoglik") == 1
 
 
 def test_the_log_density_holds_no_strided_constant_so_its_compiled_form_can_be_cached():
@@ -561,8 +560,6 @@ def test_the_log_density_holds_no_strided_constant_so_its_compiled_form_can_be_c
     A fit whose fronts are all centred (the 45-series ACLED panel) then compiled its sampler
     again in every process (20 s), because the cache refuses such code.
     """
-    import pytensor
-    from pytensor.compile.mode import Mode
     from pytensor.graph.basic import Constant
 
     starts = pd.date_range("2022-01-01", periods=24, freq="MS")
@@ -571,17 +568,9 @@ def test_the_log_density_holds_no_strided_constant_so_its_compiled_form_can_be_c
     panel = _panel(list(starts) * 2, ["x"] * 24 + ["y"] * 24, counts, end_dates=ends, freq=n.FREQ_MONTH)
     model = EscalationModel(panel, options=DYNAMIC)
     assert dynamic.layout_of(model.design).centred.all()
-    graph = model.model
-    logp = pytensor.graph.rewrite_graph(graph.logp(), include=["canonicalize", "stabilize"])  # as nutpie does
-    function = pytensor.function(
-        graph.value_vars,
-        [logp, *pytensor.grad(logp, graph.value_vars)],
-        mode=Mode(linker="py", optimizer="fast_run"),
-        on_unused_input="ignore",
-    )
     constants = [
         v.data
-        for node in function.maker.fgraph.apply_nodes
+        for node in _log_density_and_gradient(model.model, as_nutpie=True).apply_nodes
         for v in node.inputs
         if isinstance(v, Constant) and isinstance(v.data, np.ndarray) and v.data.ndim > 1
     ]
