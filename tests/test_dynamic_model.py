@@ -693,6 +693,7 @@ def test_burst_fronts_sample_their_noise_as_a_split_with_the_same_density(monkey
     The same point in both parameterisations: the split's log density is the per-front offsets'
     plus log |d(offsets)/d(u, w)|, the Jacobian taken here by finite differences of the map.
     """
+    monkeypatch.setattr(dynamic, "_splits_by_centre", lambda prior: False)  # the offsets, as the test writes them
     panel = _mixed_panel()
     new = EscalationModel(panel, options=DYNAMIC)
     assert dynamic.NOISE_SPLIT in new.model.named_vars
@@ -730,3 +731,51 @@ def test_burst_fronts_sample_their_noise_as_a_split_with_the_same_density(monkey
         np.testing.assert_allclose(
             _evaluate(new, new.model[name], new_point), _evaluate(old, old.model[name], old_point), rtol=1e-9
         )
+
+
+def test_pooled_hyperparameters_sampled_as_centre_and_spread_keep_the_same_prior(monkeypatch):
+    """``<name>_centre``, ``<name>_spread`` and ``<name>_mean_split`` change the sampler's coordinates, not the model.
+
+    The map from the per-front offsets and their population mean to the new coordinates is linear,
+    so the two log densities differ by a constant (the map's log Jacobian) at every point.
+    """
+    panel = daily_panel(fronts=("a", "b", "c"), rate=(3.0, 40.0, 8.0))
+    new = EscalationModel(panel, options=DYNAMIC)
+    assert new.model is not None  # built now, before the patch below
+    monkeypatch.setattr(dynamic, "_splits_by_centre", lambda prior: False)
+    old = EscalationModel(panel, options=DYNAMIC)
+    priors = new.priors
+    split = [name for name in ("log_sigma_level", "logit_tail_weight", "logit_burst_persistence")]
+    for name in split:
+        assert f"{name}_centre" in new.model.named_vars and f"{name}_offset" in old.model.named_vars
+        assert f"{name}_centre" not in old.model.named_vars
+    fronts = len(panel.fronts)
+    old_logp, new_logp = old.model.compile_logp(), new.model.compile_logp()
+    differences = []
+    for seed in (1, 2, 3):
+        rng = np.random.default_rng(seed)
+        old_point = {k: v + rng.normal(0.0, 0.5, np.shape(v)) for k, v in old.model.initial_point().items()}
+        new_point = {k: v for k, v in old_point.items() if k in new.model.initial_point()}
+        for name in split:
+            prior = priors[name]
+            a, b = prior.parameters["mu"].parameters["mu"], prior.parameters["mu"].parameters["sigma"]
+            s = prior.parameters["sigma"]
+            mu, z = old_point[f"{name}_mu"], old_point[f"{name}_offset"]
+            centre = mu + s * z.mean()
+            variance = b**2 + s**2 / fronts
+            mean_split = (z.mean() - (s / fronts) / variance * (centre - a)) / np.sqrt(b**2 / (fronts * variance))
+            spread_rv = new.model[f"{name}_spread"]
+            value = new.model.rvs_to_values[spread_rv]
+            new_point[value.name] = new.model.rvs_to_transforms[spread_rv].forward(pt.as_tensor(z - z.mean())).eval()
+            new_point[f"{name}_centre"] = np.asarray(centre)
+            new_point[f"{name}_mean_split"] = np.asarray(mean_split)
+        assert set(new_point) == set(new.model.initial_point())
+        for name in split:  # the same hyperparameters, population means and offsets at the two points
+            for derived in (name, f"{name}_mu", f"{name}_offset"):
+                np.testing.assert_allclose(
+                    _evaluate(new, new.model[derived], new_point),
+                    _evaluate(old, old.model[derived], old_point),
+                    rtol=1e-9,
+                )
+        differences.append(new_logp(new_point) - old_logp(old_point))
+    assert np.ptp(differences) < 1e-8, differences

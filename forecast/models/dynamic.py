@@ -254,7 +254,54 @@ def _pooled(prior: Prior, name: str, n_fronts: int) -> pt.TensorVariable:
     mean = prior.parameters.get("mu")
     if n_fronts == 1 and isinstance(mean, Prior):
         return pm.Deterministic(name, mean.create_variable(f"{name}_mu")[None], dims=n.FRONT)
+    if _splits_by_centre(prior):
+        return _centre_and_spread(prior, name, n_fronts)
     return prior.create_variable(name)
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _splits_by_centre(prior: Prior) -> bool:
+    """A non-centred Normal per front, fixed between-front sd, around a Normal mean with fixed parameters."""
+    mean = prior.parameters.get("mu")
+    return (
+        _is_pooled_normal(prior)
+        and _number(prior.parameters["sigma"])
+        and mean.distribution == "Normal"
+        and _number(mean.parameters.get("mu"))
+        and _number(mean.parameters.get("sigma"))
+    )
+
+
+def _centre_and_spread(prior: Prior, name: str, n_fronts: int) -> pt.TensorVariable:
+    r"""``(front,)`` the pooled hyperparameter ``name``, sampled as the fronts' centre and their spread around it.
+
+    The prior is the non-centred one, :math:`x_f = \mu + s z_f`, :math:`\mu \sim N(a, b^2)`,
+    :math:`z_f \sim N(0, 1)`.  Where every front's data pin down its :math:`x_f`, the mean of the
+    offsets moves exactly against :math:`\mu`, a ridge that a diagonal mass matrix crosses slowly.
+    Split :math:`z` into its mean :math:`\bar z \sim N(0, 1/F)` and the zero-sum rest
+    (``ZeroSumNormal``, independent of it); then :math:`x_f = m + s (z_f - \bar z)` with
+    :math:`m = \mu + s \bar z \sim N(a, b^2 + s^2 / F)` (``<name>_centre``), and given
+    :math:`m`, :math:`\bar z` is normal with a mean linear in :math:`m`, sampled non-centred
+    (``<name>_mean_split``): the data see :math:`m` and the spread only.  The same joint prior in
+    other coordinates; ``<name>_mu`` and ``<name>_offset`` are kept as deterministics.
+    Measured on the 45-series ACLED panel (``benchmarks/bench_sampler_settings.py``, seeds 1-3,
+    2 x (500 + 1000) draws): sampling 52.8-55.2 s against 53.4-65.2 s, smallest bulk ESS 346-392
+    against 275-371; no change on the shipped data's 7 fronts.
+    """
+    mean = prior.parameters["mu"]
+    a, b = float(mean.parameters["mu"]), float(mean.parameters["sigma"])
+    s = float(prior.parameters["sigma"])
+    centre_var = b**2 + s**2 / n_fronts
+    centre = pm.Normal(f"{name}_centre", a, np.sqrt(centre_var))
+    spread = pm.ZeroSumNormal(f"{name}_spread", sigma=1.0, dims=n.FRONT)
+    mean_split = pm.Normal(f"{name}_mean_split", 0.0, 1.0)
+    z_bar = (s / n_fronts) / centre_var * (centre - a) + np.sqrt(b**2 / (n_fronts * centre_var)) * mean_split
+    pm.Deterministic(f"{name}_mu", centre - s * z_bar)
+    pm.Deterministic(f"{name}_offset", z_bar + spread, dims=n.FRONT)
+    return pm.Deterministic(name, centre + s * spread, dims=n.FRONT)
 
 
 #: The free variable of the burst fronts' split of their excess variation (see :func:`_noise_split`).
