@@ -109,7 +109,9 @@ def draw_level(model: EscalationModel, posterior: xr.Dataset, *, random_seed: in
 def _dynamic_draw_level(model: EscalationModel, posterior: xr.Dataset) -> DrawLevel:
     """The dynamic model has no regimes: each draw's means and log-likelihoods come from its graph."""
     design = model.design
-    derived = model.derived(posterior, ["obs_log_mean", "obs_loglik"])
+    # Numba, as the sampler: most of this graph's operations are then compiled already (the
+    # sampler's own), where the C backend compiled them all again in a fresh cache.
+    derived = model.derived(posterior, ["obs_log_mean", "obs_loglik"], mode="NUMBA")
     log_mean = derived["obs_log_mean"].transpose(*SAMPLE_DIMS, OBS).to_numpy()
     loglik = derived["obs_loglik"].transpose(*SAMPLE_DIMS, OBS).to_numpy()
     daily = posterior["dispersion"].transpose(*SAMPLE_DIMS, n.FRONT).to_numpy()[..., design.obs_front]
