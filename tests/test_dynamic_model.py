@@ -745,7 +745,7 @@ def test_pooled_hyperparameters_sampled_as_centre_and_spread_keep_the_same_prior
     monkeypatch.setattr(dynamic, "_splits_by_centre", lambda prior: False)
     old = EscalationModel(panel, options=DYNAMIC)
     priors = new.priors
-    split = [name for name in ("log_sigma_level", "logit_tail_weight", "logit_burst_persistence")]
+    split = ("log_sigma_level", "logit_tail_weight", "logit_burst_persistence")
     for name in split:
         assert f"{name}_centre" in new.model.named_vars and f"{name}_offset" in old.model.named_vars
         assert f"{name}_centre" not in old.model.named_vars

@@ -291,9 +291,9 @@ class EscalationModel:
             **SAMPLER_KWARGS["nutpie"],
         )
         timings["sample_s"] = time.perf_counter() - start
-        # The tuning draws are not posterior draws and nothing reads them; writing them made
-        # saving a fit a third slower (ACLED panel: 6.3 s against 8.4 s).  Their sampler
-        # statistics (step sizes, tree depths) are small and kept.
+        # The tuning draws are not posterior draws and nothing reads them; they were a third of
+        # fit.nc (benchmarks/results/dynamic/saved_fit: writing the ACLED fit 5.9 s, 7.7 s with
+        # them).  Their sampler statistics (step sizes, tree depths) are small and kept.
         if "warmup_posterior" in idata.groups():
             del idata.warmup_posterior
         idata.posterior.attrs.update(
