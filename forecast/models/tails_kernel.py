@@ -38,7 +38,7 @@ from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
-from forecast.models.numba_ops import register_kernels, source_version
+from forecast.models.numba_ops import register_kernels, source_version, static_shape
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -86,7 +86,7 @@ class StepLogp(Op):
         steps, tail, scale = (pt.as_tensor_variable(v).astype("float64") for v in (steps, tail, scale))
         if steps.type.ndim != 2 or tail.type.ndim != 1:
             raise TypeError("StepLogp: steps must be (row, step) and tail (row,)")
-        scale = pt.broadcast_to(scale, steps.shape)
+        scale = pt.broadcast_to(scale, static_shape(steps))
         return Apply(self, [steps, tail, scale], [pt.matrix(dtype="float64") for _ in range(4)])
 
     def perform(self, node, inputs, output_storage):

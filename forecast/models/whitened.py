@@ -42,6 +42,7 @@ import numpy as np
 import pytensor.tensor as pt
 
 from forecast.models import whitened_path as kernel
+from forecast.models.numba_ops import static_shape
 from forecast.models.tails import _scaled_random, sinh_arcsinh_variance
 from forecast.models.tails_kernel import scaled_step_logp
 
@@ -127,7 +128,7 @@ def path_of(whitened, first, step_scale, tail, dispersion, count, days, offset, 
     ``first``, ``tail``, ``dispersion`` and ``rho`` are ``(front,)`` (``rho`` may be a number).
     """
     precision, weight, target = pseudo_observations(step_scale, tail, dispersion, count, days, offset)
-    shape = whitened.shape
+    shape = static_shape(whitened)
     first = pt.as_tensor(first)
     rho = pt.ones_like(first) * rho
     path, diagonal = kernel.whitened_path(
