@@ -779,3 +779,65 @@ def test_pooled_hyperparameters_sampled_as_centre_and_spread_keep_the_same_prior
                 )
         differences.append(new_logp(new_point) - old_logp(old_point))
     assert np.ptp(differences) < 1e-8, differences
+
+
+def test_pooled_effects_sampled_as_centre_and_spread_keep_the_same_prior(monkeypatch):
+    """``effect_centre`` and ``effect_mean_split`` change the sampler's coordinates, not the model.
+
+    At old coordinates ``(m, r, s)`` (kind means, pair offsets, spread) and the new ones they map
+    to (``c = m + s mean(r)`` per kind, the same ``r``, ``u`` the mean's share), the effects and
+    their means are equal, and the two log densities differ by exactly what the change of
+    variables ``(m, mean(r)) -> (c, u)`` gives: ``log N(mean(r); 0, 1/n) - log |J|`` per kind,
+    ``|J| = sqrt(n (b^2 + s^2 / n)) / b``.
+    """
+    from scipy import stats
+
+    from forecast.data.interventions import InterventionTable
+    from forecast.models import escalation
+
+    panel = daily_panel(fronts=("a", "b", "c"), rate=(3.0, 40.0, 8.0))
+    frame = pd.DataFrame(
+        {
+            n.DATE: pd.to_datetime(["2024-01-20", "2024-02-05", "2024-01-25"]),
+            n.END_DATE: pd.to_datetime([None, None, "2024-02-10"]),
+            n.KIND: ["strike", "strike", "truce"],
+            n.SHAPE: [n.SHAPE_PULSE, n.SHAPE_PULSE, n.SHAPE_WINDOW],
+            n.FRONT: [(), ("a",), ("b",)],
+            n.LABEL: ["s1", "s2", "t1"],
+            n.SOURCE: ["test"] * 3,
+            n.ORIGIN_FILE: ["<test>"] * 3,
+            n.ORIGIN_LINE: [2, 3, 4],
+        }
+    )
+    interventions = InterventionTable(frame, ("<test>",))
+    new = EscalationModel(panel, interventions, options=DYNAMIC)
+    assert new.model is not None  # built now, before the patch below
+    monkeypatch.setattr(escalation, "_fixed_normal", lambda prior: False)
+    old = EscalationModel(panel, interventions, options=DYNAMIC)
+    assert {"effect_centre", "effect_mean_split"} <= set(new.model.named_vars)
+    assert "effect_centre" not in old.model.named_vars
+    design = new.design
+    kind_of_pair = design.intervention_kind[design.pair_intervention]
+    counts = np.bincount(kind_of_pair, minlength=len(design.kinds))
+    assert sorted(counts) == [1, 4]  # a strike on 3 fronts and one on 1; a truce on one front
+    prior = new.priors["effect_mean"]
+    a, b = prior.parameters["mu"], prior.parameters["sigma"]
+    old_logp, new_logp = old.model.compile_logp(), new.model.compile_logp()
+    for seed in (1, 2, 3):
+        rng = np.random.default_rng(seed)
+        old_point = {k: v + rng.normal(0.0, 0.5, np.shape(v)) for k, v in old.model.initial_point().items()}
+        m, r, s = old_point["effect_mean"], old_point["effect_raw"], np.exp(old_point["effect_sd_log__"])
+        r_bar = np.bincount(kind_of_pair, weights=r) / counts
+        centre = m + s * r_bar
+        weight = b**2 / (b**2 + s**2 / counts)
+        split = (m - a - weight * (centre - a)) / np.sqrt(weight * s**2 / counts)
+        new_point = {k: v for k, v in old_point.items() if k != "effect_mean"}
+        new_point |= {"effect_centre": centre, "effect_mean_split": split}
+        assert set(new_point) == set(new.model.initial_point())
+        for name in ("effect", "effect_mean"):
+            np.testing.assert_allclose(
+                _evaluate(new, new.model[name], new_point), _evaluate(old, old.model[name], old_point), rtol=1e-9
+            )
+        jacobian = np.sqrt(counts * (b**2 + s**2 / counts)) / b
+        expected = np.sum(stats.norm.logpdf(r_bar, 0.0, 1.0 / np.sqrt(counts)) - np.log(jacobian))
+        np.testing.assert_allclose(new_logp(new_point) - old_logp(old_point), expected, atol=1e-8)

@@ -210,7 +210,7 @@ def build_dynamic_model(
 
         other = pt.zeros((n_fronts, layout.n_latent))  # the log rate's terms besides the level and the burst
         if len(design.interventions):
-            other = other + _padded(_intervention_term(design, priors, data), layout.n_latent)
+            other = other + _padded(_intervention_term(design, priors, data, split_by_centre=True), layout.n_latent)
         if design.season_index is not None:
             seasonality = priors["seasonality"].create_variable("seasonality")
             other = other + _padded(seasonality[data["season_index"]][None, :], layout.n_latent)

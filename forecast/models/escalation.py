@@ -283,12 +283,22 @@ def regime_loglik(design: Design, priors: Mapping[str, Prior], data: DesignData 
     )
 
 
-def _intervention_term(design: Design, priors: Mapping[str, Prior], data: DesignData) -> pt.TensorVariable:
-    """``(front, period)`` log rate contribution of the interventions."""
-    effect_mean = priors["effect_mean"].create_variable("effect_mean")
+def _intervention_term(
+    design: Design, priors: Mapping[str, Prior], data: DesignData, *, split_by_centre: bool = False
+) -> pt.TensorVariable:
+    """``(front, period)`` log rate contribution of the interventions.
+
+    With ``split_by_centre`` (the dynamic model) the pooled effects of each kind are sampled as
+    their centre and spread (:func:`_effects_by_centre`) where the prior allows it.
+    """
     effect_sd = priors["effect_sd"].create_variable("effect_sd")
-    effect_raw = pm.Normal("effect_raw", 0.0, 1.0, dims=PAIR)
-    pair_effect = effect_mean[design.intervention_kind[design.pair_intervention]] + effect_sd * effect_raw
+    kind_of_pair = design.intervention_kind[design.pair_intervention]
+    if split_by_centre and _fixed_normal(priors["effect_mean"]):
+        pair_effect = _effects_by_centre(priors["effect_mean"], effect_sd, kind_of_pair, len(design.kinds))
+    else:
+        effect_mean = priors["effect_mean"].create_variable("effect_mean")
+        effect_raw = pm.Normal("effect_raw", 0.0, 1.0, dims=PAIR)
+        pair_effect = effect_mean[kind_of_pair] + effect_sd * effect_raw
     n_interventions = len(design.interventions)
     effect = pt.zeros((len(design.fronts), n_interventions))
     effect = pt.set_subtensor(effect[design.pair_front, design.pair_intervention], pair_effect)
@@ -308,6 +318,50 @@ def _intervention_term(design: Design, priors: Mapping[str, Prior], data: Design
     if design.day_to_period is not None:
         shapes = pt.dot(shapes, data["day_to_period"].T)
     return pt.dot(effect, shapes)
+
+
+def _fixed_normal(prior: Prior) -> bool:
+    """A Normal whose mean and sd are numbers."""
+    return prior.distribution == "Normal" and all(
+        isinstance(prior.parameters.get(k), int | float) and not isinstance(prior.parameters.get(k), bool)
+        for k in ("mu", "sigma")
+    )
+
+
+def _effects_by_centre(
+    mean_prior: Prior, effect_sd: pt.TensorVariable, kind_of_pair: np.ndarray, n_kinds: int
+) -> pt.TensorVariable:
+    r"""``(pair,)`` the effects of each kind sampled as their centre, their spread and the mean's share.
+
+    The prior is :math:`e_i = m_k + s r_i`, :math:`m_k \sim N(a, b^2)`, :math:`r_i \sim N(0, 1)`
+    for the :math:`n_k` pairs :math:`i` of kind :math:`k`.  Where the data inform the pairs'
+    effects but not how they split into :math:`m_k` and the offsets, the mean of the offsets moves
+    against :math:`m_k`.  As in :func:`forecast.models.dynamic._centre_and_spread`, but with the
+    spread :math:`s` itself a parameter: the kind's centre :math:`c_k = m_k + s \bar r_k \sim
+    N(a, b^2 + s^2 / n_k)` (``effect_centre``), the pairs' deviations :math:`s (r_i - \bar r_k)`
+    from ``effect_raw`` (its mean per kind touches nothing else, a standard normal direction the
+    sampler moves freely) and, given :math:`c_k`, :math:`m_k \sim N(a + w (c_k - a), w s^2 / n_k)`,
+    :math:`w = b^2 / (b^2 + s^2 / n_k)`, sampled non-centred (``effect_mean_split``).  The same
+    joint prior of :math:`(m, e)`; ``effect_mean`` is a deterministic.  A kind with no pair keeps
+    :math:`m_k \sim N(a, b^2)`.
+    """
+    a, b = float(mean_prior.parameters["mu"]), float(mean_prior.parameters["sigma"])
+    counts = np.bincount(kind_of_pair, minlength=n_kinds).astype(float)
+    has_pairs = counts > 0
+    # (kind, pair) averaging matrix: the mean of each kind's raw offsets.
+    average = np.zeros((n_kinds, len(kind_of_pair)))
+    average[kind_of_pair, np.arange(len(kind_of_pair))] = 1.0
+    average[has_pairs] /= counts[has_pairs, None]
+    share = np.where(has_pairs, 1.0 / np.maximum(counts, 1.0), 0.0)  # 1 / n_k, 0 without pairs
+    centre_var = b**2 + effect_sd**2 * share
+    centre = pm.Normal("effect_centre", a, pt.sqrt(centre_var), dims=KIND_DIM)
+    raw = pm.Normal("effect_raw", 0.0, 1.0, dims=PAIR)
+    weight = b**2 / centre_var
+    mean_split = pm.Normal("effect_mean_split", 0.0, 1.0, dims=KIND_DIM)
+    effect_mean = a + weight * (centre - a) + pt.sqrt(weight * effect_sd**2 * share) * mean_split
+    pm.Deterministic("effect_mean", effect_mean, dims=KIND_DIM)
+    deviation = raw - pt.dot(pt.constant(average), raw)[kind_of_pair]
+    return centre[kind_of_pair] + effect_sd * deviation
 
 
 def pulse_elapsed(design: Design) -> np.ndarray:
