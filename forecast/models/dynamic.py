@@ -124,7 +124,9 @@ from forecast.models.dynamic_layout import (
 from forecast.models.escalation import (
     OBS,
     DesignData,
+    _fixed_normal,
     _intervention_term,
+    _number,
     _observation_log_mean,
     coords_of,
     observation_loglik,
@@ -259,20 +261,9 @@ def _pooled(prior: Prior, name: str, n_fronts: int) -> pt.TensorVariable:
     return prior.create_variable(name)
 
 
-def _number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _splits_by_centre(prior: Prior) -> bool:
     """A non-centred Normal per front, fixed between-front sd, around a Normal mean with fixed parameters."""
-    mean = prior.parameters.get("mu")
-    return (
-        _is_pooled_normal(prior)
-        and _number(prior.parameters["sigma"])
-        and mean.distribution == "Normal"
-        and _number(mean.parameters.get("mu"))
-        and _number(mean.parameters.get("sigma"))
-    )
+    return _is_pooled_normal(prior) and _number(prior.parameters["sigma"]) and _fixed_normal(prior.parameters["mu"])
 
 
 def _centre_and_spread(prior: Prior, name: str, n_fronts: int) -> pt.TensorVariable:

@@ -320,11 +320,16 @@ def _intervention_term(
     return pt.dot(effect, shapes)
 
 
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _fixed_normal(prior: Prior) -> bool:
     """A Normal whose mean and sd are numbers."""
-    return prior.distribution == "Normal" and all(
-        isinstance(prior.parameters.get(k), int | float) and not isinstance(prior.parameters.get(k), bool)
-        for k in ("mu", "sigma")
+    return (
+        prior.distribution == "Normal"
+        and _number(prior.parameters.get("mu"))
+        and _number(prior.parameters.get("sigma"))
     )
 
 
