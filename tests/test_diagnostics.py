@@ -8,7 +8,7 @@ import arviz as az
 import numpy as np
 import pytest
 
-from forecast.checks.diagnostics import ConvergenceThresholds, Diagnostics, check_convergence
+from forecast.checks.diagnostics import ConvergenceThresholds, Diagnostics, bfmi, check_convergence
 
 FRONTS = ["iraq", "syria"]
 CHAINS, DRAWS = 4, 500
@@ -102,6 +102,12 @@ def test_low_bfmi_fails():
     assert not result.ok
     assert result.bfmi_min is not None and result.bfmi_min < 0.3
     assert any(text.startswith("BFMI") for text in result.failures)
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.5, 0.99])
+def test_bfmi_is_arviz_definition(rho):
+    energy = ar1(rho, seed=7)
+    np.testing.assert_allclose(bfmi(energy), az.bfmi(energy), rtol=1e-12)
 
 
 def test_constant_variable_is_ignored_but_noted():

@@ -841,3 +841,66 @@ def test_pooled_effects_sampled_as_centre_and_spread_keep_the_same_prior(monkeyp
         jacobian = np.sqrt(counts * (b**2 + s**2 / counts)) / b
         expected = np.sum(stats.norm.logpdf(r_bar, 0.0, 1.0 / np.sqrt(counts)) - np.log(jacobian))
         np.testing.assert_allclose(new_logp(new_point) - old_logp(old_point), expected, atol=1e-8)
+
+
+@pytest.mark.parametrize("mode", [None, "NUMBA"])
+def test_the_observations_recomputed_from_the_stored_paths_are_the_graphs_own(mode):
+    """After a fit, ``obs_log_mean`` and ``obs_loglik`` are computed from the stored level, burst,
+    effects, half-lives, season and dispersion (the graph cut there), not from every free variable.
+
+    On a panel with every part those feed (a burst front counted day by day, weekly window totals
+    with ``at_least`` totals and an ``at_least 0``, a pulse and a window, a weekly season) they
+    equal the values the whole graph draws jointly with those inputs.  A cut that misses an input
+    is refused: compiled, it would draw that input's random variables afresh.
+    """
+    from forecast.data.interventions import InterventionTable
+    from forecast.models import posterior as draw_level_module
+
+    days = pd.date_range("2024-01-01", periods=42, freq="D")
+    weeks = days[::7]
+    counts = np.concatenate([np.random.default_rng(2).poisson(6.0, size=len(days)), [30, 2, 0, 25, 1, 40]])
+    panel = _panel(
+        list(days) + list(weeks),
+        ["daily"] * len(days) + ["windows"] * len(weeks),
+        counts,
+        end_dates=[pd.NaT] * len(days) + list(weeks + pd.Timedelta(days=6)),
+        precision=["exact"] * len(days) + ["at_least", "at_least", "at_least", "exact", "at_least", "exact"],
+    )
+    frame = pd.DataFrame(
+        {
+            n.DATE: pd.to_datetime(["2024-01-10", "2024-01-20"]),
+            n.END_DATE: pd.to_datetime([None, "2024-01-30"]),
+            n.KIND: ["strike", "truce"],
+            n.SHAPE: [n.SHAPE_PULSE, n.SHAPE_WINDOW],
+            n.FRONT: [(), ("daily",)],
+            n.LABEL: ["s1", "t1"],
+            n.SOURCE: ["test"] * 2,
+            n.ORIGIN_FILE: ["<test>"] * 2,
+            n.ORIGIN_LINE: [2, 3],
+        }
+    )
+    options = ModelOptions(family="dynamic", changepoints=0, seasonality=True)
+    model = EscalationModel(panel, InterventionTable(frame, ("<test>",)), options=options)
+    graph = model.model
+    given = [name for name in dynamic.POST_HOC_INPUTS if name in graph.named_vars]
+    assert given == list(dynamic.POST_HOC_INPUTS)  # every input the cut knows is in this graph
+    assert dynamic.layout_of(model.design).any_burst
+    names = list(dynamic.POST_HOC_VARIABLES)
+    drawn = pm.draw([graph[name] for name in given + names], draws=6, random_seed=7)
+    posterior = xr.Dataset(
+        {
+            name: (("chain", "draw", *graph.named_vars_to_dims.get(name, ())), values.reshape(2, 3, *values.shape[1:]))
+            for name, values in zip(given + names, drawn, strict=True)
+        },
+        coords={k: list(v) for k, v in graph.coords.items()},
+    )
+    assert np.isfinite(posterior["obs_loglik"]).all()
+    recomputed = model.derived(posterior[given], names, mode=mode, given=given)
+    for name in names:
+        np.testing.assert_allclose(recomputed[name].to_numpy(), posterior[name].to_numpy(), rtol=1e-9, atol=1e-9)
+    # What the checks after a fit call: the same values.
+    posterior.attrs["inference_library"] = "nutpie" if mode == "NUMBA" else "pymc"
+    levels = draw_level_module.draw_level(model, posterior[given], random_seed=1)
+    np.testing.assert_allclose(levels.loglik, posterior["obs_loglik"].to_numpy(), rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match=r"still depend on \[.*'burst_whitened'\]"):
+        model.derived(posterior[given], names, mode=mode, given=[name for name in given if name != "burst"])

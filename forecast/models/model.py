@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -20,6 +21,8 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr
+from pymc.backends.arviz import apply_function_over_dataset, coords_and_dims_for_inferencedata
+from pytensor.graph.traversal import ancestors
 
 from forecast import names as n
 from forecast.data.interventions import InterventionTable
@@ -304,21 +307,59 @@ class EscalationModel:
         )
         return idata
 
-    def derived(self, posterior: xr.Dataset, var_names: list[str], *, mode: str | None = None) -> xr.Dataset:
+    def derived(
+        self,
+        posterior: xr.Dataset,
+        var_names: list[str],
+        *,
+        mode: str | None = None,
+        given: Sequence[str] = (),
+    ) -> xr.Dataset:
         """Recompute derived variables (``regime_loglik``, ``changepoint_probability``...) per draw.
 
-        ``mode`` is PyTensor's compile mode (default: PyTensor's, the C backend).
+        ``mode`` is PyTensor's compile mode (default: PyTensor's, the C backend).  ``given`` names
+        stored variables (deterministics or free variables in ``posterior``) to compute them from:
+        the graph is cut at those, so only the part between them and ``var_names`` is compiled.
+        Without it, everything is computed from the free variables.  A cut that leaves a random
+        variable of the model upstream of ``var_names`` is refused (compiled, it would draw that
+        variable afresh instead of reading the posterior).
         """
         available = {v.name for v in self.model.deterministics}
         missing = [name for name in var_names if name not in available]
         if missing:
             raise KeyError(f"not in this model: {missing}; available: {sorted(available)}")
-        return pm.compute_deterministics(
-            posterior,
-            var_names=var_names,
-            model=self.model,
+        if not given:
+            return pm.compute_deterministics(
+                posterior,
+                var_names=var_names,
+                model=self.model,
+                progressbar=False,
+                compile_kwargs=None if mode is None else {"mode": mode},
+            )
+        absent = [name for name in given if name not in posterior or name not in self.model.named_vars]
+        if absent:
+            raise KeyError(f"cannot compute from {absent}: not both stored and in this model")
+        inputs = [self.model[name] for name in given]
+        outputs = [self.model[name] for name in var_names]
+        upstream = set(ancestors(outputs, blockers=inputs)) - set(inputs)
+        leaked = [rv.name for rv in self.model.basic_RVs if rv in upstream]
+        if leaked:
+            raise ValueError(f"{var_names} computed from {list(given)} still depend on {leaked}: give those too")
+        function = self.model.compile_fn(
+            inputs=inputs,
+            outs=outputs,
+            on_unused_input="ignore",
+            **({} if mode is None else {"mode": mode}),
+        )
+        coords, dims = coords_and_dims_for_inferencedata(self.model)
+        return apply_function_over_dataset(
+            function,
+            posterior[list(given)],
+            output_var_names=var_names,
+            dims=dims,
+            coords=coords,
+            sample_dims=list(n.SAMPLE_DIMS),
             progressbar=False,
-            compile_kwargs=None if mode is None else {"mode": mode},
         )
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from forecast import names as n
+from forecast.models import dynamic
 from forecast.models.escalation import OBS, total_dispersion
 from forecast.models.model import EscalationModel
 from forecast.names import SAMPLE_DIMS
@@ -111,9 +112,12 @@ def _dynamic_draw_level(model: EscalationModel, posterior: xr.Dataset) -> DrawLe
     design = model.design
     # Compiled for the backend the sampler used (Numba for nutpie), whose operations are then
     # compiled already: from an empty cache the C backend compiled them all again (shipped data,
-    # checks after a cold nutpie fit 55.5 s, 28.7 s in Numba mode).
+    # checks after a cold nutpie fit 55.5 s, 28.7 s in Numba mode).  From the stored level,
+    # burst, effects and dispersion, not from the free variables: the whole model's graph took
+    # most of the checks' time.
     mode = "NUMBA" if posterior.attrs.get("inference_library") == "nutpie" else None
-    derived = model.derived(posterior, ["obs_log_mean", "obs_loglik"], mode=mode)
+    given = [name for name in dynamic.POST_HOC_INPUTS if name in posterior and name in model.model.named_vars]
+    derived = model.derived(posterior, list(dynamic.POST_HOC_VARIABLES), mode=mode, given=given)
     log_mean = derived["obs_log_mean"].transpose(*SAMPLE_DIMS, OBS).to_numpy()
     loglik = derived["obs_loglik"].transpose(*SAMPLE_DIMS, OBS).to_numpy()
     daily = posterior["dispersion"].transpose(*SAMPLE_DIMS, n.FRONT).to_numpy()[..., design.obs_front]
