@@ -13,6 +13,7 @@ from forecast.models.count_kernel import (
     AT_LEAST,
     EXACT,
     UNINFORMATIVE,
+    count_loglik_each,
     count_loglik_total,
     observation_kind,
 )
@@ -47,15 +48,20 @@ def _inputs():
     return y, np.log(mean), alpha, censored
 
 
-def _reference(y, log_mean, alpha, censored):
-    """The sum of the model's definition: count_logpmf, log_survival and 0 for an at_least 0."""
+def _reference_terms(y, log_mean, alpha, censored):
+    """The model's definition, term by term: count_logpmf, log_survival and 0 for an at_least 0."""
     exact = count_logpmf(y, log_mean, alpha, log_y_factorial=gammaln(y + 1.0))
     rows = np.flatnonzero(censored & (y > 0))
     below = np.arange(int(y[rows].max()), dtype=float)
     tail = log_survival(
         y[rows], log_mean[None, rows], alpha[None, rows], below=below, inside=below[None, :] < y[rows][:, None]
     )[0]
-    return pt.switch(censored & (y == 0), 0.0, pt.set_subtensor(exact[rows], tail)).sum()
+    return pt.switch(censored & (y == 0), 0.0, pt.set_subtensor(exact[rows], tail))
+
+
+def _reference(y, log_mean, alpha, censored):
+    """The sum of the model's definition."""
+    return _reference_terms(y, log_mean, alpha, censored).sum()
 
 
 def test_observation_kinds():
@@ -77,6 +83,32 @@ def test_the_kernel_has_the_definitions_value_and_gradient(mode):
         np.testing.assert_allclose(derivative, reference_derivative, rtol=1e-7, atol=1e-9)
     # The uninformative at_least 0 total contributes nothing, not even a gradient.
     assert got[1][-1] == 0.0 and got[2][-1] == 0.0
+
+
+@pytest.mark.parametrize("mode", ["FAST_RUN", "NUMBA"])
+def test_the_kernels_terms_are_the_definitions_and_share_the_sums_application(mode):
+    """``obs_loglik`` is the kernel's per-observation output: each term is the definition's, the
+    gradient of any weighted sum of them is the definition's, and beside the total they run the
+    kernel once."""
+    y, log_mean, alpha, censored = _inputs()
+    m, a = pt.dvector("m"), pt.dvector("a")
+    weights = np.random.default_rng(4).uniform(0.5, 2.0, size=len(y))
+    reference = _reference_terms(y, m, a, censored)
+    inputs = (m, a, y, gammaln(y + 1.0), observation_kind(censored, y))
+    each, total = count_loglik_each(*inputs), count_loglik_total(*inputs)
+    mixed = (weights * each).sum() + total
+    expected = pytensor.function([m, a], [reference, *pt.grad((weights * reference).sum() + reference.sum(), [m, a])])
+    got_function = pytensor.function([m, a], [each, total, *pt.grad(mixed, [m, a])], mode=mode)
+    expected_values = expected(log_mean, alpha)
+    got = got_function(log_mean, alpha)
+    # (the near-Poisson term, alpha 1e6, agrees to 6e-11: the two arrange its arithmetic differently)
+    np.testing.assert_allclose(got[0], expected_values[0], rtol=1e-10, atol=1e-12)
+    assert got[0][-1] == 0.0  # the at_least 0 total
+    np.testing.assert_allclose(got[1], got[0].sum(), rtol=1e-12)
+    for derivative, reference_derivative in zip(got[2:], expected_values[1:], strict=True):
+        np.testing.assert_allclose(derivative, reference_derivative, rtol=1e-7, atol=1e-9)
+    ops = [type(node.op).__name__ for node in got_function.maker.fgraph.apply_nodes]
+    assert ops.count("CountLoglik") == 1
 
 
 def test_exact_counts_are_scipys_negative_binomial():

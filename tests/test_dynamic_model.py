@@ -521,12 +521,15 @@ def test_each_whitened_path_is_factorised_once_in_the_log_density_and_its_gradie
 
 
 def test_the_sampled_likelihood_is_the_sum_of_the_observations_log_likelihoods():
-    """The sampler reads one kernel (count_kernel.py); the stored obs_loglik is the PyTensor definition.
+    """The sampler reads one kernel (count_kernel.py); it is the PyTensor definition, observation by observation.
 
-    With exact counts, at_least totals and an at_least 0 total, the two agree at random points,
-    and a log density with its gradient calls the kernel once (both branches of the survival
-    function are checked against the definition in tests/test_count_kernel.py).
+    With exact counts, at_least totals and an at_least 0 total, the sampled likelihood, the sum
+    of the stored ``obs_loglik`` and the sum of ``escalation.observation_loglik`` at the graph's
+    own means and dispersions agree at random points, term by term for the last two, and a log
+    density with its gradient calls the kernel once (both branches of the survival function are
+    checked against the definition in tests/test_count_kernel.py).
     """
+    from forecast.models.escalation import DesignData, observation_loglik
 
     days = pd.date_range("2024-01-01", periods=42, freq="D")
     weeks = days[::7]
@@ -543,13 +546,17 @@ def test_the_sampled_likelihood_is_the_sum_of_the_observations_log_likelihoods()
     graph = model.model
     (potential,) = graph.potentials[-1:]
     assert potential.name == "likelihood"
+    design = model.design
+    alpha = graph["dispersion"][design.obs_front] * design.obs_days
+    definition = observation_loglik(design, DesignData(design), graph["obs_log_mean"][None, :], alpha)[0]
     rng = np.random.default_rng(6)
     for seed in range(3):
         point = graph.initial_point(random_seed=seed)
         point = {k: v + rng.normal(0.0, 0.5, size=np.shape(v)) for k, v in point.items()}
-        sampled, stored = _evaluate(model, [potential, graph["obs_loglik"].sum()], point)
+        sampled, stored, defined = _evaluate(model, [potential, graph["obs_loglik"], definition], point)
         assert np.isfinite(sampled)
-        assert sampled == pytest.approx(stored, rel=1e-10)
+        assert sampled == pytest.approx(stored.sum(), rel=1e-10)
+        np.testing.assert_allclose(stored, defined, rtol=1e-10, atol=1e-12)
     kinds = [type(node.op).__name__ for node in _log_density_and_gradient(graph).apply_nodes]
     assert kinds.count("CountLoglik") == 1
 

@@ -183,11 +183,15 @@ def _log_survival(y, alpha, log_mean, log_alpha, log_total, share, inverse, log_
 
 @numba.njit(cache=True)
 def count_loglik(log_mean, alpha, y, log_y_factorial, kind):
-    """``(total (1,), d total / d log_mean, d total / d alpha)`` over observations (each ``(obs,)``)."""
+    """``(total (1,), d total / d log_mean, d total / d alpha, each)`` over observations (each ``(obs,)``).
+
+    ``each`` holds every observation's own term (0 for an ``at_least 0`` total); ``total`` is their sum.
+    """
     n_obs = y.shape[0]
     total = 0.0
     mean_bar = np.zeros(n_obs)
     alpha_bar = np.zeros(n_obs)
+    each = np.zeros(n_obs)
     # log, log-gamma and digamma of the last two distinct dispersions: one per front on a daily grid,
     # and months of 31 and 30 days alternate.
     cached = np.full(2, np.nan)
@@ -224,17 +228,18 @@ def count_loglik(log_mean, alpha, y, log_y_factorial, kind):
             inverse = math.exp(-log_total)
         if kind[i] == EXACT:
             log_ratio, psi_ratio = _gamma_differences(count, a, cached_log_gamma[slot], cached_psi[slot])
-            total += log_ratio - log_y_factorial[i] + a * log_alpha + count * m - (count + a) * log_total
+            value = log_ratio - log_y_factorial[i] + a * log_alpha + count * m - (count + a) * log_total
             mean_bar[i] = count - (count + a) * share
             alpha_bar[i] = psi_ratio + log_alpha + 1.0 - log_total - (count + a) * inverse
         else:
             value, d_mean, d_alpha = _log_survival(
                 count, a, m, log_alpha, log_total, share, inverse, cached_log_gamma[slot], cached_psi[slot]
             )
-            total += value
             mean_bar[i] = d_mean
             alpha_bar[i] = d_alpha
-    return np.full(1, total), mean_bar, alpha_bar
+        each[i] = value
+        total += value
+    return np.full(1, total), mean_bar, alpha_bar, each
 
 
 def observation_kind(censored: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -246,10 +251,12 @@ def observation_kind(censored: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 class CountLoglik(Op):
-    """``(total, mean_bar, alpha_bar) = CountLoglik()(log_mean, alpha, y, log_y_factorial, kind)``.
+    """``(total, mean_bar, alpha_bar, each) = CountLoglik()(log_mean, alpha, y, log_y_factorial, kind)``.
 
-    ``total`` is ``(1,)``; the other two outputs are its derivatives, which :meth:`grad` returns
-    (scaled by the output gradient), so a log density and its gradient run the kernel once.
+    ``total`` is ``(1,)``; ``mean_bar`` and ``alpha_bar`` are its derivatives, which :meth:`grad`
+    returns (scaled by the output gradient), so a log density and its gradient run the kernel
+    once; ``each`` is the observations' own terms (the stored pointwise log-likelihood), whose
+    term ``i`` depends on ``log_mean[i]`` and ``alpha[i]`` alone, with the same derivatives.
     """
 
     __props__ = ()
@@ -261,7 +268,7 @@ class CountLoglik(Op):
         for name, value in zip(("log_mean", "alpha", "y", "log_y_factorial", "kind"), inputs, strict=True):
             if value.type.ndim != 1:
                 raise TypeError(f"CountLoglik: {name} must be a vector, not {value.type.ndim}-dimensional")
-        return Apply(self, inputs, [pt.vector(dtype="float64") for _ in range(3)])
+        return Apply(self, inputs, [pt.vector(dtype="float64") for _ in range(4)])
 
     def perform(self, node, inputs, output_storage):
         floats = [np.ascontiguousarray(v, dtype=np.float64) for v in inputs[:4]]
@@ -270,18 +277,23 @@ class CountLoglik(Op):
             storage[0] = value
 
     def infer_shape(self, fgraph, node, shapes):
-        return [(1,), shapes[0], shapes[0]]
+        return [(1,), shapes[0], shapes[0], shapes[0]]
 
     def connection_pattern(self, node):
-        return [[True, True, True], [True, True, True], [False] * 3, [False] * 3, [False] * 3]
+        return [[True] * 4, [True] * 4, [False] * 4, [False] * 4, [False] * 4]
 
     def grad(self, inputs, output_grads):
-        total_bar, *others = output_grads
-        if any(not isinstance(g.type, DisconnectedType) for g in others):
+        total_bar, *derivative_bars, each_bar = output_grads
+        if any(not isinstance(g.type, DisconnectedType) for g in derivative_bars):
             raise NotImplementedError("CountLoglik has first derivatives only")
-        _, mean_bar, alpha_bar = self(*inputs)
+        _, mean_bar, alpha_bar, _ = self(*inputs)
+        weight = 0.0
+        if not isinstance(total_bar.type, DisconnectedType):
+            weight = weight + total_bar[0]
+        if not isinstance(each_bar.type, DisconnectedType):
+            weight = weight + each_bar
         disconnected = [DisconnectedType()() for _ in range(3)]
-        return [total_bar[0] * mean_bar, total_bar[0] * alpha_bar, *disconnected]
+        return [weight * mean_bar, weight * alpha_bar, *disconnected]
 
 
 _count_loglik = CountLoglik()
@@ -290,6 +302,14 @@ _count_loglik = CountLoglik()
 def count_loglik_total(log_mean, alpha, y, log_y_factorial, kind) -> pt.TensorVariable:
     """The scalar sum of the observations' log-likelihoods (see the module docstring)."""
     return _count_loglik(log_mean, alpha, y, log_y_factorial, kind)[0][0]
+
+
+def count_loglik_each(log_mean, alpha, y, log_y_factorial, kind) -> pt.TensorVariable:
+    """``(obs,)`` each observation's log-likelihood, the terms of :func:`count_loglik_total`.
+
+    With the same inputs, the two share one application of the Op (PyTensor merges them).
+    """
+    return _count_loglik(log_mean, alpha, y, log_y_factorial, kind)[3]
 
 
 register_kernels({CountLoglik: count_loglik}, source_version(__file__))

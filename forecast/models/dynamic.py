@@ -51,7 +51,8 @@ grid; weeks, months or years otherwise) with :math:`d_t` observed days in period
   scoring alike (:func:`forecast.models.escalation.total_dispersion`).  ``at_least`` totals
   contribute :math:`\log\Pr(Y \ge y_i)`, computed stably.  The sampler reads the sum of these
   terms and its gradient from one Numba kernel (:mod:`forecast.models.count_kernel`), which
-  ``tests/test_count_kernel.py`` holds equal to this PyTensor definition (stored as ``obs_loglik``).
+  ``tests/test_count_kernel.py`` holds equal, term by term, to the PyTensor definition
+  (:func:`forecast.models.escalation.observation_loglik`); the terms are stored as ``obs_loglik``.
 * Interventions are those of the changepoint model (pulse with pooled half-life, window, step;
   effects pooled per kind, sign free).
 
@@ -105,7 +106,7 @@ from pytensor.graph.basic import Constant
 from pytensor.graph.traversal import graph_inputs
 
 from forecast import names as n
-from forecast.models.count_kernel import count_loglik_total
+from forecast.models.count_kernel import count_loglik_each, count_loglik_total
 from forecast.models.design import Design
 from forecast.models.dynamic_layout import (
     BURST_PERSISTENCE_MAX,
@@ -129,7 +130,6 @@ from forecast.models.escalation import (
     _number,
     _observation_log_mean,
     coords_of,
-    observation_loglik,
 )
 from forecast.models.tails import TAIL_WEIGHT_MAX, sinh_arcsinh
 from forecast.models.whitened import knot_sums, steps_and_logp, whitened_random
@@ -232,11 +232,13 @@ def build_dynamic_model(
         log_rate = level + burst + other
         log_mean = pm.Deterministic("obs_log_mean", _observation_log_mean(design, data, log_rate), dims=OBS)
         alpha = dispersion[data["obs_front"]] * data["obs_days"]
-        # The per-observation log-likelihoods are recomputed after sampling (POST_HOC_VARIABLES);
-        # the sampler reads their sum from one kernel with its own gradient (count_kernel.py).
-        pm.Deterministic("obs_loglik", observation_loglik(design, data, log_mean[None, :], alpha)[0], dims=OBS)
-        total = count_loglik_total(log_mean, alpha, data["y"], data["log_y_factorial"], data["obs_kind"])
-        pm.Potential("likelihood", total)
+        # The sampler reads the observations' log-likelihoods and their gradient from one kernel
+        # (count_kernel.py), which tests hold equal to the PyTensor definition
+        # (escalation.observation_loglik); the per-observation terms are recomputed from the same
+        # kernel after sampling (POST_HOC_VARIABLES).
+        counts = (log_mean, alpha, data["y"], data["log_y_factorial"], data["obs_kind"])
+        pm.Deterministic("obs_loglik", count_loglik_each(*counts), dims=OBS)
+        pm.Potential("likelihood", count_loglik_total(*counts))
     return model
 
 
