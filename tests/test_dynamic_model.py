@@ -520,6 +520,20 @@ def test_each_whitened_path_is_factorised_once_in_the_log_density_and_its_gradie
     assert kinds.count("WhitenedPathGradient") == 2
 
 
+def _censored_panel():
+    """A front counted day by day and one reported in weekly totals, four of them ``at_least`` (one of 0)."""
+    days = pd.date_range("2024-01-01", periods=42, freq="D")
+    weeks = days[::7]
+    counts = np.concatenate([np.random.default_rng(2).poisson(6.0, size=len(days)), [30, 2, 0, 25, 1, 40]])
+    return _panel(
+        list(days) + list(weeks),
+        ["daily"] * len(days) + ["windows"] * len(weeks),
+        counts,
+        end_dates=[pd.NaT] * len(days) + list(weeks + pd.Timedelta(days=6)),
+        precision=["exact"] * len(days) + ["at_least", "at_least", "at_least", "exact", "at_least", "exact"],
+    )
+
+
 def test_the_sampled_likelihood_is_the_sum_of_the_observations_log_likelihoods():
     """The sampler reads one kernel (count_kernel.py); it is the PyTensor definition, observation by observation.
 
@@ -531,16 +545,7 @@ def test_the_sampled_likelihood_is_the_sum_of_the_observations_log_likelihoods()
     """
     from forecast.models.escalation import DesignData, observation_loglik
 
-    days = pd.date_range("2024-01-01", periods=42, freq="D")
-    weeks = days[::7]
-    counts = np.concatenate([np.random.default_rng(2).poisson(6.0, size=len(days)), [30, 2, 0, 25, 1, 40]])
-    panel = _panel(
-        list(days) + list(weeks),
-        ["daily"] * len(days) + ["windows"] * len(weeks),
-        counts,
-        end_dates=[pd.NaT] * len(days) + list(weeks + pd.Timedelta(days=6)),
-        precision=["exact"] * len(days) + ["at_least", "at_least", "at_least", "exact", "at_least", "exact"],
-    )
+    panel = _censored_panel()
     model = EscalationModel(panel, options=DYNAMIC)
     assert model.design.censored.sum() == 4 and (model.design.censored & (model.design.y == 0)).sum() == 1
     graph = model.model
@@ -863,16 +868,7 @@ def test_the_observations_recomputed_from_the_stored_paths_are_the_graphs_own(mo
     from forecast.data.interventions import InterventionTable
     from forecast.models import posterior as draw_level_module
 
-    days = pd.date_range("2024-01-01", periods=42, freq="D")
-    weeks = days[::7]
-    counts = np.concatenate([np.random.default_rng(2).poisson(6.0, size=len(days)), [30, 2, 0, 25, 1, 40]])
-    panel = _panel(
-        list(days) + list(weeks),
-        ["daily"] * len(days) + ["windows"] * len(weeks),
-        counts,
-        end_dates=[pd.NaT] * len(days) + list(weeks + pd.Timedelta(days=6)),
-        precision=["exact"] * len(days) + ["at_least", "at_least", "at_least", "exact", "at_least", "exact"],
-    )
+    panel = _censored_panel()
     frame = pd.DataFrame(
         {
             n.DATE: pd.to_datetime(["2024-01-10", "2024-01-20"]),
