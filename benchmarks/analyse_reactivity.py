@@ -9,7 +9,11 @@ Reads the ``scores.csv`` of one or more backtests (``bench_dynamic_backtest.py``
 * one-step CRPS against the moving average's and the mean log bias of both, split by where the
   last value lay against the moving average (above, near, below: ``|log ratio| <= 0.15``);
 * fronts at least as good as the moving average, and fronts whose CRPS is at most the mean
-  absolute error of "next period = last period" (computed from the outcomes in the file).
+  absolute error of "next period = last period" (computed from the outcomes in the file);
+* the same reaction in log terms, separately after a last value above and below the moving
+  average (``|log ratio| > 0.05``): the slope on ``log((last + 1) / (average + 1))`` of
+  ``log((x + 1) / (average + 1))`` for the model's mean, lower and upper quartiles and their
+  midpoint, and for the outcome itself (what a forecaster should follow).
 
 With ``--events TABLE`` (the table the backtest read: ``date``, ``end_date``, ``front``, ``count``)
 it also prints what exponential smoothing of the rates with a few fixed weights scores on the same
@@ -29,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 NEAR = 0.15
+ASYMMETRY_NEAR = 0.05
 
 
 def one_step(path: Path) -> pd.DataFrame:
@@ -44,6 +49,8 @@ def one_step(path: Path) -> pd.DataFrame:
             "model_crps": model["crps"],
             "average_crps": average["crps"],
             "model_mean": model["mean"],
+            "model_q25": model["q25"],
+            "model_q75": model["q75"],
             "average": average["mean"],
             "last": last["mean"],
             "observed": model["observed"],
@@ -80,6 +87,28 @@ def report(path: Path) -> None:
     beat_naive = int((fronts["model_crps"] <= fronts["naive"]).sum())
     print(f"  fronts at least as good as the moving average: {beat_average}/{len(fronts)}")
     print(f"  fronts with CRPS <= the last value's absolute error: {beat_naive}/{len(fronts)}")
+    asymmetry(table)
+
+
+def asymmetry(table: pd.DataFrame) -> None:
+    """Slopes, in log terms against the moving average, after a last value above and below it."""
+
+    def log_ratio(values: pd.Series) -> pd.Series:
+        return np.log((values + 1) / (table["average"] + 1))
+
+    last = log_ratio(table["last"])
+    columns = {
+        "mean": table["model_mean"],
+        "q25": table["model_q25"],
+        "q75": table["model_q75"],
+        "quartiles' midpoint": (table["model_q25"] + table["model_q75"]) / 2,
+        "outcome": table["observed"],
+    }
+    for label, rows in (("above", last > ASYMMETRY_NEAR), ("below", last < -ASYMMETRY_NEAR)):
+        slopes = ", ".join(
+            f"{name} {np.polyfit(last[rows], log_ratio(values)[rows], 1)[0]:+.2f}" for name, values in columns.items()
+        )
+        print(f"  last {label} the average (n {int(rows.sum())}), slope on the last value in logs: {slopes}")
 
 
 def smoothing(events: Path, table: pd.DataFrame) -> None:
