@@ -16,12 +16,15 @@ Reads the ``scores.csv`` of one or more backtests (``bench_dynamic_backtest.py``
   midpoint, and for the outcome itself (what a forecaster should follow).
 
 With ``--events TABLE`` (the table the backtest read: ``date``, ``end_date``, ``front``, ``count``)
-it also prints what exponential smoothing of the rates with a few fixed weights scores on the same
-targets: a forecaster that follows the last value with that weight (point errors only, against the
-moving average's and the last value's from the file).  Example::
+it also prints what exponential smoothing of the rates scores on the same targets: a forecaster that
+follows the last value with a weight (point errors only, against the moving average's and the last
+value's from the file).  First with a few fixed weights, then with weights chosen from each origin's
+training data alone, per front and one for all fronts: a fixed weight that scores well was picked
+after seeing the outcomes, a fitted one is what a forecaster could have known.  Example::
 
     .venv/bin/python benchmarks/analyse_reactivity.py \
-        benchmarks/results/backtest/period_dispersion/acled-dynamic/scores.csv
+        benchmarks/results/backtest/rerun_2e95976/acled-dynamic/scores.csv \
+        --events ../shared/data/acled_monthly_political_violence_15_countries_2021_2024.csv
 """
 
 from __future__ import annotations
@@ -111,35 +114,77 @@ def asymmetry(table: pd.DataFrame) -> None:
         print(f"  last {label} the average (n {int(rows.sum())}), slope on the last value in logs: {slopes}")
 
 
+#: Weights tried when a smoothing weight is chosen from the training data; the first periods are its burn-in.
+FITTED_WEIGHTS = np.round(np.arange(0.05, 1.0001, 0.05), 2)
+BURN_IN = 3
+
+
+def smoothed(rates: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exponential smoothing of ``rates`` from its first value: one-step forecasts (weight, period), last level."""
+    level = np.full(weights.shape, rates[0])
+    forecasts = np.empty((len(weights), len(rates)))
+    for t, rate in enumerate(rates):
+        forecasts[:, t] = level
+        level = weights * rate + (1 - weights) * level
+    return forecasts, level
+
+
 def smoothing(events: Path, table: pd.DataFrame) -> None:
-    """Point errors of exponential smoothing of the training rates on the one-step targets of ``table``."""
+    """Point errors of exponential smoothing of the training rates on the one-step targets of ``table``.
+
+    Fixed weights, then weights chosen from the training data alone (the smallest mean absolute
+    one-step error inside the training series, after :data:`BURN_IN` periods): per front, and one
+    weight for all fronts at each origin (errors scaled by each front's mean absolute change).
+    """
     counts = pd.read_csv(events, parse_dates=["date", "end_date"])
     counts["days"] = (counts["end_date"] - counts["date"]).dt.days + 1
     series = {front: rows.sort_values("date") for front, rows in counts.groupby("front")}
-    weights = (0.2, 0.3, 0.4, 0.5, 0.6)
-    rows = []
+    fixed = (0.2, 0.3, 0.4, 0.5, 0.6)
+    weights = np.concatenate([fixed, FITTED_WEIGHTS])
+    per_front, scaled_errors = [], {}
     for (front, _), target in table.iterrows():
         history = series[front]
-        rates = (history["count"] / history["days"])[history["end_date"] < pd.Timestamp(target["target_start"])]
-        days = (pd.Timestamp(target["target_end"]) - pd.Timestamp(target["target_start"])).days + 1
+        start = pd.Timestamp(target["target_start"])
+        rates = (history["count"] / history["days"])[history["end_date"] < start].to_numpy(float)
+        days = (pd.Timestamp(target["target_end"]) - start).days + 1
+        forecasts, level = smoothed(rates, weights)
+        errors = np.abs(forecasts[:, BURN_IN:] - rates[BURN_IN:]).mean(axis=1)[len(fixed) :]
+        scale = max(np.abs(np.diff(rates)).mean(), 1e-9)
+        scaled_errors.setdefault(start, []).append(errors / scale)
         row = {
             "front": front,
+            "start": start,
             "average": abs(target["average"] - target["observed"]),
             "last": abs(target["last"] - target["observed"]),
+            "fitted_level": level[len(fixed) :] * days,
+            "observed": target["observed"],
+            "per front": abs(level[len(fixed) + np.argmin(errors)] * days - target["observed"]),
+            "per front weight": FITTED_WEIGHTS[np.argmin(errors)],
         }
-        for w in weights:
-            level = rates.iloc[0]
-            for rate in rates.iloc[1:]:
-                level = w * rate + (1 - w) * level
-            row[f"smoothing {w}"] = abs(level * days - target["observed"])
-        rows.append(row)
-    mean = pd.DataFrame(rows).groupby("front").mean()
-    for column in [f"smoothing {w}" for w in weights]:
+        for w, value in zip(fixed, level[: len(fixed)], strict=True):
+            row[f"smoothing {w}"] = abs(value * days - target["observed"])
+        per_front.append(row)
+    pooled_choice = {start: int(np.argmin(np.sum(errors, axis=0))) for start, errors in scaled_errors.items()}
+    rows = pd.DataFrame(per_front)
+    rows["pooled"] = [
+        abs(r.fitted_level[pooled_choice[r.start]] - r.observed) for r in rows.itertuples(index=False)
+    ]
+    mean = rows.drop(columns=["start", "fitted_level"]).groupby("front").mean()
+    labels = {f"smoothing {w}": f"smoothing {w}" for w in fixed}
+    labels["per front"] = "smoothing, weight fitted per front on its training data"
+    labels["pooled"] = "smoothing, one weight fitted on all fronts' training data"
+    for column, label in labels.items():
         print(
-            f"  {column}: point error <= the moving average's on {(mean[column] <= mean['average']).sum()}/{len(mean)} "
+            f"  {label}: point error <= the moving average's on {(mean[column] <= mean['average']).sum()}/{len(mean)} "
             f"fronts, <= the last value's on {(mean[column] <= mean['last']).sum()}/{len(mean)}; "
             f"pooled ratio to the moving average's {mean[column].sum() / mean['average'].sum():.3f}"
         )
+    chosen = [float(FITTED_WEIGHTS[i]) for _, i in sorted(pooled_choice.items())]
+    print(
+        f"  weights fitted per front: median {rows['per front weight'].median():.2f}, "
+        f"quartiles {rows['per front weight'].quantile(0.25):.2f}-{rows['per front weight'].quantile(0.75):.2f}; "
+        f"fitted on all fronts, origin by origin: {', '.join(f'{w:.2f}' for w in chosen)}"
+    )
 
 
 def main() -> None:
