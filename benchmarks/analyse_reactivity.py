@@ -166,9 +166,7 @@ def smoothing(events: Path, table: pd.DataFrame) -> None:
         per_front.append(row)
     pooled_choice = {start: int(np.argmin(np.sum(errors, axis=0))) for start, errors in scaled_errors.items()}
     rows = pd.DataFrame(per_front)
-    rows["pooled"] = [
-        abs(r.fitted_level[pooled_choice[r.start]] - r.observed) for r in rows.itertuples(index=False)
-    ]
+    rows["pooled"] = [abs(r.fitted_level[pooled_choice[r.start]] - r.observed) for r in rows.itertuples(index=False)]
     mean = rows.drop(columns=["start", "fitted_level"]).groupby("front").mean()
     labels = {f"smoothing {w}": f"smoothing {w}" for w in fixed}
     labels["per front"] = "smoothing, weight fitted per front on its training data"

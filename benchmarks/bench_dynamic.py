@@ -9,7 +9,9 @@ Prints one line per step and, with ``--out``, writes the figures as JSON.  Data 
 * ``shipped``: the shipped daily data with its interventions;
 * ``acled``: ``../shared/data/acled_monthly_political_violence_15_countries_2021_2024.csv``
   (45 monthly series, window totals), read with ``--freq month``;
-* ``acled:FRONT[+FRONT...]``: some fronts of that table (one front: a single monthly series).
+* ``acled:FRONT[+FRONT...]``: some fronts of that table (one front: a single monthly series);
+* ``killed``, ``killed:FRONT``: 360info's daily deaths in Lebanon and Gaza from running totals,
+  as one-day windows (``bench_dynamic_backtest.killed_windows``), read with ``--freq day``.
 
 Examples::
 
@@ -53,7 +55,12 @@ def request_for(data: str, folder: Path):
 
         path = acled_subset(data, folder)
         return DataRequest(events=(path,), freq=n.FREQ_MONTH)
-    raise SystemExit(f"unknown data {data!r}: shipped, acled or acled:FRONT[+FRONT...]")
+    if data == "killed" or data.startswith("killed:"):
+        from bench_dynamic_backtest import killed_windows
+
+        fronts = data.split(":", 1)[1].split("+") if ":" in data else None
+        return DataRequest(events=(killed_windows(folder, fronts),), freq=n.FREQ_DAY)
+    raise SystemExit(f"unknown data {data!r}: shipped, acled, acled:FRONT[+FRONT...], killed or killed:FRONT")
 
 
 def main() -> None:

@@ -20,6 +20,9 @@ as the ACLED months).  Data sets: ``shipped`` (the shipped daily data, horizon 2
 (6 fronts, 104 weeks, two changepoints per front with log jumps of sd 0.7, daily negative binomial
 dispersion 10, seed 14), written as weekly totals and read with ``--freq week --horizon 4``.  Its
 generator is the changepoint family's, not the dynamic model's: flat regimes with abrupt jumps.
+``killed``: 360info's daily deaths in Lebanon and in Gaza, October 2023 to September 2024, from
+running totals (:func:`killed_windows`), read with ``--freq day --horizon 28``; ``killed-weekly``:
+the same on a weekly grid, ``--freq week --horizon 4``.  No model setting was chosen on them.
 Examples::
 
     .venv/bin/python benchmarks/bench_dynamic_backtest.py --data acled --models dynamic,changepoint \\
@@ -48,6 +51,9 @@ ACLED = (
     / "data"
     / "acled_monthly_political_violence_15_countries_2021_2024.csv"
 )
+KILLED = ACLED.parent / "lebanon_israel_gaza_daily_killed_cumulative_360info.csv"
+#: The deaths table's fronts: its column of running totals and the front's name.
+KILLED_FRONTS = {"killed_in_lebanon": "lebanon_killed", "palestine_total": "gaza_killed"}
 DATA = {
     "shipped": [],
     "acled": ["--events", str(ACLED), "--freq", "month", "--horizon", "3"],
@@ -71,6 +77,37 @@ def acled_subset(data: str, folder: Path) -> Path:
         raise SystemExit(f"no front {missing} in {ACLED}")
     path = folder / f"{'+'.join(fronts)}.csv"
     path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return path
+
+
+def killed_windows(folder: Path, fronts: list[str] | None = None) -> Path:
+    """Write the deaths table's running totals as window totals (``date, end_date, front, count``) to ``folder``.
+
+    360info's cumulative deaths in Lebanon and in Gaza (``../shared/data/SOURCES.md``), one total a
+    day.  Each total less the previous one is the count of the days since it.  Of a duplicated date
+    the last row is kept (as SOURCES.md says); a missing total, or one below the last kept (a
+    correction downwards), starts no window: the days run on into the next window that ends on a
+    total at least as high, so the counts add up to the last total and no day is invented.  Most
+    windows are one day long, and read as one-day window totals (observed on their day only).
+    """
+    table = pd.read_csv(KILLED, parse_dates=["date"]).drop_duplicates("date", keep="last").sort_values("date")
+    rows = []
+    for column, front in KILLED_FRONTS.items():
+        if fronts is not None and front not in fronts:
+            continue
+        totals = table[["date", column]].dropna()
+        last_total, start = totals[column].iloc[0], totals["date"].iloc[0] + pd.Timedelta(days=1)
+        for date, total in zip(totals["date"].iloc[1:], totals[column].iloc[1:], strict=True):
+            if total < last_total:
+                continue
+            rows.append((start, date, front, int(round(total - last_total))))
+            last_total, start = total, date + pd.Timedelta(days=1)
+    missing = sorted(set(fronts or ()) - set(KILLED_FRONTS.values()))
+    if missing:
+        raise SystemExit(f"no front {missing} in {KILLED}: {sorted(KILLED_FRONTS.values())}")
+    path = folder / f"killed360{'-' + '+'.join(fronts) if fronts else ''}.csv"
+    frame = pd.DataFrame(rows, columns=["date", "end_date", "front", "count"])
+    frame.to_csv(path, index=False, date_format="%Y-%m-%d")
     return path
 
 
@@ -103,16 +140,21 @@ def simulated_weekly(folder: Path) -> Path:
 
 
 def data_args(data: str, folder: Path) -> list[str]:
-    """``shipped``, ``acled`` (45 monthly series), ``acled:FRONT[+FRONT...]`` (some of them) or ``simulated``."""
+    """``shipped``, ``acled`` (45 monthly series), ``acled:FRONT[+FRONT...]`` (some of them), ``simulated``,
+    ``killed`` (the daily deaths, horizon 28 days) or ``killed-weekly`` (the same on a weekly grid, horizon 4)."""
     if data in DATA:
         return DATA[data]
     if data == "simulated":
         folder.mkdir(parents=True, exist_ok=True)
         return ["--events", str(simulated_weekly(folder)), "--freq", "week", "--horizon", "4"]
+    if data in ("killed", "killed-weekly"):
+        folder.mkdir(parents=True, exist_ok=True)
+        grid = ["--freq", "day", "--horizon", "28"] if data == "killed" else ["--freq", "week", "--horizon", "4"]
+        return ["--events", str(killed_windows(folder)), *grid]
     if data.startswith("acled:"):
         folder.mkdir(parents=True, exist_ok=True)
         return ["--events", str(acled_subset(data, folder)), *DATA["acled"][2:]]
-    raise SystemExit(f"unknown data {data!r}: shipped, acled, acled:FRONT or simulated")
+    raise SystemExit(f"unknown data {data!r}: shipped, acled, acled:FRONT, simulated, killed or killed-weekly")
 
 
 def run(model: str, data: str, origins: int, workers: int, out: Path) -> float:
