@@ -9,6 +9,8 @@ import pytensor.tensor as pt
 import pytest
 
 from forecast import names as n
+from forecast.data.events import read_events_csv
+from forecast.data.panel import build_panel
 from forecast.models import whitened, whitened_path
 from forecast.models.design import build_design
 from forecast.models.dynamic import layout_of
@@ -163,6 +165,52 @@ def test_a_window_across_two_knots_is_not_a_pseudo_observation():
     design = build_design(panel, None, DYNAMIC)
     counts = _design_array(design, "knot_count")
     assert counts[0, :2].tolist() == [5, 6] and counts[0, 2:].sum() == 0  # the third spans two months
+
+
+def test_the_burst_sees_one_day_windows_as_it_sees_day_counts(tmp_path):
+    """A table that gives each day's count with its own end date is read as one-day windows.
+
+    The burst's pseudo-observations (one per period) must be those of the same counts given as
+    day counts; a window of two days, or a censored one, is none.
+    """
+    counts = np.random.default_rng(3).poisson(30, size=20)
+    dates = pd.date_range("2024-01-01", periods=20, freq="D").strftime("%Y-%m-%d")
+
+    def design_of(name, rows):
+        path = tmp_path / name
+        pd.DataFrame(rows).to_csv(path, index=False)
+        return build_design(build_panel(read_events_csv(path), freq=n.FREQ_DAY), None, DYNAMIC)
+
+    as_rows = design_of("days.csv", {"date": dates, "front": "x", "count": counts})
+    as_windows = design_of("windows.csv", {"date": dates, "end_date": dates, "front": "x", "count": counts})
+    assert len(as_windows.window_obs) == 20 and len(as_rows.window_obs) == 0
+    assert layout_of(as_rows).burst.tolist() == layout_of(as_windows).burst.tolist() == [True]
+    for name in ("period_count", "period_count_days", "knot_count", "knot_count_days"):
+        np.testing.assert_array_equal(_design_array(as_windows, name), _design_array(as_rows, name), err_msg=name)
+    np.testing.assert_array_equal(_design_array(as_windows, "period_count")[0], counts)
+
+    # Day 5's row covers days 5 and 6 (day 6 has no row of its own); day 10's is a lower bound.
+    keep = np.r_[0:5, 6:20]
+    ends = dates.to_numpy().copy()
+    ends[4] = dates[5]
+    precision = np.array(["exact"] * 20, dtype=object)
+    precision[9] = "at_least"
+    mixed = design_of(
+        "mixed.csv",
+        {
+            "date": dates[keep],
+            "end_date": ends[keep],
+            "front": "x",
+            "count": counts[keep],
+            "precision": precision[keep],
+        },
+    )
+    expected = counts.astype(float)
+    expected[[4, 5, 9]] = 0.0
+    np.testing.assert_array_equal(_design_array(mixed, "period_count")[0], expected)
+    seen = np.ones(20)
+    seen[[4, 5, 9]] = 0.0
+    np.testing.assert_array_equal(_design_array(mixed, "period_count_days")[0], seen)
 
 
 def test_the_ar1_op_is_the_recurrence_and_its_gradient_the_derivative():

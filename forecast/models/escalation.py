@@ -94,8 +94,12 @@ def _knot_grid(design: Design, name: str, *, windows: bool = True) -> np.ndarray
     The dynamic model's pseudo-observations (:mod:`forecast.models.whitened`): uncensored period
     observations and windows whose days all fall in one knot (a monthly window on a monthly grid,
     a week of days on a daily grid).  A window's count sits at its first period, its days at
-    theirs; the model sums both over each knot.  ``windows=False``: the period observations
-    alone (the burst's pseudo-observations, one per period).
+    theirs; the model sums both over each knot.  ``windows=False``: the burst's pseudo-observations,
+    one per period: the period observations and the windows inside one period (a table that gives
+    each day's count with its own ``end_date`` is read as one-day windows).  Without those windows
+    such a front got a burst (:func:`forecast.models.dynamic_layout.burst_fronts` counts one-day
+    windows) whose approximation saw no data, and the whitened coordinates were left to the data:
+    a single front of daily deaths fitted with BFMI 0.15 and R-hat 1.02, and 0.96 and 1.006 with them.
     """
     from forecast.models.dynamic_layout import level_periods_of
 
@@ -105,9 +109,7 @@ def _knot_grid(design: Design, name: str, *, windows: bool = True) -> np.ndarray
     rows, periods = design.obs_front[design.period_obs][exact], design.period_index[exact]
     np.add.at(counts, (rows, periods), design.y[design.period_obs][exact].astype(float))
     np.add.at(days, (rows, periods), design.obs_days[design.period_obs][exact].astype(float))
-    if not windows:
-        return counts if name == "count" else days
-    level_periods = level_periods_of(design)
+    level_periods = level_periods_of(design) if windows else 1
     for row, obs in enumerate(design.window_obs):
         covered = np.flatnonzero(design.window_weights[row])
         if design.censored[obs] or not len(covered) or len(np.unique(covered // level_periods)) > 1:
