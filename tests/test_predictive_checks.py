@@ -390,3 +390,58 @@ def test_order_must_be_whole_time_steps():
         predictive_checks(*arguments, order=np.array([0.0, 1.5, 2.0, 3.0, 4.0]))
     with pytest.raises(ValueError, match="integer time steps"):
         predictive_checks(*arguments, order=pd.date_range("2024-01-01", periods=5).to_numpy())
+
+
+def _lag_autocorrelation(steps: dict[int, float], lag: int) -> float:
+    """The checks' lag-``lag`` autocorrelation of ``{step: count}`` (pairs exactly ``lag`` steps apart)."""
+    mean = np.mean(list(steps.values()))
+    pairs = sum((steps[t] - mean) * (steps[t + lag] - mean) for t in steps if t + lag in steps)
+    return pairs / sum((v - mean) ** 2 for v in steps.values())
+
+
+def test_autocorrelations_pair_windows_that_are_one_whole_period(tmp_path):
+    """A month of a monthly table, or a day given with its own end date, is paired as that period's count.
+
+    A window over two days has no single period and stays out (pairs across it are skipped).
+    """
+    from forecast.data.events import read_events_csv
+    from forecast.data.panel import build_panel
+    from forecast.jobs.fit import check_predictions
+    from forecast.models.design import ModelOptions, build_design
+
+    def checks(rows: dict, freq: str = "day"):
+        path = tmp_path / f"{len(list(tmp_path.iterdir()))}.csv"
+        pd.DataFrame(rows).to_csv(path, index=False)
+        design = build_design(build_panel(read_events_csv(path), freq=freq), None, ModelOptions(changepoints=0))
+        return check_predictions(design, np.broadcast_to(design.y, (1, 4, design.n_obs)))
+
+    counts = np.random.default_rng(5).poisson(20, size=40)
+    days = pd.date_range("2024-01-01", periods=40, freq="D").strftime("%Y-%m-%d").to_numpy()
+    as_rows = checks({"date": days, "front": "x", "count": counts})
+    as_windows = checks({"date": days, "end_date": days, "front": "x", "count": counts})
+    for lag in (1, 3, 7):
+        name = f"lag{lag}_autocorrelation"
+        expected = _lag_autocorrelation(dict(enumerate(counts.astype(float))), lag)
+        assert as_rows.check("x", name).observed == pytest.approx(expected)
+        assert as_windows.check("x", name).observed == pytest.approx(expected)
+
+    ends = days.copy()
+    ends[10] = days[11]  # one row for days 11 and 12
+    keep = np.r_[0:11, 12:40]
+    spanning = checks({"date": days[keep], "end_date": ends[keep], "front": "x", "count": counts[keep]})
+    steps = {t: float(counts[t]) for t in range(40) if t not in (10, 11)}
+    assert spanning.check("x", "lag1_autocorrelation").observed == pytest.approx(_lag_autocorrelation(steps, 1))
+
+    months = pd.date_range("2022-01-01", periods=24, freq="MS")
+    monthly = counts[:24] * 30
+    table = checks(
+        {
+            "date": months.strftime("%Y-%m-%d"),
+            "end_date": (months + pd.offsets.MonthEnd(0)).strftime("%Y-%m-%d"),
+            "front": "x",
+            "count": monthly,
+        },
+        freq="month",
+    )
+    expected = _lag_autocorrelation(dict(enumerate(monthly.astype(float))), 1)
+    assert table.check("x", "lag1_autocorrelation").observed == pytest.approx(expected)

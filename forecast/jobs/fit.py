@@ -72,11 +72,18 @@ def check_predictions(design: Design, replicated: np.ndarray) -> PredictiveCheck
     """Posterior predictive checks per front; lower-bound (``at_least``) totals are left out.
 
     The autocorrelations pair period observations by their period on the grid, so a pair
-    never straddles a gap (a declared gap, a window, a left-out total); window totals have no
-    single period and are left out of the autocorrelations only.
+    never straddles a gap (a declared gap, a window, a left-out total).  A window total that
+    covers exactly one whole period (a month of a monthly table such as ACLED's, a day given with
+    its own end date on a daily grid) is that period's count and is paired like one; other
+    window totals have no single period and are left out of the autocorrelations only.
     """
     order = np.full(design.n_obs, np.nan)
     order[design.period_obs] = design.period_index
+    covered = design.window_weights > 0
+    if covered.size:
+        period = covered.argmax(axis=1)
+        whole = (covered.sum(axis=1) == 1) & (design.window_weights.max(axis=1) == design.period_days[period])
+        order[design.window_obs[whole]] = period[whole]
     return predictive_checks(
         design.y,
         replicated,
