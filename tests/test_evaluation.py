@@ -244,3 +244,54 @@ def test_pooled_front_skill_counts_every_front_once_whatever_its_scale():
     # a front whose reference score is 0 has no ratio and is left out
     zero = pooled_front_skill(np.array([1.0, 3.0]), np.array([2.0, 0.0]), np.array(["a", "b"]), np.array([0, 0]))
     assert zero.value == pytest.approx(0.5)
+
+
+def test_a_period_table_written_as_windows_gets_the_period_baselines(tmp_path):
+    """Monthly windows, each one whole month (the ACLED table's layout), are a period series.
+
+    Their baselines are those of the same counts given as period counts (dispersion fitted out of
+    sample per step), not the window baselines' one dispersion around the constant rate.  A front
+    with one window over two months keeps the window baselines.
+    """
+    import pandas as pd
+
+    from forecast.data.events import read_events_csv
+    from forecast.data.panel import build_panel
+    from forecast.evaluation.backtest_scores import baselines_for_front
+    from forecast.evaluation.targets import whole_period_series
+
+    months = pd.date_range("2021-01-01", periods=30, freq="MS")
+    counts = np.round(np.linspace(50, 400, 30) * np.random.default_rng(2).lognormal(0, 0.2, 30)).astype(int)
+    starts, ends = months.strftime("%Y-%m-%d"), (months + pd.offsets.MonthEnd(0)).strftime("%Y-%m-%d")
+
+    def panel(rows):
+        path = tmp_path / f"{len(list(tmp_path.iterdir()))}.csv"
+        pd.DataFrame(rows).to_csv(path, index=False)
+        return build_panel(read_events_csv(path), freq="month")
+
+    windows = panel({"date": starts, "end_date": ends, "front": "x", "count": counts})
+    periods = panel({"date": starts, "front": "x", "count": counts})
+    assert len(windows.window_obs) == 30 and windows.period_obs.empty
+    series, exposure = whole_period_series(windows, "x")
+    np.testing.assert_array_equal(series, counts)
+    np.testing.assert_array_equal(
+        exposure, [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] * 2 + [31, 28, 31, 30, 31, 30]
+    )
+
+    targets = pd.DataFrame({"kind": "window", "horizon": [1, 2, 3], "days": [31.0, 31.0, 30.0]})
+    as_windows = baselines_for_front(windows, "x", targets, "month")
+    as_periods = baselines_for_front(periods, "x", targets.assign(kind="period"), "month")
+    for method in ("no_change", "moving_average", "constant_rate"):
+        np.testing.assert_allclose(as_windows[method].mean, as_periods[method].mean)
+        np.testing.assert_allclose(as_windows[method].alpha, as_periods[method].alpha)
+    # the window baselines' dispersion around the constant rate is far wider on this rising front
+    old = window_baselines(counts.astype(float), exposure, target_days=targets["days"].to_numpy(), window=3, recent=24)
+    assert old["moving_average"].alpha[0] < as_windows["moving_average"].alpha[0] / 2
+
+    merged_ends = ends.to_numpy().copy()
+    merged_ends[4] = ends[5]  # the fifth window runs over May and June
+    keep = np.r_[0:5, 6:30]
+    mixed = panel({"date": starts[keep], "end_date": merged_ends[keep], "front": "x", "count": counts[keep]})
+    assert whole_period_series(mixed, "x") is None
+    kept = baselines_for_front(mixed, "x", targets, "month")
+    assert np.unique(kept["moving_average"].alpha).size == 1  # one dispersion for every step: the window baselines

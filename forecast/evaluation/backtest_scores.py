@@ -34,7 +34,7 @@ from forecast.evaluation.scores import (
     mixture_log_score,
     randomized_pit_count,
 )
-from forecast.evaluation.targets import PERIOD, WINDOW, front_series, last_values
+from forecast.evaluation.targets import PERIOD, WINDOW, front_series, last_values, whole_period_series
 
 MODEL = "model"
 METHODS = (MODEL, *BASELINES)
@@ -180,8 +180,17 @@ def sample_baseline_scores(
 
 
 def baselines_for_front(train: Panel, front: str, rows: pd.DataFrame, freq: str) -> dict[str, BaselineForecast]:
-    """Every baseline's forecast of one front's targets ``rows`` (all periods, or all windows)."""
-    if (rows["kind"] == WINDOW).any():
+    """Every baseline's forecast of one front's targets ``rows`` (all periods, or all windows).
+
+    Windows that are each one whole period (a monthly table, a day-by-day table with an end date
+    on each day) get the period baselines, whose dispersions are fitted out of sample per step
+    (:func:`forecast.evaluation.targets.whole_period_series`): the window baselines' one
+    dispersion, fitted around the constant rate, is wider than the moving average's own errors
+    on a front whose level moves.  Their targets are then whole periods too, ``horizon`` steps
+    ahead.
+    """
+    series = whole_period_series(train, front) if (rows["kind"] == WINDOW).any() else None
+    if (rows["kind"] == WINDOW).any() and series is None:
         counts, days = front_series(train, front, WINDOW)
         return window_baselines(
             counts,
@@ -190,7 +199,7 @@ def baselines_for_front(train: Panel, front: str, rows: pd.DataFrame, freq: str)
             window=MOVING_AVERAGE[freq],
             recent=RECENT_PERIODS[freq],
         )
-    counts, exposure = front_series(train, front, PERIOD)
+    counts, exposure = series if series is not None else front_series(train, front, PERIOD)
     season = SEASON[freq]
     if season is not None and int((exposure > 0).sum()) < 2 * season:
         season = None

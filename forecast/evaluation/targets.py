@@ -103,6 +103,32 @@ def front_series(train: Panel, front: str, kind: str) -> tuple[np.ndarray, np.nd
     return counts[f], exposure[f].astype(float)
 
 
+def whole_period_series(train: Panel, front: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """A front reported in windows that are each one whole grid period, as its per-period series.
+
+    A monthly table (ACLED's: a window from the first to the last day of each month on a monthly
+    grid) or a day-by-day table with an end date on each day (one-day windows on a daily grid) is a
+    period series written as windows.  Returns the training counts and exposures per period, as
+    :func:`front_series` gives them for ``PERIOD`` (NaN and 0 where nothing was reported, the
+    front's period observations included), or None when any of the front's windows spans more
+    or less than one whole period, or is a lower bound (``at_least``).
+    """
+    windows = train.window_obs[train.window_obs[n.FRONT] == front]
+    if windows.empty or (windows[n.PRECISION] == n.PRECISION_AT_LEAST).any():
+        return None
+    starts = train.periods.get_indexer(pd.DatetimeIndex(windows[n.DATE]))
+    ends = np.minimum(train.period_ends().to_numpy(), train.end.to_datetime64())
+    if (starts < 0).any() or (windows[n.END_DATE].to_numpy() != ends[starts]).any():
+        return None
+    counts, exposure = front_series(train, front, PERIOD)
+    counts, exposure = counts.copy(), exposure.copy()
+    if not np.isnan(counts[starts]).all():
+        return None
+    counts[starts] = windows[n.COUNT].to_numpy(dtype=float)
+    exposure[starts] = windows[n.EXPOSURE_DAYS].to_numpy(dtype=float)
+    return counts, exposure
+
+
 def last_values(train: Panel, targets: pd.DataFrame) -> np.ndarray:
     """The point forecast "next = last observed value" of each target (NaN where the front has none)."""
     out = np.full(len(targets), np.nan)
