@@ -84,29 +84,30 @@ def killed_windows(folder: Path, fronts: list[str] | None = None) -> Path:
     """Write the deaths table's running totals as window totals (``date, end_date, front, count``) to ``folder``.
 
     360info's cumulative deaths in Lebanon and in Gaza (``../shared/data/SOURCES.md``), one total a
-    day.  Each total less the previous one is the count of the days since it.  Of a duplicated date
-    the last row is kept (as SOURCES.md says); a missing total, or one below the last kept (a
-    correction downwards), starts no window: the days run on into the next window that ends on a
-    total at least as high, so the counts add up to the last total and no day is invented.  Most
-    windows are one day long, and read as one-day window totals (observed on their day only).
+    day, turned into windows by :func:`forecast.data.cumulative.cumulative_to_windows`, counting from
+    the day after the first total.  Of a duplicated date the last row is kept (as SOURCES.md says);
+    a missing total, or one below the highest so far (a correction downwards), is left out, so its
+    days run on into the next window, which ends on a total at least as high: the counts add up to
+    the last total and no day is invented.  Most windows are one day long, and read as one-day
+    window totals (observed on their day only).
     """
+    from forecast.data.cumulative import cumulative_to_windows
+
+    missing = sorted(set(fronts or ()) - set(KILLED_FRONTS.values()))
+    if missing:
+        raise SystemExit(f"no front {missing} in {KILLED}: {sorted(KILLED_FRONTS.values())}")
     table = pd.read_csv(KILLED, parse_dates=["date"]).drop_duplicates("date", keep="last").sort_values("date")
-    rows = []
+    parts = []
     for column, front in KILLED_FRONTS.items():
         if fronts is not None and front not in fronts:
             continue
         totals = table[["date", column]].dropna()
-        last_total, start = totals[column].iloc[0], totals["date"].iloc[0] + pd.Timedelta(days=1)
-        for date, total in zip(totals["date"].iloc[1:], totals[column].iloc[1:], strict=True):
-            if total < last_total:
-                continue
-            rows.append((start, date, front, int(round(total - last_total))))
-            last_total, start = total, date + pd.Timedelta(days=1)
-    missing = sorted(set(fronts or ()) - set(KILLED_FRONTS.values()))
-    if missing:
-        raise SystemExit(f"no front {missing} in {KILLED}: {sorted(KILLED_FRONTS.values())}")
+        totals = totals[totals[column] >= totals[column].cummax()]
+        since_first = totals.iloc[1:].assign(**{column: totals[column].iloc[1:] - totals[column].iloc[0]})
+        start = totals["date"].iloc[0] + pd.Timedelta(days=1)
+        parts.append(cumulative_to_windows(since_first, date_col="date", total_col=column, front=front, start=start))
     path = folder / f"killed360{'-' + '+'.join(fronts) if fronts else ''}.csv"
-    frame = pd.DataFrame(rows, columns=["date", "end_date", "front", "count"])
+    frame = pd.concat(parts, ignore_index=True)[["date", "end_date", "front", "count"]]
     frame.to_csv(path, index=False, date_format="%Y-%m-%d")
     return path
 
