@@ -191,12 +191,13 @@ class Panel:
             exposure[rows, cols] = obs[n.EXPOSURE_DAYS].to_numpy()
         return counts, exposure
 
-    def window_weights(self) -> np.ndarray:
+    def window_weights(self, windows: pd.DataFrame | None = None) -> np.ndarray:
         """Days of overlap between each window observation and each period, ``(window, period)``.
 
-        A window's expected total is ``sum_t weights[w, t] * daily_rate[front, t]``.
+        A window's expected total is ``sum_t weights[w, t] * daily_rate[front, t]``.  ``windows``:
+        some rows of :attr:`window_obs` (all of them by default).
         """
-        windows = self.window_obs
+        windows = self.window_obs if windows is None else windows
         starts = self.periods.to_numpy()
         ends = self.period_ends().to_numpy()
         weights = np.zeros((len(windows), self.n_periods), dtype=np.int64)
@@ -242,6 +243,19 @@ class Panel:
         digest.update(f"{self.freq}|{self.start.date()}|{self.end.date()}\n".encode())
         digest.update(self.to_frame().to_csv(index=False, lineterminator="\n").encode())
         return digest.hexdigest()
+
+
+def whole_periods(window_weights: np.ndarray, period_days: np.ndarray) -> np.ndarray:
+    """``(window,)`` the period each window covers exactly, whole, or -1.
+
+    A window that covers one whole period (a month of a monthly table, a day given with its own
+    ``end_date`` on a daily grid) is that period's count written as a window.  ``window_weights``
+    as :meth:`Panel.window_weights` gives them, ``period_days`` as :meth:`Panel.period_days`.
+    """
+    covered = window_weights > 0
+    period = covered.argmax(axis=1) if covered.size else np.zeros(len(window_weights), dtype=np.int64)
+    whole = (covered.sum(axis=1) == 1) & (window_weights.max(axis=1, initial=0) == period_days[period])
+    return np.where(whole, period, -1)
 
 
 def build_panel(

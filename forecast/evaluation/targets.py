@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from forecast import names as n
-from forecast.data.panel import Panel
+from forecast.data.panel import Panel, whole_periods
 from forecast.evaluation.baselines import last_value
 
 PERIOD = n.OBS_PERIOD
@@ -116,9 +116,8 @@ def whole_period_series(train: Panel, front: str) -> tuple[np.ndarray, np.ndarra
     windows = train.window_obs[train.window_obs[n.FRONT] == front]
     if windows.empty or (windows[n.PRECISION] == n.PRECISION_AT_LEAST).any():
         return None
-    starts = train.periods.get_indexer(pd.DatetimeIndex(windows[n.DATE]))
-    ends = np.minimum(train.period_ends().to_numpy(), train.end.to_datetime64())
-    if (starts < 0).any() or (windows[n.END_DATE].to_numpy() != ends[starts]).any():
+    starts = whole_periods(train.window_weights(windows), train.period_days())
+    if (starts < 0).any():
         return None
     counts, exposure = front_series(train, front, PERIOD)
     counts, exposure = counts.copy(), exposure.copy()

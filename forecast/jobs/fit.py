@@ -17,6 +17,7 @@ from forecast import __version__
 from forecast.artefacts import FIT_FILE, FORECAST_DRAWS_FILE, SUMMARY_FILE
 from forecast.checks.diagnostics import Diagnostics, check_convergence
 from forecast.checks.predictive import PredictiveCheckResult, predictive_checks
+from forecast.data.panel import whole_periods
 from forecast.fits import FitProvenance, posterior, save_fit, with_observations
 from forecast.forecasting.counts import forecast_counts
 from forecast.jobs.data import DataRequest, LoadedData, load_data
@@ -79,11 +80,8 @@ def check_predictions(design: Design, replicated: np.ndarray) -> PredictiveCheck
     """
     order = np.full(design.n_obs, np.nan)
     order[design.period_obs] = design.period_index
-    covered = design.window_weights > 0
-    if covered.size:
-        period = covered.argmax(axis=1)
-        whole = (covered.sum(axis=1) == 1) & (design.window_weights.max(axis=1) == design.period_days[period])
-        order[design.window_obs[whole]] = period[whole]
+    period = whole_periods(design.window_weights, design.period_days)
+    order[design.window_obs[period >= 0]] = period[period >= 0]
     return predictive_checks(
         design.y,
         replicated,
