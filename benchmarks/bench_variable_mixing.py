@@ -55,6 +55,9 @@ def main() -> None:
             draws = posterior[name].transpose("chain", "draw", ...).to_numpy()
             rhat, bulk, tail = (np.atleast_1d(v) for v in rank_diagnostics(draws))
             varying = np.isfinite(rhat)
+            if not varying.any():  # a variable fixed by the model (burst where no front has one)
+                print(f"  {name:20s} constant in every draw", flush=True)
+                continue
             print(
                 f"  {name:20s} R-hat {rhat[varying].max():.4f}  bulk ESS {bulk[varying].min():6.0f}"
                 f"  tail ESS {tail[varying].min():6.0f}",
