@@ -15,7 +15,7 @@ and is backtested as the original was (``benchmarks/results/backtest/daily_gaza/
 
 The output goes to ``--out`` (a CSV in the format ``forecast backtest --events`` reads)::
 
-    .venv/bin/python benchmarks/killed_variants.py --start-later 4 --out /tmp/killed-start4.csv
+    .venv/bin/python benchmarks/killed_variants.py --start-later 3 --out /tmp/killed-start3.csv
     .venv/bin/python benchmarks/killed_variants.py --merge-no-report gaza_killed --out /tmp/killed-merged.csv
 """
 
@@ -42,27 +42,25 @@ def merge_no_report(frame: pd.DataFrame, front: str) -> pd.DataFrame:
     """``front``'s one-day windows with no death after more than :data:`NO_REPORT_AFTER`, merged with the next."""
     if front not in set(frame["front"]):
         raise SystemExit(f"no front {front!r}: {sorted(set(frame['front']))}")
-    parts = [frame[frame["front"] != front]]
-    for _, rows in frame[frame["front"] == front].groupby("front", sort=False):
-        rows = rows.reset_index(drop=True)
-        kept, skip = [], False
-        for i, row in rows.iterrows():
-            if skip:
-                skip = False
-                continue
-            row = row.copy()
-            no_report = (
-                row["count"] == 0
-                and row["date"] == row["end_date"]
-                and 0 < i < len(rows) - 1
-                and rows.at[i - 1, "count"] > NO_REPORT_AFTER
-            )
-            if no_report:
-                row["end_date"] = rows.at[i + 1, "end_date"]
-                row["count"] = rows.at[i + 1, "count"]
-                skip = True
-            kept.append(row)
-        parts.append(pd.DataFrame(kept))
+    rows = frame[frame["front"] == front].reset_index(drop=True)
+    kept, skip = [], False
+    for i, row in rows.iterrows():
+        if skip:
+            skip = False
+            continue
+        row = row.copy()
+        no_report = (
+            row["count"] == 0
+            and row["date"] == row["end_date"]
+            and 0 < i < len(rows) - 1
+            and rows.at[i - 1, "count"] > NO_REPORT_AFTER
+        )
+        if no_report:
+            row["end_date"] = rows.at[i + 1, "end_date"]
+            row["count"] = rows.at[i + 1, "count"]
+            skip = True
+        kept.append(row)
+    parts = [frame[frame["front"] != front], pd.DataFrame(kept)]
     merged = pd.concat(parts, ignore_index=True)
     if merged["count"].sum() != frame["count"].sum():
         raise AssertionError("merging changed the total")
