@@ -745,6 +745,53 @@ def test_burst_fronts_sample_their_noise_as_a_split_with_the_same_density(monkey
         )
 
 
+def test_a_single_burst_front_samples_its_noise_as_a_split_with_the_same_density(monkeypatch):
+    """One front with a burst gets the split too, its prior the population means' (fixed) one.
+
+    Without it, 360info's Gaza deaths fitted alone failed with 120 divergences
+    (benchmarks/results/dynamic/single_burst_front/).  The same point in both coordinates: the
+    split's density is the front's own two priors plus log |d(log alpha, log kappa)/d(u, w)| = log 1/2.
+    """
+    panel = daily_panel(fronts=("a",), rate=(40.0,))
+    new = EscalationModel(panel, options=DYNAMIC)
+    assert dynamic.NOISE_SPLIT in new.model.named_vars and "log_dispersion_mu" not in new.model.named_vars
+    monkeypatch.setattr(dynamic, "_noise_split", lambda *args: None)
+    old = EscalationModel(panel, options=DYNAMIC)
+    rng = np.random.default_rng(5)
+    old_point = {k: v + rng.normal(0.0, 0.3, np.shape(v)) for k, v in old.model.initial_point().items()}
+    a, b = float(old_point["log_dispersion_mu"]), float(old_point["log_burst_sd_mu"])
+    log_days = 0.0
+    new_point = {k: v for k, v in old_point.items() if k not in ("log_dispersion_mu", "log_burst_sd_mu")}
+    new_point[dynamic.NOISE_SPLIT] = np.array([[np.logaddexp(2 * b, log_days - a), 2 * b - log_days + a]])
+    expected = old.model.compile_logp()(old_point) + np.log(0.5)
+    assert new.model.compile_logp()(new_point) == pytest.approx(expected, rel=1e-9, abs=1e-6)
+    for name in ("log_dispersion", "log_burst_sd", "dispersion", "burst_sd"):
+        np.testing.assert_allclose(
+            _evaluate(new, new.model[name], new_point), _evaluate(old, old.model[name], old_point), rtol=1e-9
+        )
+
+
+def test_the_burst_whitens_a_day_with_no_event_at_its_mode_and_the_level_does_not(monkeypatch):
+    """A 0 amid some 40 a day: the burst's approximation (its path at whitened 0) sits lower there.
+
+    The burst's steps have a prior centred at 0, so its empty days get the Laplace approximation
+    at their mode (:func:`whitened.pseudo_observations`); the level's knots keep the delta method,
+    so the level at the same point is unchanged.
+    """
+    counts = np.random.default_rng(3).poisson(40.0, size=60)
+    counts[30] = 0
+    panel = _panel(pd.date_range("2024-01-01", periods=60, freq="D"), ["a"] * 60, counts)
+    new = EscalationModel(panel, options=DYNAMIC)
+    point = {k: np.zeros_like(v) if k.endswith("_whitened") else v for k, v in new.model.initial_point().items()}
+    burst, level = _evaluate(new, [new.model["burst"], new.model["level"]], point)
+    original = whitened.pseudo_observations
+    monkeypatch.setattr(whitened, "pseudo_observations", lambda *args: original(*args[:6]))
+    old = EscalationModel(panel, options=DYNAMIC)
+    old_burst, old_level = _evaluate(old, [old.model["burst"], old.model["level"]], point)
+    assert burst[0, 30] < old_burst[0, 30] - 0.1
+    np.testing.assert_allclose(level, old_level, rtol=1e-12)
+
+
 def test_pooled_hyperparameters_sampled_as_centre_and_spread_keep_the_same_prior(monkeypatch):
     """``<name>_centre``, ``<name>_spread`` and ``<name>_mean_split`` change the sampler's coordinates, not the model.
 

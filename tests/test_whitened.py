@@ -225,3 +225,40 @@ def test_the_ar1_op_is_the_recurrence_and_its_gradient_the_derivative():
         np.testing.assert_allclose(got, expected, rtol=1e-12, err_msg=mode)
     weights = rng.normal(size=u.shape)
     pytensor.gradient.verify_grad(lambda x, r: (whitened_path.ar1_path(x, r) * weights).sum(), [u, a], rng=rng)
+
+
+def test_a_burst_knot_with_no_event_is_approximated_at_the_mode_of_its_conditional():
+    """A 0 where dozens are expected bounds the log rate from above only; its pseudo-observation is
+    the Laplace approximation at the mode of its likelihood times its step's prior, not ``log(1/2)``.
+
+    With prior precision ``P`` around 0 and the negative binomial's zero likelihood
+    ``-a log(1 + mu(x) / a)``, the approximate posterior's mean ``w t / (P + w)`` is where the exact
+    log density's slope is 0, and ``P + w`` its curvature there. A knot with events keeps the
+    delta-method pseudo-observation, and numpy and PyTensor agree.
+    """
+    scale = np.array([[0.5, 0.5, 0.5, 0.5, 0.5]])
+    tail, dispersion = np.array([0.4]), np.array([30.0])
+    count = np.array([[0.0, 0.0, 0.0, 0.0, 12.0]])
+    days = np.array([[1.0, 1.0, 1.0, 7.0, 1.0]])
+    offset = np.log(np.array([[40.0, 0.2, 900.0, 3.0, 10.0]]))
+    precision, weight, target = whitened.pseudo_observations(scale, tail, dispersion, count, days, offset, True)
+    mean = weight * target / (precision + weight)
+    exposure = dispersion[:, None] * days
+    expected = days * np.exp(offset + mean)
+    slope = -precision * mean - exposure * expected / (exposure + expected)
+    curvature = -precision - exposure**2 * expected / (exposure + expected) ** 2
+    np.testing.assert_allclose(slope[0, :4], 0.0, atol=1e-6)  # four Newton steps
+    np.testing.assert_allclose(-curvature[0, :4], (precision + weight)[0, :4], rtol=1e-4)
+    assert mean[0, 0] < -1.5 and mean[0, 2] < mean[0, 0]  # a 0 amid 40, and amid 900, pulls far down
+    assert -0.1 < mean[0, 1] < 0.0  # a 0 where 0.2 are expected says little
+    delta = exposure[0, 4] * 12.5 / (exposure[0, 4] + 12.5)
+    assert weight[0, 4] == pytest.approx(delta) and target[0, 4] == pytest.approx(np.log(12.5) - offset[0, 4])
+    symbolic = whitened.pseudo_observations(
+        *(pt.as_tensor(v) for v in (scale, tail, dispersion, count, days, offset)), zeros_at_mode=True
+    )
+    for got, want in zip(symbolic, (precision, weight, target), strict=True):
+        np.testing.assert_allclose(got.eval(), want, rtol=1e-12)
+    # The level's knots (a random walk, whose prior is not centred at 0) keep the delta method's.
+    _, level_weight, level_target = whitened.pseudo_observations(scale, tail, dispersion, count, days, offset)
+    np.testing.assert_allclose(level_target[0, :4], np.log(0.5 / days[0, :4]) - offset[0, :4])
+    np.testing.assert_allclose(level_weight[0, :4], exposure[0, :4] * 0.5 / (exposure[0, :4] + 0.5))

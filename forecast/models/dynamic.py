@@ -338,16 +338,29 @@ def _noise_split(priors: Mapping[str, Prior], layout: DynamicLayout, n_fronts: i
     which straightens the ridge, and the density is the model's own prior of the two non-centred
     offsets with the map's Jacobian (:math:`|\partial(\log\alpha, \log\kappa)/\partial(u, w)| = 1/2`):
     only the sampler's coordinates change, not the model.  Fronts without a burst keep their
-    offsets.  None (the usual per-front variables) for one front or priors of another form.
+    offsets.  A single front has the population means' priors as its own (:func:`_pooled`), so
+    its split's density is theirs, with their fixed mean and sd: 360info's Gaza deaths fitted
+    alone failed their checks without it, and without the burst's empty days whitened at their
+    mode (``benchmarks/results/dynamic/single_burst_front/``).  None (the usual per-front
+    variables) for priors of another form.
     """
     which = np.flatnonzero(layout.burst)
     d_prior, b_prior = priors["log_dispersion"], priors["log_burst_sd"]
-    if n_fronts == 1 or not len(which) or not (_is_pooled_normal(d_prior) and _is_pooled_normal(b_prior)):
+    if not len(which) or not (_is_pooled_normal(d_prior) and _is_pooled_normal(b_prior)):
         return None
+    if n_fronts == 1:
+        means = d_prior.parameters["mu"], b_prior.parameters["mu"]
+        if not all(_fixed_normal(mean) for mean in means):
+            return None
+        (mu_d, s_d), (mu_b, s_b) = (
+            (pt.constant(np.float64(mean.parameters["mu"])), pt.constant(np.float64(mean.parameters["sigma"])))
+            for mean in means
+        )
+    else:
+        mu_d = d_prior.parameters["mu"].create_variable("log_dispersion_mu")
+        mu_b = b_prior.parameters["mu"].create_variable("log_burst_sd_mu")
+        s_d, s_b = _scale_of(d_prior, "log_dispersion"), _scale_of(b_prior, "log_burst_sd")
     others = np.flatnonzero(~layout.burst)
-    mu_d = d_prior.parameters["mu"].create_variable("log_dispersion_mu")
-    mu_b = b_prior.parameters["mu"].create_variable("log_burst_sd_mu")
-    s_d, s_b = _scale_of(d_prior, "log_dispersion"), _scale_of(b_prior, "log_burst_sd")
     log_days = pt.constant(np.float64(np.log(layout.persistence_days)))
     split = pm.CustomDist(
         NOISE_SPLIT,
@@ -568,9 +581,10 @@ def _density_elsewhere(value, *inputs):  # noqa: ARG001 - the CustomDist's signa
 def _whitened_steps(whitened, inputs: tuple) -> pt.TensorVariable:
     """``(front, step)`` the steps of the whitened coordinates, their density added to the model as a Potential."""
     first, step_scale, tail, dispersion, count, days, offset = inputs[:7]
-    rho = 1.0 if len(inputs) == 7 else inputs[7][:, 0]
+    burst = len(inputs) > 7  # the burst reverts to 0, so its knots' prior is centred there
+    rho = inputs[7][:, 0] if burst else 1.0
     steps, logp = steps_and_logp(
-        whitened, first[:, 0], step_scale, tail[:, 0], dispersion[:, 0], count, days, offset, rho
+        whitened, first[:, 0], step_scale, tail[:, 0], dispersion[:, 0], count, days, offset, rho, burst
     )
     pm.Potential(f"{whitened.name}_density", logp.sum())
     return steps
@@ -578,9 +592,12 @@ def _whitened_steps(whitened, inputs: tuple) -> pt.TensorVariable:
 
 def _whitened_random(*inputs, rng=None, size=None):
     first, step_scale, tail, dispersion, count, days, offset = inputs[:7]
-    rho = 1.0 if len(inputs) == 7 else np.asarray(inputs[7])[..., 0]
+    burst = len(inputs) > 7
+    rho = np.asarray(inputs[7])[..., 0] if burst else 1.0
     first, tail, dispersion = (np.asarray(v)[..., 0] for v in (first, tail, dispersion))
-    return whitened_random(first, step_scale, tail, dispersion, count, days, offset, rho, rng=rng, size=size)
+    return whitened_random(
+        first, step_scale, tail, dispersion, count, days, offset, rho, rng=rng, size=size, zeros_at_mode=burst
+    )
 
 
 def _burst(
