@@ -792,6 +792,51 @@ def test_the_burst_whitens_a_day_with_no_event_at_its_mode_and_the_level_does_no
     np.testing.assert_allclose(level, old_level, rtol=1e-12)
 
 
+def test_the_centres_of_dispersion_and_level_scale_sampled_as_a_split_keep_the_same_density(monkeypatch):
+    """``level_noise_centre_split`` changes the sampler's coordinates, not the model.
+
+    On a panel without a burst, the two centres ``log_dispersion_centre`` and
+    ``log_sigma_level_centre`` are sampled as ``(u, w)``.  At the same point, the log density is
+    the two centres' own normal priors plus log |d(centres)/d(u, w)|, taken here by finite
+    differences of the map written out again; every derived hyperparameter agrees.
+    """
+    starts = pd.date_range("2022-01-01", periods=24, freq="MS")
+    counts = np.random.default_rng(1).poisson(np.repeat([300, 40, 5], 24))
+    ends = np.tile(starts + pd.offsets.MonthEnd(0), 3)
+    panel = _panel(np.tile(starts, 3), np.repeat(["x", "y", "z"], 24), counts, end_dates=ends, freq=n.FREQ_MONTH)
+    new = EscalationModel(panel, options=DYNAMIC)
+    assert dynamic.LEVEL_NOISE_CENTRES in new.model.named_vars
+    monkeypatch.setattr(dynamic, "_level_noise_centres", lambda *args: {})
+    old = EscalationModel(panel, options=DYNAMIC)
+    assert dynamic.LEVEL_NOISE_CENTRES not in old.model.named_vars
+    knot_days = dynamic.layout_of(new.design).knot_days[1:]
+    log_k = np.log(np.median(knot_days))
+    rng = np.random.default_rng(6)
+    old_point = {k: v + rng.normal(0.0, 0.3, np.shape(v)) for k, v in old.model.initial_point().items()}
+    d, s = float(old_point["log_dispersion_centre"]), float(old_point["log_sigma_level_centre"])
+    u, w = np.logaddexp(2 * s, -log_k - d), 2 * s + log_k + d
+    new_point = {k: v for k, v in old_point.items() if not k.endswith(("dispersion_centre", "sigma_level_centre"))}
+    new_point[dynamic.LEVEL_NOISE_CENTRES] = np.array([u, w])
+    assert set(new_point) == set(new.model.initial_point())
+
+    def centres(uw):  # (u, w) -> (d, s): e^u = A + B and e^w = A / B, with A = e^(2s) and B = e^(-d) / K
+        b = np.exp(uw[0]) / (1.0 + np.exp(uw[1]))
+        a = b * np.exp(uw[1])
+        return np.array([-np.log(b) - log_k, np.log(a) / 2])
+
+    np.testing.assert_allclose(centres([u, w]), [d, s], rtol=1e-9)
+    h = 1e-6
+    jacobian = np.column_stack(
+        [(centres([u + h, w]) - centres([u - h, w])) / (2 * h), (centres([u, w + h]) - centres([u, w - h])) / (2 * h)]
+    )
+    expected = old.model.compile_logp()(old_point) + np.log(abs(np.linalg.det(jacobian)))
+    assert new.model.compile_logp()(new_point) == pytest.approx(expected, rel=1e-9, abs=1e-6)
+    for name in ("log_dispersion", "log_sigma_level", "log_dispersion_mu", "log_sigma_level_mu", "level"):
+        np.testing.assert_allclose(
+            _evaluate(new, new.model[name], new_point), _evaluate(old, old.model[name], old_point), rtol=1e-9
+        )
+
+
 def test_pooled_hyperparameters_sampled_as_centre_and_spread_keep_the_same_prior(monkeypatch):
     """``<name>_centre``, ``<name>_spread`` and ``<name>_mean_split`` change the sampler's coordinates, not the model.
 
