@@ -328,7 +328,7 @@ def _level_noise_centres(priors: Mapping[str, Prior], layout: DynamicLayout, n_f
 
     Without a burst, a front's excess variation beyond the Poisson comes from the level's steps
     (variance :math:`\sigma^2 K` over a level step of :math:`K` days) or from the negative
-    binomial's noise (relative variance :math:`1/lpha` a period), and the counts pin down their
+    binomial's noise (relative variance :math:`1/\alpha` a period), and the counts pin down their
     sum better than their split.  Across a panel the fronts' common part of that split is the two
     centres (:func:`_centre_and_spread`), and they moved together and slowest of all: on the
     45-series ACLED panel, correlation 0.68 and bulk ESS 267-286 and 296-339 (2 x 1000 draws,
