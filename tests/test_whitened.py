@@ -262,3 +262,29 @@ def test_a_burst_knot_with_no_event_is_approximated_at_the_mode_of_its_condition
     _, level_weight, level_target = whitened.pseudo_observations(scale, tail, dispersion, count, days, offset)
     np.testing.assert_allclose(level_target[0, :4], np.log(0.5 / days[0, :4]) - offset[0, :4])
     np.testing.assert_allclose(level_weight[0, :4], exposure[0, :4] * 0.5 / (exposure[0, :4] + 0.5))
+
+
+def test_the_burst_path_with_empty_days_at_their_mode_is_inverted_by_whiten_with_a_true_gradient():
+    """``path_of`` (the log density's map) and ``whiten`` (the prior draws' map) must agree on the
+    flag, or a fit would start from points its density does not describe; the Newton steps are in
+    the graph, so their gradient must be the map's derivative, not NaN from the branch not taken.
+    """
+    first, step_scale, tail, dispersion, count, days, offset = _inputs(4)
+    count[0, 1] = count[1, 4] = 0.0  # days with no event amid some 50
+    values = (np.zeros(FRONTS), step_scale, tail, dispersion, count, days, offset)
+    rho = np.array([0.6, 0.3])
+    eps = np.random.default_rng(8).normal(size=(FRONTS, STEPS))
+    path, _ = whitened.path_of(pt.as_tensor(eps), *_symbolic(values), pt.as_tensor(rho), zeros_at_mode=True)
+    path = path.eval()
+    np.testing.assert_allclose(whitened.whiten(path, *values, rho, zeros_at_mode=True), eps, rtol=1e-9, atol=1e-12)
+    default, _ = whitened.path_of(pt.as_tensor(eps), *_symbolic(values), pt.as_tensor(rho))
+    assert path[0, 1] < default.eval()[0, 1] - 0.5  # the empty day's approximation sits lower
+    weights = np.random.default_rng(9).normal(size=(FRONTS, STEPS))
+
+    def cost(scale, disp, off):
+        steps, logp = whitened.steps_and_logp(
+            pt.as_tensor(eps), values[0], scale, tail, disp, count, days, off, rho, zeros_at_mode=True
+        )
+        return (steps * weights).sum() + logp.sum()
+
+    pytensor.gradient.verify_grad(cost, [step_scale, dispersion, offset], rng=np.random.default_rng(10))

@@ -194,13 +194,13 @@ def build_dynamic_model(
     layout = layout_of(design, pad_days)
     n_fronts = len(design.fronts)
     with pm.Model(coords=dynamic_coords(design, layout)) as model:
+        split = _noise_split(priors, layout, n_fronts) if layout.any_burst else None
+        centres = _level_noise_centres(priors, layout, n_fronts) if split is None else {}
 
         def per_front(name: str, transform, prior_name: str) -> pt.TensorVariable:
             pooled = _pooled(priors[prior_name], prior_name, n_fronts, centres.get(prior_name))
             return pm.Deterministic(name, transform(pooled), dims=n.FRONT)
 
-        split = _noise_split(priors, layout, n_fronts) if layout.any_burst else None
-        centres = _level_noise_centres(priors, layout, n_fronts) if split is None else {}
         sigma = per_front("sigma_level", pt.exp, "log_sigma_level")
         tail = per_front("tail_weight", lambda x: TAIL_WEIGHT_MAX * pm.math.sigmoid(x), "logit_tail_weight")
         if layout.any_burst:
@@ -331,7 +331,7 @@ def _level_noise_centres(priors: Mapping[str, Prior], layout: DynamicLayout, n_f
     binomial's noise (relative variance :math:`1/\alpha` a period), and the counts pin down their
     sum better than their split.  Across a panel the fronts' common part of that split is the two
     centres (:func:`_centre_and_spread`), and they moved together and slowest of all: on the
-    45-series ACLED panel, correlation 0.68 and bulk ESS 267-286 and 296-339 (2 x 1000 draws,
+    45-series ACLED panel, correlation 0.68 (a scratch fit) and bulk ESS 267-286 and 296-339 (2 x 1000 draws,
     seeds 1-3), and both failing fits of its backtest failed on ``log_dispersion_centre``
     (R-hat 1.0101-1.0104).  Here they are sampled as :math:`u = \log(\sigma_c^2 + e^{-d_c}/K)` and
     :math:`w = \log(\sigma_c^2 K e^{d_c})` (the burst's split, :func:`_noise_split`, with
