@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import arviz as az
 import numpy as np
@@ -255,12 +255,43 @@ def save_fit(idata: az.InferenceData, path: str | Path, provenance: FitProvenanc
     handle, temporary_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(handle)
     try:
-        to_write.to_netcdf(temporary_name, engine="h5netcdf")
+        _write_netcdf(to_write, temporary_name)
         os.replace(temporary_name, target)
     except BaseException:
         Path(temporary_name).unlink(missing_ok=True)
         raise
     return target
+
+
+def _write_netcdf(idata: az.InferenceData, path: str) -> None:
+    """Write ``idata`` as ArviZ's ``to_netcdf`` lays it out, compressing only what compresses cheaply.
+
+    ArviZ compresses every numeric variable with zlib.  Posterior draws are varying floats that
+    zlib barely shrinks, and compressing them took most of the time to save a fit (4.6 s of a
+    warm 45-series fit, for a file 1% smaller).  Integers (counts, replicated data) and
+    variables that never vary (a burst that no front has) still get zlib, where it shrinks them
+    many times over.  The values written are the same either way; ``az.from_netcdf`` reads both.
+    """
+    mode: Literal["w", "a"] = "w"
+    if idata.attrs:
+        xr.Dataset(attrs=idata.attrs).to_netcdf(path, mode=mode, engine="h5netcdf", group="/")
+        mode = "a"
+    for group in idata.groups():
+        data = idata[group]
+        encoding = {name: {"zlib": True} for name, values in data.variables.items() if _compresses(values)}
+        data.to_netcdf(path, mode=mode, group=group, engine="h5netcdf", encoding=encoding)
+        mode = "a"
+
+
+def _compresses(values: xr.Variable) -> bool:
+    """Whether zlib is worth its time on ``values``: integers, booleans, or an array that never varies."""
+    if values.ndim == 0 or values.dtype.kind not in "biuf":
+        return False
+    if values.dtype.kind in "biu":
+        return True
+    data = np.asarray(values.values)
+    first = data.flat[0]
+    return bool(np.all((data == first) | (np.isnan(data) & np.isnan(first))))
 
 
 def _differences(saved: FitProvenance, expect: Mapping[str, object]) -> list[str]:

@@ -162,6 +162,26 @@ def test_single_day_rows_inside_a_window_of_the_same_front_are_an_error():
         build_panel(table_from([(3, "iraq", 1)], windows=[(0, 9, "iraq", 12)]))
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    windows=st.lists(st.tuples(st.integers(0, 60), st.integers(0, 20)), max_size=8),
+    days=st.lists(st.integers(0, 90), max_size=8),
+)
+def test_the_screen_for_rows_inside_windows_agrees_with_a_search_of_every_pair(windows, days):
+    """The vectorised screen that spares valid tables the row-by-row search misses no row inside a window,
+    on the first and last day of a window, inside an earlier, longer window, or with overlaps."""
+    from forecast.data.panel import _any_point_inside
+
+    starts = [START + pd.Timedelta(days=a) for a, _ in windows]
+    ends = [START + pd.Timedelta(days=a + length) for a, length in windows]
+    ordered = pd.DataFrame({n.DATE: starts, n.END_DATE: ends}).sort_values([n.DATE, n.END_DATE], kind="mergesort")
+    points = pd.DataFrame({n.DATE: pd.to_datetime([START + pd.Timedelta(days=d) for d in days])})
+    expected = any(
+        (w[n.DATE] <= p) and (p <= w[n.END_DATE]) for w in ordered.to_dict("records") for p in points[n.DATE]
+    )
+    assert _any_point_inside(ordered, points) == expected
+
+
 def test_point_front_days_covered_by_its_windows_are_not_zero_filled():
     panel = build_panel(table_from([(12, "iraq", 1)], windows=[(0, 9, "iraq", 12)]))
     days = panel.period_obs[n.DATE]

@@ -58,7 +58,11 @@ def rank_diagnostics(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     tail = np.full(flat.shape[0], np.nan)
     if draws >= MIN_DRAWS and chains >= 1:
         finite = np.all(np.isfinite(flat), axis=(1, 2))
-        rows = np.flatnonzero(finite)
+        # An element whose draws are all equal (a burst that no front has): R-hat 0/0 and every
+        # ESS the number of split draws, ArviZ's values, without the ranks and FFTs.
+        constant = finite & np.all(flat == flat[:, :1, :1], axis=(1, 2))
+        bulk[constant] = tail[constant] = float(chains * 2 * (draws // 2))
+        rows = np.flatnonzero(finite & ~constant)
         with np.errstate(invalid="ignore", divide="ignore"):
             for start in range(0, len(rows), CHUNK):
                 chunk = rows[start : start + CHUNK]

@@ -468,6 +468,8 @@ def _check_windows(windows: pd.DataFrame, points: pd.DataFrame) -> None:
             if prev is None or row_d[n.END_DATE] > prev[n.END_DATE]:
                 prev = row_d
         front_points = points[points[n.FRONT] == front]
+        if not _any_point_inside(ordered, front_points):
+            continue
         for row_d in ordered.to_dict("records"):
             inside = front_points[(front_points[n.DATE] >= row_d[n.DATE]) & (front_points[n.DATE] <= row_d[n.END_DATE])]
             for p in inside.to_dict("records"):
@@ -483,6 +485,22 @@ def _check_windows(windows: pd.DataFrame, points: pd.DataFrame) -> None:
                 )
     if issues:
         raise DataValidationError(issues)
+
+
+def _any_point_inside(ordered: pd.DataFrame, front_points: pd.DataFrame) -> bool:
+    """Whether any of a front's dated rows falls inside one of its windows (``ordered`` by start).
+
+    A vectorised screen, so that the row-by-row search that names every such row runs only where
+    there is one to name: on a table of 2,025 monthly windows it took 2.9 s, most of a warm fit's data loading.
+    """
+    if front_points.empty or ordered.empty:
+        return False
+    starts = ordered[n.DATE].to_numpy()
+    latest_end = np.maximum.accumulate(ordered[n.END_DATE].to_numpy())  # of the windows starting up to each one
+    dates = front_points[n.DATE].to_numpy()
+    last_started = np.searchsorted(starts, dates, side="right") - 1
+    started = last_started >= 0
+    return bool(np.any(latest_end[last_started[started]] >= dates[started]))
 
 
 def _outlier_warnings(panel: Panel) -> list[Issue]:
