@@ -84,7 +84,7 @@ def test_save_then_load_preserves_values_and_provenance(tmp_path):
 
 
 def test_only_integers_and_variables_that_never_vary_are_compressed_and_every_value_survives(tmp_path):
-    """zlib on varying float draws cost most of a fit's saving time for 1% of its size; where it pays, it stays."""
+    """zlib on varying float draws cost most of a fit's saving time for 6% of its size; where it pays, it stays."""
     import h5py
 
     idata = fake_fit()
