@@ -4,10 +4,10 @@ Builds the dynamic model of ``--data`` (as ``bench_dynamic.py``) and runs nutpie
 ``_make_functions`` (the step of every fit, warm caches or not, that rewrites the log density and
 its gradient before Numba compiles them) once per mode, printing the seconds and the node count
 of the rewritten log density and gradient.  ``--modes`` names them: ``NUMBA`` (PyTensor's Numba
-mode, nutpie's own), ``project`` (the mode that ``forecast.models.nutpie_compile`` uses) and
-``without:REWRITE[+REWRITE]`` (the Numba mode less those rewrites)::
+mode, nutpie's own and the project's) and ``without:REWRITE[+REWRITE]`` (the Numba mode less
+those rewrites)::
 
-    .venv/bin/python benchmarks/bench_rewrites.py --data shipped --modes NUMBA,project,NUMBA
+    .venv/bin/python benchmarks/bench_rewrites.py --data shipped --modes NUMBA,without:local_greedy_distributor
 """
 
 from __future__ import annotations
@@ -23,21 +23,17 @@ from bench_dynamic import request_for
 def mode_of(label: str):
     from pytensor.compile.mode import get_mode
 
-    from forecast.models.nutpie_compile import EXCLUDED_REWRITES
-
     if label == "NUMBA":
         return get_mode("NUMBA")
-    if label == "project":
-        return get_mode("NUMBA").excluding(*EXCLUDED_REWRITES)
     if label.startswith("without:"):
         return get_mode("NUMBA").excluding(*label.split(":", 1)[1].split("+"))
-    raise SystemExit(f"unknown mode {label!r}: NUMBA, project or without:REWRITE[+REWRITE]")
+    raise SystemExit(f"unknown mode {label!r}: NUMBA or without:REWRITE[+REWRITE]")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="shipped", help="as bench_dynamic.py's --data")
-    parser.add_argument("--modes", default="NUMBA,project")
+    parser.add_argument("--modes", default="NUMBA,without:local_greedy_distributor")
     args = parser.parse_args()
 
     from nutpie import compile_pymc as nutpie_pymc

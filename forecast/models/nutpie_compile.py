@@ -33,21 +33,13 @@ log = logging.getLogger(__name__)
 
 #: Part of every cache key; bump it when the wrapper source below changes.
 WRAPPER_VERSION = 1
-#: PyTensor rewrites left out of the sampler's compile.  ``local_greedy_distributor`` tries to
-#: distribute every product and quotient over sums; on the dynamic model's shipped graph (the
-#: burst's Newton steps and their gradient are long chains of both) it took about 5 of the 15 s
-#: that PyTensor spent rewriting the log density on every fit, warm caches or not, and the graph
-#: it left had 460 nodes against 459 without it (``benchmarks/bench_rewrites.py``,
-#: ``benchmarks/results/dynamic/rewrites/``).
-EXCLUDED_REWRITES = ("local_greedy_distributor",)
 
 
 def compile_nutpie_model(model, var_names: Iterable[str] | None = None):
     """``nutpie.compile_pymc_model(model, var_names=...)`` with the Numba wrappers cached on disk.
 
-    Same defaults as nutpie's numba backend (initial points from the support point with a
-    uniform jitter on every free variable, model not frozen), less the rewrites of
-    :data:`EXCLUDED_REWRITES`.
+    Same defaults as nutpie's numba backend: initial points from the support point with a
+    uniform jitter on every free variable, model not frozen.
 
     Returns
     -------
@@ -57,7 +49,6 @@ def compile_nutpie_model(model, var_names: Iterable[str] | None = None):
     import nutpie
     from nutpie import compile_pymc as nutpie_pymc
     from pymc.initial_point import make_initial_point_fn
-    from pytensor.compile.mode import get_mode
 
     initial_point = nutpie_pymc._wrap_with_lock(
         make_initial_point_fn(
@@ -70,7 +61,7 @@ def compile_nutpie_model(model, var_names: Iterable[str] | None = None):
     )
     n_dim, n_expanded, logp_pt, expand_pt, initial_point_fn, shape_info = nutpie_pymc._make_functions(
         model,
-        mode=get_mode("NUMBA").excluding(*EXCLUDED_REWRITES),
+        mode="NUMBA",
         compute_grad=True,
         join_expanded=True,
         pymc_initial_point_fn=initial_point,
