@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -166,6 +167,41 @@ def test_serial_and_local_processes_give_identical_scores(tmp_path):
     local = bt.run_backtest(request, LocalProcessExecutor(max_workers=2))
     pd.testing.assert_frame_equal(serial.scores, local.scores)
     pd.testing.assert_frame_equal(serial.exceedance, local.exceedance)
+
+
+def test_workers_started_on_a_new_day_with_a_fresh_cache_run_their_tasks(tmp_path, monkeypatch):
+    """ArviZ 0.23 rewrites a stamp in the user's cache on its first import of a day: each
+    worker imports it as it starts (the tasks here, ``abs``, need nothing of ours), and four
+    of them started together with a stale stamp all run and leave today's stamp behind."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # spawned workers inherit it
+    stamp = tmp_path / "arviz" / "daily_warning"
+    stamp.parent.mkdir()
+    stamp.write_text("2000-01-01")
+    assert LocalProcessExecutor(max_workers=4).map(abs, [-3, 1, -4, 1, -5]) == [3, 1, 4, 1, 5]
+    assert stamp.read_text() != "2000-01-01"
+    assert not stamp.with_suffix(".tmp").exists()
+
+
+def test_a_worker_imports_arviz_only_while_it_holds_the_lock_the_pool_s_workers_share(monkeypatch):
+    """Two workers importing ArviZ at once on a new day race on the temporary file of its
+    stamp (one crashed the pool in CI, 2026-12-06), so they import it one at a time."""
+    from forecast.jobs import executors
+
+    class SpyLock:
+        held = False
+
+        def __enter__(self) -> None:
+            self.held = True
+
+        def __exit__(self, *exc: object) -> None:
+            self.held = False
+
+    lock = SpyLock()
+    imported: list[tuple[str, bool]] = []
+    monkeypatch.setattr(executors.importlib, "import_module", lambda name: imported.append((name, lock.held)))
+    executors._start_worker(logging.WARNING, lock)
+    assert imported == [("arviz", True)]
+    assert not lock.held
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ on the executor, on the number of workers or on the order tasks finish.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import multiprocessing
 from collections.abc import Callable, Sequence
@@ -63,14 +64,28 @@ class LocalProcessExecutor:
         context = multiprocessing.get_context("spawn")
         level = logging.getLogger().getEffectiveLevel()
         with ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_worker_logging, initargs=(level,)
+            max_workers=workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(level, context.Lock()),
         ) as pool:
             return list(pool.map(fn, items))
 
 
-def _worker_logging(level: int) -> None:
-    """Spawned workers start without logging: show their progress lines like the parent's."""
+def _start_worker(level: int, import_lock: Any) -> None:
+    """Set up a spawned worker: logging like the parent's, then ArviZ imported one at a time.
+
+    Spawned workers start without logging, so their progress lines would vanish.  ArviZ 0.23
+    writes a stamp file under the user's cache folder the first time it is imported on a
+    given day, through a temporary file whose name every process shares: two workers
+    importing it at once on such a day (a pool started just after midnight, or with a fresh
+    cache folder) race on that file and one dies with ``FileNotFoundError`` before it has run
+    a task.  Importing it here, under a lock the pool's workers share, lets the first write
+    the stamp and the others read it.
+    """
     logging.basicConfig(level=level, format="%(levelname)s %(message)s")
+    with import_lock:
+        importlib.import_module("arviz")
 
 
 class DaskExecutor:
