@@ -9,7 +9,7 @@ import pymc as pm
 import pytest
 
 from forecast.models.numba_digamma import register_cacheable_digamma
-from forecast.models.nutpie_compile import CompiledModels, compile_nutpie_model
+from forecast.models.nutpie_compile import CompiledModels, compile_nutpie_model, rewrite_cache_key
 
 nutpie = pytest.importorskip("nutpie")
 
@@ -126,3 +126,107 @@ def test_a_model_of_another_structure_or_labels_is_not_handed_a_kept_one():
     compiled, reused = cache.compile(_data_model(np.array([2, 2, 1]), ("x", "y")), ["level", "rate"])
     assert reused and list(compiled.coords["front"]) == ["x", "y"]
     assert len(cache) == 3
+
+
+# --------------------------------------------------------------------------------------------
+# The rewritten functions kept on disk
+# --------------------------------------------------------------------------------------------
+
+
+def _strided_model(counts: np.ndarray, scale: float = 0.5) -> pm.Model:
+    """The count model with a constant whose axis of length 1 has stride 0 (as ``x[None, :]`` has)."""
+    import pytensor.tensor as pt
+
+    weights = np.linspace(0.5, 1.5, len(counts))[None, :]
+    assert weights.strides[0] == 0
+    with pm.Model(coords={"front": ["a", "b"]}) as model:
+        level = pm.Normal("level", 1.0, 1.0)
+        offset = pm.Normal("offset", 0.0, 1.0, dims="front")
+        dispersion = pm.Gamma("dispersion", 2.0, 0.5)
+        rate = pm.Deterministic("rate", pm.math.exp(level + scale * offset), dims="front")
+        mu = rate[[0, 0, 1, 1, 1]][None, :] * pt.exp(level * pt.as_tensor(weights))
+        pm.NegativeBinomial("y", mu=mu, alpha=dispersion, observed=counts[None, :])
+    return model
+
+
+def _has_stride_zero_constant(function) -> bool:
+    from pytensor.graph.basic import Constant
+
+    return any(
+        isinstance(v, Constant) and isinstance(v.data, np.ndarray) and 0 in v.data.strides
+        for v in function.maker.fgraph.variables
+    )
+
+
+def test_a_rewritten_graph_is_loaded_from_disk_and_samples_exactly_as_one_rewritten_afresh(tmp_path, caplog):
+    counts = np.array([3, 1, 4, 1, 5])
+    settings = {"draws": 30, "tune": 30, "chains": 2, "seed": 11, "progress_bar": False}
+    fresh = compile_nutpie_model(_strided_model(counts), var_names=["level", "rate"], rewrite_cache=tmp_path)
+    assert len(list(tmp_path.glob("*.pkl"))) == 2  # the log density and the stored variables
+    assert _has_stride_zero_constant(fresh.logp_func)  # what NumPy's own pickle would not keep
+    with caplog.at_level("INFO", logger="forecast.models.nutpie_compile"):
+        loaded = compile_nutpie_model(_strided_model(counts), var_names=["level", "rate"], rewrite_cache=tmp_path)
+    assert sum("rewritten graph loaded" in r.getMessage() for r in caplog.records) == 2
+    # the loaded graphs are compiled under the same Numba keys as the fresh ones (strides kept)
+    assert loaded.compiled_logp_func.cache_hits == 1
+    assert loaded.compiled_expand_func.cache_hits == 1
+    ours, theirs = nutpie.sample(loaded, **settings), nutpie.sample(fresh, **settings)
+    for name in ("level", "rate"):
+        np.testing.assert_array_equal(ours.posterior[name].to_numpy(), theirs.posterior[name].to_numpy())
+
+
+def test_the_rewrite_key_follows_the_graph_and_its_values_not_its_variables_names():
+    def key_of(model: pm.Model) -> str | None:
+        with model:
+            return rewrite_cache_key(model.value_vars, [model.logp()], "NUMBA")
+
+    counts = np.array([3, 1, 4, 1, 5])
+    keys = [key_of(_strided_model(counts)) for _ in range(2)]
+    assert keys[0] is not None and keys[0] == keys[1]  # built twice: other automatic names, same key
+    assert key_of(_strided_model(np.array([3, 1, 4, 1, 6]))) != keys[0]  # one count
+    assert key_of(_strided_model(counts, scale=0.6)) != keys[0]  # one parameter
+    assert key_of(_data_model(counts)) != key_of(_data_model(np.array([3, 1, 4, 1, 6])))  # a shared value
+    assert rewrite_cache_key(_count_model(counts).value_vars, [pm.logp(pm.Normal.dist(), 0.0)], "NUMBA") != (
+        rewrite_cache_key(_count_model(counts).value_vars, [pm.logp(pm.Normal.dist(), 0.0)], "JAX")
+    )  # the compile's settings
+
+
+def test_a_damaged_file_is_rewritten_afresh_and_replaced(tmp_path, caplog):
+    counts = np.array([2, 7, 1, 8, 2])
+    reference = compile_nutpie_model(_count_model(counts), rewrite_cache=False)
+    assert not list(tmp_path.glob("*.pkl"))
+    compile_nutpie_model(_count_model(counts), rewrite_cache=tmp_path)
+    for path in tmp_path.glob("*.pkl"):
+        path.write_bytes(b"not a pickle")
+    with caplog.at_level("WARNING", logger="forecast.models.nutpie_compile"):
+        again = compile_nutpie_model(_count_model(counts), rewrite_cache=tmp_path)
+    assert sum("rewriting it afresh" in r.getMessage() for r in caplog.records) == 2
+    point = np.random.default_rng(2).normal(size=4)
+    assert _logp_and_gradient(again, point)[0] == _logp_and_gradient(reference, point)[0]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="forecast.models.nutpie_compile"):
+        compile_nutpie_model(_count_model(counts), rewrite_cache=tmp_path)
+    assert sum("rewritten graph loaded" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_only_the_most_recently_used_rewritten_graphs_are_kept(tmp_path, monkeypatch):
+    import forecast.models.nutpie_compile as nutpie_compile
+
+    monkeypatch.setattr(nutpie_compile, "REWRITE_CACHE_ENTRIES", 3)
+    for last in range(3):  # two functions each: six written, three kept
+        compile_nutpie_model(_count_model(np.array([1, 2, 3, 4, last])), rewrite_cache=tmp_path)
+    kept = list(tmp_path.glob("*.pkl"))
+    assert len(kept) == 3
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_compiling_a_graph_does_not_change_the_key_of_a_graph_that_shares_its_parts():
+    """Compiling caches things on operations and constants that graphs share (on the shipped
+    data, the second function's key changed after the first was compiled): the key must not see them."""
+    model = _strided_model(np.array([3, 1, 4, 1, 5]))
+    with model:
+        stored = [model["rate"]]
+        before = rewrite_cache_key(model.value_vars, stored, "NUMBA")
+    compile_nutpie_model(model, var_names=["level", "rate"], rewrite_cache=False)
+    with model:
+        assert rewrite_cache_key(model.value_vars, stored, "NUMBA") == before

@@ -14,6 +14,16 @@ from PyTensor's Numba cache directory (``~/.pytensor/numba``, or ``base_compiled
 ``PYTENSOR_FLAGS``) in a fraction of a second.  A graph that PyTensor itself cannot cache
 gets nutpie's uncached wrapper, so nothing is ever shared between different graphs.
 
+Before that, PyTensor rewrites the log density's graph (canonicalisation, stabilisation,
+fusion), which took 14.5-15 s of every fit of the shipped data even with every cache warm
+(``benchmarks/bench_rewrites.py``).  The rewritten functions are kept on disk too
+(:func:`rewrite_cache_key`): keyed by the whole graph before rewriting (every operation, with
+its parameters, every constant and shared value, the input and output types), the versions of
+PyTensor, PyMC, nutpie, Numba, NumPy and Python, PyTensor's rewrite settings and the source of
+``forecast/models`` (whose operations' ``perform`` folds constants).  A graph that differs in
+any of them is rewritten afresh; one that cannot be described that way (an operation that
+does not pickle) is never cached.
+
 This follows nutpie's internal layout (``nutpie.compile_pymc``), which is why
 ``pyproject.toml`` pins nutpie to one minor version; ``tests/test_nutpie_compile.py`` checks
 the result against ``nutpie.compile_pymc_model`` on a small model.
@@ -21,10 +31,15 @@ the result against ``nutpie.compile_pymc_model`` on a small model.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
+import os
+import pickle
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,13 +48,23 @@ log = logging.getLogger(__name__)
 
 #: Part of every cache key; bump it when the wrapper source below changes.
 WRAPPER_VERSION = 1
+#: Part of every rewritten function's cache key; bump it when what is cached changes.
+REWRITE_CACHE_VERSION = 1
+#: Rewritten functions kept on disk (3-9 MB each on the shipped data); the least recently used go beyond this.
+REWRITE_CACHE_ENTRIES = 16
 
 
-def compile_nutpie_model(model, var_names: Iterable[str] | None = None):
+def compile_nutpie_model(model, var_names: Iterable[str] | None = None, *, rewrite_cache: Path | bool = True):
     """``nutpie.compile_pymc_model(model, var_names=...)`` with the Numba wrappers cached on disk.
 
     Same defaults as nutpie's numba backend: initial points from the support point with a
     uniform jitter on every free variable, model not frozen.
+
+    Parameters
+    ----------
+    rewrite_cache : Path or bool
+        Where the rewritten functions are kept: ``True`` (default) in PyTensor's compile
+        directory (:func:`default_rewrite_cache`), a folder, or ``False`` for none.
 
     Returns
     -------
@@ -59,14 +84,16 @@ def compile_nutpie_model(model, var_names: Iterable[str] | None = None):
             return_transformed=True,
         )
     )
-    n_dim, n_expanded, logp_pt, expand_pt, initial_point_fn, shape_info = nutpie_pymc._make_functions(
-        model,
-        mode="NUMBA",
-        compute_grad=True,
-        join_expanded=True,
-        pymc_initial_point_fn=initial_point,
-        var_names=var_names,
-    )
+    folder = default_rewrite_cache() if rewrite_cache is True else rewrite_cache or None
+    with _rewritten_functions_from(folder):
+        n_dim, n_expanded, logp_pt, expand_pt, initial_point_fn, shape_info = nutpie_pymc._make_functions(
+            model,
+            mode="NUMBA",
+            compute_grad=True,
+            join_expanded=True,
+            pymc_initial_point_fn=initial_point,
+            var_names=var_names,
+        )
     shared_vars, shared_data = _shared(logp_pt, expand_pt)
     user_data = nutpie_pymc.make_user_data(shared_vars, shared_data)
     layout = f"{nutpie.__version__}|{WRAPPER_VERSION}|{n_dim}|{n_expanded}|{user_data.dtype.descr}"
@@ -98,6 +125,239 @@ def compile_nutpie_model(model, var_names: Iterable[str] | None = None):
         logp_func=logp_pt,
         expand_func=expand_pt,
     )
+
+
+def default_rewrite_cache() -> Path:
+    """``forecast_rewritten`` in PyTensor's compile directory (``PYTENSOR_FLAGS=base_compiledir=...``)."""
+    import pytensor
+
+    return Path(pytensor.config.compiledir) / "forecast_rewritten"
+
+
+@contextlib.contextmanager
+def _rewritten_functions_from(folder: Path | None) -> Iterator[None]:
+    """While nutpie builds its PyTensor functions, load those rewritten before from ``folder``.
+
+    nutpie's ``_make_functions`` compiles its two functions with ``pymc.pytensorf.compile``,
+    which it looks up when called: it is replaced here for the duration of that call only.
+    """
+    if folder is None:
+        yield
+        return
+    import pymc.pytensorf
+
+    original = pymc.pytensorf.compile
+
+    def compile_cached(inputs, outputs, *args, **kwargs):
+        return _load_or_compile(folder, original, inputs, outputs, args, kwargs)
+
+    pymc.pytensorf.compile = compile_cached
+    try:
+        yield
+    finally:
+        pymc.pytensorf.compile = original
+
+
+def _load_or_compile(folder: Path, compile_function: Callable, inputs, outputs, args: tuple, kwargs: dict):
+    """The rewritten function of this graph from ``folder``, or compiled (and kept there)."""
+    key = rewrite_cache_key(inputs, outputs, (args, sorted(kwargs.items()), _check_bounds()))
+    if key is None:
+        return compile_function(inputs, outputs, *args, **kwargs)
+    path = folder / f"{key}.pkl"
+    if path.exists():
+        try:
+            with path.open("rb") as handle:
+                function = pickle.load(handle)
+            if function is None:  # PyTensor's ``unpickle_function`` flag is off
+                raise ValueError("PyTensor did not rebuild the function (config.unpickle_function is off)")
+            os.utime(path)
+            log.info("rewritten graph loaded from %s", path)
+            return function
+        except Exception as error:  # a damaged or foreign file: rewrite afresh and replace it
+            log.warning("could not load the rewritten graph %s (%s); rewriting it afresh", path, error)
+    function = compile_function(inputs, outputs, *args, **kwargs)
+    try:
+        _keep(folder, path, function)
+    except Exception as error:  # an unpicklable operation or a full disk: the fit goes on uncached
+        log.info("rewritten graph not kept on disk (%s)", error)
+    return function
+
+
+def _check_bounds() -> bool:
+    """The model's ``check_bounds``, which decides one of PyMC's rewrites (True outside a model)."""
+    import pymc
+
+    try:
+        return bool(pymc.modelcontext(None).check_bounds)
+    except TypeError:
+        return True
+
+
+def _keep(folder: Path, path: Path, function) -> None:
+    """Write ``function`` to ``path`` atomically, then drop the least recently used beyond the limit."""
+    folder.mkdir(parents=True, exist_ok=True)
+    function.pickle_aliased_memory_strategy = "raise"  # never a silently different function
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
+    try:
+        with partial.open("wb") as handle:
+            _StridesPickler(handle, protocol=5).dump(function)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    kept = sorted(folder.glob("*.pkl"), key=_modified, reverse=True)
+    for old in kept[REWRITE_CACHE_ENTRIES:]:
+        old.unlink(missing_ok=True)
+
+
+class _StridesPickler(pickle.Pickler):
+    """A pickler that keeps the strides of contiguous arrays whose strides are not NumPy's default.
+
+    A constant such as ``x[None, :]`` has stride 0 on its axis of length 1, which NumPy's pickle
+    turns into the default stride.  The array is the same, but PyTensor's key for the compiled
+    Numba code hashes the strides (``hash_from_ndarray``), so a function loaded with other
+    strides would miss the Numba cache and be compiled again (100 s on the shipped data).
+    """
+
+    def reducer_override(self, obj):
+        if isinstance(obj, np.ndarray) and type(obj) is np.ndarray and obj.flags.c_contiguous:
+            default = np.empty(obj.shape, dtype=obj.dtype).strides
+            if obj.strides != default:
+                return _restrided, (np.array(obj, order="C", copy=True), obj.strides)
+        return NotImplemented
+
+
+def _restrided(array: np.ndarray, strides: tuple[int, ...]) -> np.ndarray:
+    """``array`` with ``strides`` (which differ from its own only on axes of length 0 or 1)."""
+    return np.lib.stride_tricks.as_strided(array, shape=array.shape, strides=strides)
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # removed by another process meanwhile
+        return 0.0
+
+
+def rewrite_cache_key(inputs, outputs, settings: object = None) -> str | None:
+    """A hash of everything that decides what PyTensor's rewrites make of ``outputs``, or None.
+
+    The graph is described node by node in topological order: each operation by its type and
+    parameters (:func:`_op_description`), the positions of its inputs and the types of its
+    outputs; each root as an explicit input (its position and type), a constant (its type and
+    value) or a shared variable (its name, type and value), values by :func:`_value_description`.
+    Variables' automatic names and creation traces are left out, so the same graph built again,
+    in this process or another, has the same key.  Then the library versions, PyTensor's
+    rewrite settings, the source of ``forecast/models`` and ``settings`` (the compile call's
+    other arguments).  None when part of the graph does not pickle.
+    """
+    import numba
+    import nutpie
+    import pymc
+    import pytensor
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import io_toposort
+
+    config = pytensor.config
+    digest = hashlib.sha256()
+
+    def add(value: object) -> None:
+        digest.update(pickle.dumps(value, protocol=5))
+
+    try:
+        add(
+            (
+                REWRITE_CACHE_VERSION,
+                pytensor.__version__,
+                pymc.__version__,
+                nutpie.__version__,
+                numba.__version__,
+                np.__version__,
+                sys.version,
+                config.floatX,
+                config.optimizer,
+                config.optimizer_including,
+                config.optimizer_excluding,
+                config.optimizer_requiring,
+                config.numba__fastmath,
+                config.mode,
+                config.linker,
+                _model_sources(),
+                repr(settings),
+            )
+        )
+        inputs, outputs = list(inputs), list(outputs)
+        index: dict[int, int] = {}  # id of a variable -> its position (by identity, never by value)
+
+        def root(variable) -> None:
+            if id(variable) in index:
+                return
+            if any(variable is explicit for explicit in inputs):
+                add(("input", next(i for i, x in enumerate(inputs) if x is variable), variable.type))
+            elif isinstance(variable, Constant):
+                add(("constant", variable.type, _value_description(variable.data)))
+            elif isinstance(variable, SharedVariable):
+                add(("shared", variable.name, variable.type, _value_description(variable.get_value(borrow=True))))
+            else:
+                add(("free", variable.name, variable.type))
+            index[id(variable)] = len(index)
+
+        for node in io_toposort([], outputs):
+            for variable in node.inputs:
+                if variable.owner is None:
+                    root(variable)
+            add(
+                (
+                    "node",
+                    _op_description(node.op),
+                    tuple(index[id(v)] for v in node.inputs),
+                    tuple(o.type for o in node.outputs),
+                )
+            )
+            for variable in node.outputs:
+                index[id(variable)] = len(index)
+        for variable in [*inputs, *outputs]:
+            if variable.owner is None:
+                root(variable)
+        add(("outputs", tuple(index[id(v)] for v in outputs), tuple(index[id(v)] for v in inputs)))
+    except Exception as error:  # an operation or value that does not pickle: no key, no cache
+        log.info("graph not described for the rewrite cache (%s)", error)
+        return None
+    return digest.hexdigest()
+
+
+def _value_description(value: object) -> object:
+    """An array by its dtype, shape and bytes (not its flags, strides or how its dtype was made)."""
+    if isinstance(value, np.ndarray | np.generic):
+        array = np.ascontiguousarray(value)
+        return ("array", array.dtype.str, array.shape, array.tobytes())
+    return value
+
+
+def _op_description(op) -> object:
+    """An operation as PyTensor itself tells operations apart: its type and its ``__props__``.
+
+    Pickling the operation whole would also take in what compiling it caches on it (a second
+    graph that shares an operation with a compiled one would get another key).  Operations
+    without ``__props__`` are pickled whole; parameters that are operations are described the
+    same way.
+    """
+    from pytensor.graph.op import Op
+
+    names = getattr(op, "__props__", None)
+    if names is None:
+        return op
+    values = tuple(_op_description(value) if isinstance(value, Op) else value for value in op._props())
+    return (type(op).__module__, type(op).__qualname__, tuple(names), values)
+
+
+def _model_sources() -> str:
+    """A hash of the source of ``forecast/models`` (its operations' ``perform`` folds constants)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _shared(logp_pt, expand_pt) -> tuple[dict, dict[str, np.ndarray]]:
