@@ -91,6 +91,38 @@ def report(path: Path) -> None:
     print(f"  fronts at least as good as the moving average: {beat_average}/{len(fronts)}")
     print(f"  fronts with CRPS <= the last value's absolute error: {beat_naive}/{len(fronts)}")
     asymmetry(table)
+    where_it_loses(table, fronts)
+
+
+def where_it_loses(table: pd.DataFrame, fronts: pd.DataFrame) -> None:
+    """Which fronts the model loses to the moving average on, and how far their outcomes move.
+
+    Per front: the model's CRPS over the moving average's, against the moving average's CRPS over
+    the last value's absolute error (how much better than "next = last" averaging is on that
+    front), their correlation across fronts in logs; and, in logs against the last value, the
+    slope of the outcome and of the model's mean on the moving average (0: the last value, 1: the
+    moving average, above 1: beyond it, back toward an older level).
+    """
+    ratio = fronts["model_crps"] / fronts["average_crps"]
+    averaging = fronts["average_crps"] / fronts["naive"]
+    keep = np.isfinite(np.log(ratio)) & np.isfinite(np.log(averaging))
+    correlation = np.corrcoef(np.log(ratio[keep]), np.log(averaging[keep]))[0, 1]
+    print(
+        "  per front, log(model CRPS / average's) against log(average's CRPS / last value's error): "
+        f"correlation {correlation:+.2f}"
+    )
+
+    def toward_average(values: pd.Series) -> pd.Series:
+        x = np.log((table["average"] + 1) / (table["last"] + 1))
+        y = np.log((values + 1) / (table["last"] + 1))
+        return (x * y).groupby(level="front").sum() / (x * x).groupby(level="front").sum()
+
+    outcome, model = toward_average(table["observed"]), toward_average(table["model_mean"])
+    for label, rows in (("losing to", ratio > 1), ("at least as good as", ratio <= 1)):
+        print(
+            f"  fronts {label} the moving average ({int(rows.sum())}): slope toward the average, median, "
+            f"outcome {outcome[rows].median():+.2f}, model's mean {model[rows].median():+.2f}"
+        )
 
 
 def asymmetry(table: pd.DataFrame) -> None:

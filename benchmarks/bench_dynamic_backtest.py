@@ -29,6 +29,9 @@ Examples::
         --out benchmarks/results/backtest/dynamic
     .venv/bin/python benchmarks/bench_dynamic_backtest.py --data shipped --origins 20 --models dynamic
     .venv/bin/python benchmarks/bench_dynamic_backtest.py --data simulated --models dynamic,changepoint
+
+``--seed`` changes only the backtest's base seed (the chains' starting points and noise, the
+forecast draws): run the same model twice with two seeds to see how far a figure moves by chance.
 """
 
 from __future__ import annotations
@@ -158,9 +161,9 @@ def data_args(data: str, folder: Path) -> list[str]:
     raise SystemExit(f"unknown data {data!r}: shipped, acled, acled:FRONT, simulated, killed or killed-weekly")
 
 
-def run(model: str, data: str, origins: int, workers: int, out: Path) -> float:
+def run(model: str, data: str, origins: int, workers: int, out: Path, seed: int) -> float:
     command = [sys.executable, "-m", "forecast", "-q", "backtest", *data_args(data, out.parent / "inputs")]
-    command += ["--origins", str(origins)]
+    command += ["--origins", str(origins), "--seed", str(seed)]
     command += ["--model", model, "--workers", str(workers), "--out", str(out)]
     print("$", " ".join(command), flush=True)
     start = time.perf_counter()
@@ -278,6 +281,9 @@ def main() -> int:
     parser.add_argument("--models", default="dynamic", help="comma-separated: dynamic, changepoint")
     parser.add_argument("--origins", type=int, default=12)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--seed", type=int, default=1, help="the backtest's base seed (default 1, as in every earlier run)"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/backtest/dynamic"))
     parser.add_argument("--tables-only", action="store_true", help="re-read the backtests' files only")
     parser.add_argument(
@@ -296,7 +302,7 @@ def main() -> int:
     for model in [m.strip() for m in args.models.split(",") if m.strip()]:
         folder = (source if args.tables_only else args.out) / f"{args.data.replace(':', '-')}-{model}"
         done = args.tables_only or (args.resume and (folder / "summary.json").exists())
-        wall = None if done else run(model, args.data, args.origins, args.workers, folder)
+        wall = None if done else run(model, args.data, args.origins, args.workers, folder, args.seed)
         result = evaluate(folder)
         result["wall_s"] = round(wall, 1) if wall is not None else None
         results[model] = result
