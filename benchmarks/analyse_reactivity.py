@@ -13,14 +13,19 @@ Reads the ``scores.csv`` of one or more backtests (``bench_dynamic_backtest.py``
 * the same reaction in log terms, separately after a last value above and below the moving
   average (``|log ratio| > 0.05``): the slope on ``log((last + 1) / (average + 1))`` of
   ``log((x + 1) / (average + 1))`` for the model's mean, lower and upper quartiles and their
-  midpoint, and for the outcome itself (what a forecaster should follow).
+  midpoint, and for the outcome itself (what a forecaster should follow);
+* per front (:func:`where_it_loses`): how the model's ratio to the moving average tracks how much
+  the average beats the last value there, and how far the outcome and the model's mean move
+  toward the average on the fronts that lose and on those that win.
 
 With ``--events TABLE`` (the table the backtest read: ``date``, ``end_date``, ``front``, ``count``)
 it also prints what exponential smoothing of the rates scores on the same targets: a forecaster that
 follows the last value with a weight (point errors only, against the moving average's and the last
 value's from the file).  First with a few fixed weights, then with weights chosen from each origin's
 training data alone, per front and one for all fronts: a fixed weight that scores well was picked
-after seeing the outcomes, a fitted one is what a forecaster could have known.  Example::
+after seeing the outcomes, a fitted one is what a forecaster could have known.  Then
+(:func:`predictability`) whether a front's training months, through the autocorrelation of their
+changes, predict how far the model and the outcomes move toward the average.  Example::
 
     .venv/bin/python benchmarks/analyse_reactivity.py \
         benchmarks/results/backtest/rerun_2e95976/acled-dynamic/scores.csv \
@@ -112,12 +117,7 @@ def where_it_loses(table: pd.DataFrame, fronts: pd.DataFrame) -> None:
         f"correlation {correlation:+.2f}"
     )
 
-    def toward_average(values: pd.Series) -> pd.Series:
-        x = np.log((table["average"] + 1) / (table["last"] + 1))
-        y = np.log((values + 1) / (table["last"] + 1))
-        return (x * y).groupby(level="front").sum() / (x * x).groupby(level="front").sum()
-
-    outcome, model = toward_average(table["observed"]), toward_average(table["model_mean"])
+    outcome, model = toward_average(table, table["observed"]), toward_average(table, table["model_mean"])
     for label, rows in (("losing to", ratio > 1), ("at least as good as", ratio <= 1)):
         print(
             f"  fronts {label} the moving average ({int(rows.sum())}): slope toward the average, median, "
@@ -144,6 +144,13 @@ def asymmetry(table: pd.DataFrame) -> None:
             f"{name} {np.polyfit(last[rows], log_ratio(values)[rows], 1)[0]:+.2f}" for name, values in columns.items()
         )
         print(f"  last {label} the average (n {int(rows.sum())}), slope on the last value in logs: {slopes}")
+
+
+def toward_average(table: pd.DataFrame, values: pd.Series) -> pd.Series:
+    """Per front, the slope of ``values`` on the moving average, in logs against the last value."""
+    x = np.log((table["average"] + 1) / (table["last"] + 1))
+    y = np.log((values + 1) / (table["last"] + 1))
+    return (x * y).groupby(level="front").sum() / (x * x).groupby(level="front").sum()
 
 
 #: Weights tried when a smoothing weight is chosen from the training data; the first periods are its burn-in.
@@ -209,11 +216,41 @@ def smoothing(events: Path, table: pd.DataFrame) -> None:
             f"fronts, <= the last value's on {(mean[column] <= mean['last']).sum()}/{len(mean)}; "
             f"pooled ratio to the moving average's {mean[column].sum() / mean['average'].sum():.3f}"
         )
+    predictability(series, table)
     chosen = [float(FITTED_WEIGHTS[i]) for _, i in sorted(pooled_choice.items())]
     print(
         f"  weights fitted per front: median {rows['per front weight'].median():.2f}, "
         f"quartiles {rows['per front weight'].quantile(0.25):.2f}-{rows['per front weight'].quantile(0.75):.2f}; "
         f"fitted on all fronts, origin by origin: {', '.join(f'{w:.2f}' for w in chosen)}"
+    )
+
+
+def predictability(series: dict[str, pd.DataFrame], table: pd.DataFrame) -> None:
+    """Whether a front's training months tell how far its outcomes return to the average.
+
+    Per front, averaged over its origins: the lag-1 autocorrelation of the training months'
+    changes in log counts (about -0.5 for noise around a steady level, 0 for a random walk).
+    Printed: its correlation across fronts with the slope toward the average of the model's
+    mean and of the outcome (:func:`toward_average`), and the outcome's with the model's ratio
+    to the moving average's CRPS.
+    """
+    rows = []
+    for (front, _), target in table.iterrows():
+        history = series[front]
+        training = history[history["end_date"] < pd.Timestamp(target["target_start"])]
+        changes = np.diff(np.log1p(training["count"].to_numpy(float)))
+        rows.append((front, np.corrcoef(changes[:-1], changes[1:])[0, 1]))
+    fronts = pd.DataFrame(rows, columns=["front", "autocorrelation"]).groupby("front").mean()
+    fronts["model"] = toward_average(table, table["model_mean"])
+    fronts["outcome"] = toward_average(table, table["observed"])
+    means = table.groupby(level="front").mean(numeric_only=True)
+    fronts["ratio"] = means["model_crps"] / means["average_crps"]
+    correlations = fronts.corr()
+    print(
+        "  per front, the training months' lag-1 autocorrelation of changes in log counts: correlation "
+        f"{correlations.loc['autocorrelation', 'model']:+.2f} with the model's slope toward the average, "
+        f"{correlations.loc['autocorrelation', 'outcome']:+.2f} with the outcome's; the outcome's slope "
+        f"{correlations.loc['outcome', 'ratio']:+.2f} with the model's ratio to the average's CRPS"
     )
 
 
