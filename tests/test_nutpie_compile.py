@@ -209,14 +209,24 @@ def test_a_damaged_file_is_rewritten_afresh_and_replaced(tmp_path, caplog):
     assert sum("rewritten graph loaded" in r.getMessage() for r in caplog.records) == 2
 
 
-def test_only_the_most_recently_used_rewritten_graphs_are_kept(tmp_path, monkeypatch):
+def test_the_rewritten_graphs_kept_stay_within_their_budget_newest_first(tmp_path, monkeypatch):
     import forecast.models.nutpie_compile as nutpie_compile
 
-    monkeypatch.setattr(nutpie_compile, "REWRITE_CACHE_ENTRIES", 3)
-    for last in range(3):  # two functions each: six written, three kept
-        compile_nutpie_model(_count_model(np.array([1, 2, 3, 4, last])), rewrite_cache=tmp_path)
-    kept = list(tmp_path.glob("*.pkl"))
-    assert len(kept) == 3
+    counts = np.array([1, 2, 3, 4, 5])
+    for scale in (0.1, 0.2, 0.3):  # two functions each (the scale is in both), all within the default budget
+        compile_nutpie_model(_strided_model(counts, scale), rewrite_cache=tmp_path)
+    assert len(list(tmp_path.glob("*.pkl"))) == 6
+    newest = sorted(tmp_path.glob("*.pkl"), key=lambda p: p.stat().st_mtime)[-2:]
+    budget = sum(p.stat().st_size for p in newest)
+    smallest = min(p.stat().st_size for p in tmp_path.glob("*.pkl"))
+    # room for two pairs like the newest (the next compile writes one of the same sizes), not for a fifth file
+    monkeypatch.setattr(nutpie_compile, "REWRITE_CACHE_BYTES", 2 * budget + smallest // 2)
+    compile_nutpie_model(_strided_model(counts, 0.4), rewrite_cache=tmp_path)
+    assert len(list(tmp_path.glob("*.pkl"))) == 4  # the two written now and the two before them
+    assert all(p.exists() for p in newest)
+    monkeypatch.setattr(nutpie_compile, "REWRITE_CACHE_BYTES", 1)  # the newest is kept whatever its size
+    compile_nutpie_model(_strided_model(counts, 0.5), rewrite_cache=tmp_path)
+    assert len(list(tmp_path.glob("*.pkl"))) == 1
     assert not list(tmp_path.glob("*.tmp"))
 
 

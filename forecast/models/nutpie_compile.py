@@ -50,8 +50,9 @@ log = logging.getLogger(__name__)
 WRAPPER_VERSION = 1
 #: Part of every rewritten function's cache key; bump it when what is cached changes.
 REWRITE_CACHE_VERSION = 1
-#: Rewritten functions kept on disk (3-9 MB each on the shipped data); the least recently used go beyond this.
-REWRITE_CACHE_ENTRIES = 16
+#: Bytes of rewritten functions kept on disk (3.5 and 8.6 MB for the shipped data's two, under 1 MB
+#: for a test's small model): the least recently used go beyond this, the newest is always kept.
+REWRITE_CACHE_BYTES = 256 * 2**20
 
 
 def compile_nutpie_model(model, var_names: Iterable[str] | None = None, *, rewrite_cache: Path | bool = True):
@@ -204,9 +205,11 @@ def _keep(folder: Path, path: Path, function) -> None:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
-    kept = sorted(folder.glob("*.pkl"), key=_modified, reverse=True)
-    for old in kept[REWRITE_CACHE_ENTRIES:]:
-        old.unlink(missing_ok=True)
+    total = 0
+    for number, (_, size, kept) in enumerate(sorted(_listing(folder), reverse=True)):
+        total += size
+        if number and total > REWRITE_CACHE_BYTES:
+            kept.unlink(missing_ok=True)
 
 
 class _StridesPickler(pickle.Pickler):
@@ -231,11 +234,16 @@ def _restrided(array: np.ndarray, strides: tuple[int, ...]) -> np.ndarray:
     return np.lib.stride_tricks.as_strided(array, shape=array.shape, strides=strides)
 
 
-def _modified(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:  # removed by another process meanwhile
-        return 0.0
+def _listing(folder: Path) -> list[tuple[float, int, Path]]:
+    """``(modified, size, path)`` of each kept function, less any another process removed meanwhile."""
+    listing = []
+    for path in folder.glob("*.pkl"):
+        try:
+            status = path.stat()
+        except FileNotFoundError:
+            continue
+        listing.append((status.st_mtime, status.st_size, path))
+    return listing
 
 
 def rewrite_cache_key(inputs, outputs, settings: object = None) -> str | None:
