@@ -295,13 +295,14 @@ def rewrite_cache_key(inputs, outputs, settings: object = None) -> str | None:
             )
         )
         inputs, outputs = list(inputs), list(outputs)
+        explicit = {id(variable): position for position, variable in enumerate(inputs)}
         index: dict[int, int] = {}  # id of a variable -> its position (by identity, never by value)
 
         def root(variable) -> None:
             if id(variable) in index:
                 return
-            if any(variable is explicit for explicit in inputs):
-                add(("input", next(i for i, x in enumerate(inputs) if x is variable), variable.type))
+            if id(variable) in explicit:
+                add(("input", explicit[id(variable)], variable.type))
             elif isinstance(variable, Constant):
                 add(("constant", variable.type, _value_description(variable.data)))
             elif isinstance(variable, SharedVariable):
