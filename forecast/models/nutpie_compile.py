@@ -374,8 +374,13 @@ def _shared(logp_pt, expand_pt) -> tuple[dict, dict[str, np.ndarray]]:
     shared_vars: dict = {}
     shared_data: dict[str, np.ndarray] = {}
     for variable in [*logp_pt.get_shared(), *expand_pt.get_shared()]:
-        if variable.name in shared_vars and shared_vars[variable.name] is not variable:
-            raise ValueError(f"shared variables must have unique names: {variable.name}")
+        known = shared_vars.get(variable.name)
+        if known is not None and known is not variable:
+            # Two functions loaded from disk each bring their own copy of a variable they both
+            # read; nutpie hands data over by name, so equal copies are one variable.
+            if known.type != variable.type or not np.array_equal(known.get_value(), variable.get_value()):
+                raise ValueError(f"shared variables must have unique names: {variable.name}")
+            continue
         value = np.array(variable.get_value(), order="C", copy=True)
         value.flags.writeable = False
         shared_vars[variable.name] = variable
