@@ -14,7 +14,7 @@ Samplers
 --------
 ``pymc``                 PyMC's NUTS, ``pm.sample(nuts_sampler="pymc")``, marginalised model.
 ``nutpie``               ``nutpie.compile_pymc_model`` then ``nutpie.sample`` with the project's
-                         ``SAMPLER_KWARGS["nutpie"]``, marginalised model.
+                         ``SAMPLER_KWARGS["changepoint"]["nutpie"]``, marginalised model.
 ``numpyro``              ``pm.sample(nuts_sampler="numpyro")``, marginalised model (only when
                          numpyro and jax are installed).
 ``discrete-metropolis``  :func:`tools.discrete_changepoint.build_discrete_changepoint_model`,
@@ -295,7 +295,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, object]:
             seed=args.seed,
             target_accept=TARGET_ACCEPT,
             progress_bar=False,
-            **SAMPLER_KWARGS.get("nutpie", {}),
+            **SAMPLER_KWARGS["changepoint"]["nutpie"],
         )
         result["sampling_s"] = time.perf_counter() - start
         result["setup_s"] = result["build_s"] + compile_s
@@ -317,7 +317,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, object]:
             progressbar=False,
             compute_convergence_checks=False,
             model=model,
-            nuts_sampler_kwargs=SAMPLER_KWARGS.get(sampler, {}),
+            nuts_sampler_kwargs=SAMPLER_KWARGS["changepoint"].get(sampler, {}),
         )
         call_s = time.perf_counter() - start
         sampling_s = idata.posterior.attrs.get("sampling_time")

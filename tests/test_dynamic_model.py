@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -999,3 +1000,28 @@ def test_the_observations_recomputed_from_the_stored_paths_are_the_graphs_own(mo
     np.testing.assert_allclose(levels.loglik, posterior["obs_loglik"].to_numpy(), rtol=1e-9, atol=1e-9)
     with pytest.raises(ValueError, match=r"still depend on \[.*'burst_whitened'\]"):
         model.derived(posterior[given], names, mode=mode, given=[name for name in given if name != "burst"])
+
+
+@pytest.mark.parametrize(("family", "low_rank"), [("dynamic", False), ("changepoint", True)])
+def test_each_family_asks_nutpie_for_its_own_mass_matrix(monkeypatch, family, low_rank):
+    """The dynamic model's centred-and-spread hyperparameters leave nothing for nutpie's low-rank
+    correction to learn, so it samples with a diagonal matrix; the changepoint model keeps the
+    low-rank one for its baselines against their jumps.  The fit records which it used."""
+    import nutpie
+
+    import forecast.models.model as model_module
+
+    asked = {}
+
+    def fake_sample(compiled, **kwargs):
+        asked.update(kwargs)
+        return az.InferenceData(posterior=xr.Dataset({"x": (("chain", "draw"), np.zeros((2, 3)))}))
+
+    monkeypatch.setattr(model_module, "compile_nutpie_model", lambda graph, var_names: object())
+    monkeypatch.setattr(nutpie, "sample", fake_sample)
+    options = DYNAMIC if family == "dynamic" else ModelOptions(changepoints=1)
+    model = EscalationModel(daily_panel(days=30), None, options=options)
+    result = model.fit(model_module.SamplerSettings(draws=3, tune=3, random_seed=1, progressbar=False))
+    assert asked["low_rank_modified_mass_matrix"] is low_rank
+    expected = "low-rank modified" if low_rank else "diagonal"
+    assert result.idata.posterior.attrs["mass_matrix"] == expected

@@ -47,17 +47,28 @@ DEFAULT_SAMPLER = "nutpie"
 #: their rank-normalised R-hats sits at the 1.01 limit by noise with 2 x 1000 draws (Ethiopia's
 #: monthly battles, six fits: 1.009-1.015, bulk ESS above 1,100 everywhere; 10 of 12 six-front
 #: backtest fits "failed" at 1.010-1.013) and well below it with 2 x 2000 (six fronts: 1.004-1.007).
-#: ``benchmarks/bench_latent_rhat.py`` measures it.
-DEFAULT_DRAWS = {"changepoint": 1000, "dynamic": 2000}
+#: ``benchmarks/bench_latent_rhat.py`` measures it.  3000 since the dynamic model samples with a
+#: diagonal mass matrix (``SAMPLER_KWARGS``): a draw is cheaper but mixes the sparsest fronts'
+#: dispersion a little worse, and 2 x 3000 diagonal draws take less time than 2 x 2000 low-rank
+#: ones and pass as often (45-series ACLED backtest: 11/12 fits, mean fit 68.3 s against 89.1 s;
+#: 9/12 at 2 x 2000 diagonal draws, 48.1 s; benchmarks/results/sampler_settings/after_centres/).
+DEFAULT_DRAWS = {"changepoint": 1000, "dynamic": 3000}
 #: Tuning iterations per chain by model family when none are asked for.  nutpie's adaptation of
 #: the dynamic model has settled well before 500: the same 31 gradient evaluations a draw after 500
 #: tuning iterations as after 1000, on the shipped data, with diagnostics no worse (three seeds
 #: each at 2 x 1000 draws: largest R-hat 1.011-1.012 against 1.011-1.02), and the sampling a
 #: quarter shorter (``benchmarks/results/dynamic/tune/``).
 DEFAULT_TUNE = {"changepoint": 1000, "dynamic": 500}
-#: Per-sampler options.  nutpie's low-rank mass matrix adapts to the posterior correlation
-#: between a front's baseline and its jumps (ESS with it: benchmarks/results/bench_models.md).
-SAMPLER_KWARGS: dict[str, dict[str, object]] = {"nutpie": {"low_rank_modified_mass_matrix": True}}
+#: Options per model family and sampler.  For the changepoint model nutpie's low-rank mass matrix
+#: adapts to the posterior correlation between a front's baseline and its jumps (ESS with it:
+#: benchmarks/results/bench_models.md).  The dynamic model samples its pooled hyperparameters as
+#: centres and zero-sum spreads, so the correlation the low-rank correction learned there (a
+#: population mean against the sum of its offsets) is gone, and a diagonal matrix samples it
+#: faster with no more gradients a draw (benchmarks/results/sampler_settings/after_centres/).
+SAMPLER_KWARGS: dict[str, dict[str, dict[str, object]]] = {
+    "changepoint": {"nutpie": {"low_rank_modified_mass_matrix": True}},
+    "dynamic": {"nutpie": {"low_rank_modified_mass_matrix": False}},
+}
 #: Hierarchical priors whose parameterisation follows ``ModelOptions.parameterization``.
 HIERARCHICAL_PRIORS = ("baseline", "jump")
 
@@ -256,7 +267,7 @@ class EscalationModel:
                 progressbar=settings.progressbar,
                 compute_convergence_checks=False,
                 model=model,
-                nuts_sampler_kwargs=SAMPLER_KWARGS.get(settings.sampler, {}),
+                nuts_sampler_kwargs=SAMPLER_KWARGS[family].get(settings.sampler, {}),
             )
             timings["sample_s"] = time.perf_counter() - start
         if len(self.pad_days):  # the padded periods after the data are not part of the result
@@ -282,6 +293,7 @@ class EscalationModel:
             "reused from an earlier fit of the same graph" if reused else "compiled",
             timings["compile_s"],
         )
+        options = SAMPLER_KWARGS[self.options.family]["nutpie"]
         start = time.perf_counter()
         idata = nutpie.sample(
             compiled,
@@ -291,7 +303,7 @@ class EscalationModel:
             target_accept=settings.target_accept,
             seed=settings.random_seed,
             progress_bar=settings.progressbar,
-            **SAMPLER_KWARGS["nutpie"],
+            **options,
         )
         timings["sample_s"] = time.perf_counter() - start
         # The tuning draws are not posterior draws and nothing reads them; they were a third of
@@ -304,6 +316,7 @@ class EscalationModel:
             tuning_steps=settings.tune,
             inference_library="nutpie",
             compiled_model_reused=int(reused),
+            mass_matrix="low-rank modified" if options.get("low_rank_modified_mass_matrix") else "diagonal",
         )
         return idata
 
