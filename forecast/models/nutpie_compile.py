@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -360,8 +361,9 @@ def _op_description(op) -> object:
     return (type(op).__module__, type(op).__qualname__, tuple(names), values)
 
 
+@functools.cache
 def _model_sources() -> str:
-    """A hash of the source of ``forecast/models`` (its operations' ``perform`` folds constants)."""
+    """A hash of the source of ``forecast/models`` (its operations' ``perform`` folds constants), read once."""
     digest = hashlib.sha256()
     for path in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(path.name.encode())
@@ -378,7 +380,9 @@ def _shared(logp_pt, expand_pt) -> tuple[dict, dict[str, np.ndarray]]:
         if known is not None and known is not variable:
             # Two functions loaded from disk each bring their own copy of a variable they both
             # read; nutpie hands data over by name, so equal copies are one variable.
-            if known.type != variable.type or not np.array_equal(known.get_value(), variable.get_value()):
+            mine, theirs = known.get_value(borrow=True), variable.get_value(borrow=True)
+            nan = np.asarray(mine).dtype.kind in "fc"  # a missing value is equal to itself here
+            if known.type != variable.type or not np.array_equal(mine, theirs, equal_nan=nan):
                 raise ValueError(f"shared variables must have unique names: {variable.name}")
             continue
         value = np.array(variable.get_value(), order="C", copy=True)
