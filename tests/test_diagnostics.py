@@ -275,3 +275,29 @@ def test_rank_diagnostics_keep_the_element_shape_and_reject_a_flat_array():
     assert rhat.shape == bulk.shape == tail.shape == (3, 5)
     with pytest.raises(ValueError, match="chain, draw"):
         rank_diagnostics(np.zeros(10))
+
+
+def test_rank_diagnostics_in_parallel_chunks_equal_one_chunk_at_a_time(monkeypatch):
+    """Chunks run on several threads write every element, each exactly as one thread would."""
+    from forecast.checks import rank_diagnostics as module
+
+    rng = np.random.default_rng(11)
+    x = np.concatenate([_ar1_elements(2, 60, 20, 0.7, rng), np.round(_ar1_elements(2, 60, 5, 0.3, rng), 1)], axis=2)
+    x[1, 7, 4] = np.nan
+    monkeypatch.setattr(module, "MAX_THREADS", 1)
+    alone = module.rank_diagnostics(x)
+    monkeypatch.setattr(module, "CHUNK", 3)  # 9 chunks
+    monkeypatch.setattr(module, "_threads", lambda: 4)  # whatever the machine's cores
+    threads = []
+    pool = module.ThreadPoolExecutor
+
+    def counting_pool(workers):
+        threads.append(workers)
+        return pool(workers)
+
+    monkeypatch.setattr(module, "ThreadPoolExecutor", counting_pool)
+    parallel = module.rank_diagnostics(x)
+    assert threads == [4]
+    for got, want in zip(parallel, alone, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert np.isnan(parallel[0][4]) and np.all(np.isfinite(parallel[1][np.arange(25) != 4]))

@@ -6,7 +6,10 @@ improved R-hat"), step for step, but vectorised over a variable's elements inste
 element by element: ArviZ ranks, transforms and autocorrelates each scalar in Python.  On 2
 chains x 1000 draws of 4,231 scalars (as many as the 45-series ACLED fit stores) ArviZ took
 12.4 s and this module 2.3 s (``benchmarks/bench_diagnostics.py``); a warm shipped fit took 69.9 s
-where it took 80.8 s.  ``tests/test_diagnostics.py`` holds the results equal to ArviZ's.
+where it took 80.8 s.  ``tests/test_diagnostics.py`` holds the results equal to ArviZ's.  The split
+draws are sorted once per element (bulk ranks, median, tail quantiles), the normal scores come from
+a table, and chunks of elements run on threads: on 2 chains x 3000 draws of 6,713 scalars (the
+ACLED fit at the dynamic model's default draws), 5.4 s where the code before took 11.4 s, on 2 cores.
 
 For an element with draws :math:`x_{c,d}` (chain :math:`c`, draw :math:`d`):
 
@@ -27,6 +30,9 @@ gets an undefined R-hat (NaN, 0/0) and an ESS equal to its number of draws, as i
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy.fft import next_fast_len
 from scipy.special import ndtri
@@ -38,6 +44,9 @@ MIN_DRAWS = 4
 #: Elements handled at once: bounds the memory of the FFTs (a chunk of 256 elements of 4 chains x
 #: 1000 draws is about 60 MB).
 CHUNK = 256
+#: Most threads that work on the chunks at once: NumPy's sorts, FFTs and array arithmetic release
+#: the GIL, so the chunks run in parallel on the cores a fit has just used for its chains.
+MAX_THREADS = 4
 #: Tail probabilities of the tail ESS.
 TAIL_PROBABILITIES = (0.05, 0.95)
 
@@ -63,17 +72,51 @@ def rank_diagnostics(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
         constant = finite & np.all(flat == flat[:, :1, :1], axis=(1, 2))
         bulk[constant] = tail[constant] = float(chains * 2 * (draws // 2))
         rows = np.flatnonzero(finite & ~constant)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            for start in range(0, len(rows), CHUNK):
-                chunk = rows[start : start + CHUNK]
-                x = flat[chunk]
-                split = _split_chains(x)
-                z = _z_scale(split)
-                if chains >= 2:
-                    rhat[chunk] = _rank_rhat(split, z)
-                bulk[chunk] = _ess(z)
-                tail[chunk] = _tail_ess(x)
+        chunks = [rows[start : start + CHUNK] for start in range(0, len(rows), CHUNK)]
+
+        def run(chunk: np.ndarray) -> None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rhat[chunk], bulk[chunk], tail[chunk] = _chunk_diagnostics(flat[chunk])
+
+        threads = min(len(chunks), _threads())
+        if threads > 1:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(run, chunks))
+        else:
+            for chunk in chunks:
+                run(chunk)
     return rhat.reshape(shape), bulk.reshape(shape), tail.reshape(shape)
+
+
+def _threads() -> int:
+    """Threads for the chunks: the cores this process may use, at most :data:`MAX_THREADS`."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_THREADS))
+
+
+def _chunk_diagnostics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(rhat, ess_bulk, ess_tail)`` of (element, chain, draw) finite, non-constant draws.
+
+    The split draws are sorted once: their order gives the bulk ranks, the median of the folded
+    draws and, when no draw is left out of the split (an even number a chain), the tail quantiles.
+    """
+    chains, draws = x.shape[1:]
+    split = _split_chains(x)
+    pooled = split.reshape(split.shape[0], -1)
+    order = np.argsort(pooled, axis=1)
+    ordered = np.take_along_axis(pooled, order, axis=1)
+    z = _normal_scores(_ranks_of_sorted(ordered, order)).reshape(split.shape)
+    rhat = np.full(x.shape[0], np.nan)
+    if chains >= 2:
+        middle = pooled.shape[1] // 2  # the split draws are 2 x chains x (draws // 2): an even number
+        median = (ordered[:, middle - 1] + ordered[:, middle]) / 2.0  # np.median's arithmetic
+        bulk, tail = _rhat(z), _rhat(_z_scale(np.abs(split - median[:, None, None])))
+        rhat = np.where(tail > bulk, tail, bulk)  # Python's max(bulk, tail), NaN included
+    every = ordered if draws % 2 == 0 else np.sort(x.reshape(x.shape[0], -1), axis=1)
+    return rhat, _ess(z), _tail_ess(x, every)
 
 
 def _split_chains(x: np.ndarray) -> np.ndarray:
@@ -84,9 +127,13 @@ def _split_chains(x: np.ndarray) -> np.ndarray:
 
 def _average_ranks(x: np.ndarray) -> np.ndarray:
     """Ranks (1-based) of each row's values, ties given their average rank (``rankdata(method="average")``)."""
-    n_rows, n = x.shape
     order = np.argsort(x, axis=1)  # ties get their average rank below, whatever their order
-    ordered = np.take_along_axis(x, order, axis=1)
+    return _ranks_of_sorted(np.take_along_axis(x, order, axis=1), order)
+
+
+def _ranks_of_sorted(ordered: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """:func:`_average_ranks` of rows whose ``argsort`` is ``order`` and sorted values ``ordered``."""
+    n_rows, n = ordered.shape
     position = np.broadcast_to(np.arange(n), (n_rows, n))
     starts = np.ones((n_rows, n), dtype=bool)
     starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
@@ -101,10 +148,19 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
 
 def _z_scale(x: np.ndarray) -> np.ndarray:
     """Rank-normalise each element over all its (split) draws."""
-    n_rows = x.shape[0]
-    size = x[0].size
-    ranks = _average_ranks(x.reshape(n_rows, -1))
-    return ndtri((ranks - 3 / 8) / (size - 2 * 3 / 8 + 1)).reshape(x.shape)
+    return _normal_scores(_average_ranks(x.reshape(x.shape[0], -1))).reshape(x.shape)
+
+
+def _normal_scores(ranks: np.ndarray) -> np.ndarray:
+    r"""Blom's scores :math:`\Phi^{-1}((r - 3/8) / (N + 1/4))` of each row's ranks (N values a row).
+
+    Average ranks are whole or half numbers, so the scores are looked up in a table of the
+    :math:`2N + 1` possible ones, computed with the same arithmetic, instead of evaluated draw by draw.
+    """
+    size = ranks.shape[1]
+    halves = np.arange(2 * size + 1) / 2.0
+    table = ndtri((halves - 3 / 8) / (size - 2 * 3 / 8 + 1))
+    return table[(2.0 * ranks).astype(np.intp)]
 
 
 def _rhat(x: np.ndarray) -> np.ndarray:
@@ -114,14 +170,6 @@ def _rhat(x: np.ndarray) -> np.ndarray:
     within = x.var(axis=2, ddof=1).mean(axis=1)
     between = n * chain_mean.var(axis=1, ddof=1)
     return np.sqrt((between / within + n - 1) / n)
-
-
-def _rank_rhat(split: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """R-hat of split draws, given their rank-normalised values ``z``."""
-    bulk = _rhat(z)
-    median = np.median(split.reshape(split.shape[0], -1), axis=1)
-    tail = _rhat(_z_scale(np.abs(split - median[:, None, None])))
-    return np.where(tail > bulk, tail, bulk)  # Python's max(bulk, tail), NaN included
 
 
 def _autocov(x: np.ndarray) -> np.ndarray:
@@ -177,8 +225,8 @@ def _quantile(ordered: np.ndarray, prob: float) -> np.ndarray:
     return (1.0 - gamma) * ordered[:, k - 1] + gamma * ordered[:, k]
 
 
-def _tail_ess(x: np.ndarray) -> np.ndarray:
-    ordered = np.sort(x.reshape(x.shape[0], -1), axis=1)
+def _tail_ess(x: np.ndarray, ordered: np.ndarray) -> np.ndarray:
+    """Tail ESS of (element, chain, draw) draws, given each element's draws sorted (``ordered``)."""
     low, high = (
         _ess(_split_chains((x <= _quantile(ordered, p)[:, None, None]).astype(float))) for p in TAIL_PROBABILITIES
     )
