@@ -66,8 +66,8 @@ def request_for(data: str, folder: Path):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="shipped")
-    parser.add_argument("--draws", type=int, default=None, help="per chain (default: the dynamic model's, 2000)")
-    parser.add_argument("--tune", type=int, default=None, help="per chain (default: the dynamic model's, 500)")
+    parser.add_argument("--draws", type=int, default=None, help="per chain (default: the dynamic model's)")
+    parser.add_argument("--tune", type=int, default=None, help="per chain (default: the dynamic model's)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--target-accept", type=float, default=0.95)
     parser.add_argument("--out", type=Path)

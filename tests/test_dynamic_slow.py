@@ -223,7 +223,7 @@ SBC_TRUCE = ("simulated truce", 12, 17)
 #: Target acceptance 0.99: at 0.95 the recovery fits below had divergent transitions.
 #: 2 x 2000 draws: at 2 x 500 every replicate "failed" on the largest R-hat over its latent
 #: elements (1.012-1.03, no divergence, hyperparameters mixed), the noise of that maximum at few
-#: draws that made 2000 the dynamic model's default (3000 since its diagonal mass matrix, whose
+#: draws that made 2000 the dynamic model's default (3000, then 4000, since its diagonal mass matrix, whose
 #: draws are cheaper; these two-front replicates pass at 2000 with it, see the README).
 SBC_SAMPLER = {"sampler": "nutpie", "chains": 2, "tune": 1000, "draws": 2000, "target_accept": 0.99}
 #: Posterior draws ranked per replicate (every 40th of 2 x 2000): thinned so that they are
