@@ -259,7 +259,7 @@ def _fit_options(parser: argparse.ArgumentParser) -> None:
         "--draws",
         type=int,
         default=None,
-        help="draws per chain (default 1000 for the changepoint model, 2000 for the dynamic)",
+        help="draws per chain (default 1000 for the changepoint model, 4000 for the dynamic)",
     )
     sampling.add_argument(
         "--tune",
