@@ -70,11 +70,10 @@ class DesignData:
     graph depends only on the model's structure (fronts, changepoints, interventions, options):
     a model compiled once is refitted on other data of the same structure, of any length, by
     swapping the shared values (:class:`forecast.models.nutpie_compile.CompiledModels`).  The
-    backtest does this across its origins.  A later process finds the graph's compiled Numba code
-    on disk again, but the cache of rewritten graphs keys the shared values, so other data are
-    rewritten afresh: measured on the shipped data, 17 s to compile a table one week shorter
-    against about 100 s with constants, though the first compile of a graph took longer and
-    the sampling 5% longer (``benchmarks/results/dynamic/new_data_compile/``).
+    backtest does this across its origins.  A later process that fits the same data finds the
+    compiled sampler on disk (5 s); for a table of another length the compile took 17 s once and
+    104-132 s in three other runs, no shorter than with constants, and the sampling took 5% longer
+    (``benchmarks/results/dynamic/new_data_compile/``): across processes the reuse is not established.
     """
 
     PREFIX = "design_"

@@ -139,9 +139,8 @@ class EscalationModel:
     shared_data : bool
         Build the graph with its data as shared variables (see
         :class:`forecast.models.escalation.DesignData`): the compiled nutpie sampler can then be
-        reused for other data of the same structure through ``compiled_models`` (and a later
-        process finds its compiled code on disk, though it rewrites the graph again for other
-        data).  Off by default; the backtest turns it on.
+        reused for other data of the same structure through ``compiled_models``, within one
+        process.  Off by default; the backtest turns it on.
     compiled_models : CompiledModels, optional
         Where nutpie fits look for, and keep, a compiled model of the same graph.
     placeholders_until : Timestamp, optional
