@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from analyse_reactivity import one_step
+from analyse_reactivity import change_scale, front_series, one_step
 
 BURN_IN = 3
 #: A rate of 0 enters the logs as half an event a month.
@@ -85,9 +85,7 @@ def kalman(x: np.ndarray, setting: tuple[float, float, float, float]) -> tuple[n
 
 
 def scored(events: Path, table: pd.DataFrame, per_front: bool, ar_persistence: tuple[float, ...]) -> None:
-    counts = pd.read_csv(events, parse_dates=["date", "end_date"])
-    counts["days"] = (counts["end_date"] - counts["date"]).dt.days + 1
-    series = {front: rows.sort_values("date") for front, rows in counts.groupby("front")}
+    series = front_series(events)
     for name, settings in structures(ar_persistence).items():
         rows, scaled = [], {}
         for (front, _), target in table.iterrows():
@@ -102,7 +100,7 @@ def scored(events: Path, table: pd.DataFrame, per_front: bool, ar_persistence: t
                 forecasts, after = kalman(np.log(rates + floor), setting)
                 errors[i] = np.abs(np.exp(forecasts[BURN_IN:]) - floor - rates[BURN_IN:]).mean()
                 following[i] = (np.exp(after) - floor) * days
-            scaled.setdefault(start, []).append(errors / max(np.abs(np.diff(rates)).mean(), 1e-9))
+            scaled.setdefault(start, []).append(errors / change_scale(rates))
             rows.append(
                 (front, start, target["observed"], abs(target["average"] - target["observed"]), following, errors)
             )

@@ -168,6 +168,18 @@ def smoothed(rates: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.nda
     return forecasts, level
 
 
+def front_series(events: Path) -> dict[str, pd.DataFrame]:
+    """Each front's rows of the table ``events`` in date order, with the ``days`` each row covers."""
+    counts = pd.read_csv(events, parse_dates=["date", "end_date"])
+    counts["days"] = (counts["end_date"] - counts["date"]).dt.days + 1
+    return {front: rows.sort_values("date") for front, rows in counts.groupby("front")}
+
+
+def change_scale(rates: np.ndarray) -> float:
+    """A front's mean absolute change from one period to the next: the unit its errors are pooled in."""
+    return max(np.abs(np.diff(rates)).mean(), 1e-9)
+
+
 def smoothing(events: Path, table: pd.DataFrame) -> None:
     """Point errors of exponential smoothing of the training rates on the one-step targets of ``table``.
 
@@ -175,9 +187,7 @@ def smoothing(events: Path, table: pd.DataFrame) -> None:
     one-step error inside the training series, after :data:`BURN_IN` periods): per front, and one
     weight for all fronts at each origin (errors scaled by each front's mean absolute change).
     """
-    counts = pd.read_csv(events, parse_dates=["date", "end_date"])
-    counts["days"] = (counts["end_date"] - counts["date"]).dt.days + 1
-    series = {front: rows.sort_values("date") for front, rows in counts.groupby("front")}
+    series = front_series(events)
     fixed = (0.2, 0.3, 0.4, 0.5, 0.6)
     weights = np.concatenate([fixed, FITTED_WEIGHTS])
     per_front, scaled_errors = [], {}
@@ -188,8 +198,7 @@ def smoothing(events: Path, table: pd.DataFrame) -> None:
         days = (pd.Timestamp(target["target_end"]) - start).days + 1
         forecasts, level = smoothed(rates, weights)
         errors = np.abs(forecasts[:, BURN_IN:] - rates[BURN_IN:]).mean(axis=1)[len(fixed) :]
-        scale = max(np.abs(np.diff(rates)).mean(), 1e-9)
-        scaled_errors.setdefault(start, []).append(errors / scale)
+        scaled_errors.setdefault(start, []).append(errors / change_scale(rates))
         row = {
             "front": front,
             "start": start,

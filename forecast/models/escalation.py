@@ -68,8 +68,9 @@ class DesignData:
 
     With ``shared=True`` they enter as PyTensor shared variables of unfixed shape, so that the
     graph depends only on the model's structure (fronts, changepoints, interventions, options):
-    a model compiled once is refitted on other data of the same structure, of any length, by
-    swapping the shared values (:class:`forecast.models.nutpie_compile.CompiledModels`).  The
+    a model compiled once is refitted on other data of the same structure and latent length
+    (nutpie compiles the variables' shapes in; the backtest pads every origin's paths to the
+    last origin's) by swapping the shared values (:class:`forecast.models.nutpie_compile.CompiledModels`).  The
     backtest does this across its origins.  A later process that fits the same data finds the
     compiled sampler on disk (5 s); for a table of another length the compile took 17 s once and
     104-132 s in three other runs, no shorter than with constants, and the sampling took 5% longer

@@ -1,4 +1,5 @@
 """Scratch: `forecast fit` with the graph's data as shared variables (as the backtest builds it)."""
+
 from forecast.models import model as m
 
 _init = m.EscalationModel.__init__
