@@ -21,6 +21,13 @@ Examples::
 ``--cold-and-warm`` runs the fit twice in fresh processes that share an empty PyTensor compile
 directory and Numba cache: first cold (everything compiled), then warm (the compiled log
 density loaded from that cache), and prints each process's wall time, start to finish.
+
+``--weekly N`` is what a weekly job pays: N fits in fresh processes that share one compile cache,
+of the table cut at ``--as-of`` (default: its last day) and the N - 1 weeks before it, oldest
+first (``--cold`` starts from an empty cache; otherwise the machine's own caches are used).
+``--constants`` builds the graph as ``forecast fit`` did before 7 December 2026: the data as
+constants and no padded periods (``EscalationModel(reusable=False)``), so that every new table is
+a new graph.
 """
 
 from __future__ import annotations
@@ -74,17 +81,30 @@ def main() -> None:
     parser.add_argument(
         "--cold-and-warm", action="store_true", help="fit twice in fresh processes: empty compile caches, then warm"
     )
+    parser.add_argument("--as-of", help="cut the table at this date (default: its last day)")
+    parser.add_argument("--constants", action="store_true", help="the data as graph constants, no padding")
+    parser.add_argument("--weekly", type=int, metavar="N", help="N weekly tables, oldest first, one process each")
+    parser.add_argument("--cold", action="store_true", help="with --weekly: start from an empty compile cache")
     parser.add_argument("--label", default="", help=argparse.SUPPRESS)  # the JSON's name suffix (cold, warm)
     args = parser.parse_args()
     if args.cold_and_warm:
         cold_and_warm()
         return
+    if args.weekly:
+        weekly(args)
+        return
 
     started = time.perf_counter()
-    from forecast.jobs.fit import FitRequest, run_fit, write_fit
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from forecast.jobs.data import load_data
+    from forecast.jobs.fit import FitRequest, complete_fit, write_fit
     from forecast.models.design import ModelOptions
     from forecast.models.dynamic import layout_of
-    from forecast.models.model import DEFAULT_DRAWS, DEFAULT_TUNE, SamplerSettings
+    from forecast.models.model import DEFAULT_DRAWS, DEFAULT_TUNE, EscalationModel, SamplerSettings
+    from forecast.priors import load_priors
 
     if args.draws is None:
         args.draws = DEFAULT_DRAWS["dynamic"]
@@ -95,12 +115,22 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as folder:
         # What ``forecast fit`` does: load, build, sample, check, summarise and save fit.nc and summary.json.
+        data = request_for(args.data, Path(folder))
         request = FitRequest(
-            data=request_for(args.data, Path(folder)),
+            data=data if args.as_of is None else replace(data, as_of=pd.Timestamp(args.as_of)),
             options=ModelOptions(family="dynamic", changepoints=0),
             settings=settings,
         )
-        outcome = run_fit(request)
+        # as jobs.fit.run_fit does, with the graph's construction chosen (--constants)
+        loaded = load_data(request.data)
+        model = EscalationModel(
+            loaded.panel,
+            loaded.interventions,
+            priors=load_priors(request.priors, model="dynamic"),
+            options=request.options,
+            reusable=not args.constants,
+        )
+        outcome = complete_fit(request, loaded, model, model.fit(settings))
         sampled = time.perf_counter() - started
         write_fit(outcome, Path(folder) / "fit")
         total = time.perf_counter() - started
@@ -118,6 +148,9 @@ def main() -> None:
         "data": args.data,
         "fronts": len(model.design.fronts),
         "periods": len(model.design.periods),
+        "as_of": str(outcome.loaded.as_of.date()),
+        "graph": "constants" if args.constants else "reusable",
+        "padded_periods": len(model.pad_days),
         "observations": model.design.n_obs,
         "centred_fronts": int(layout.centred.sum()),
         "draws": args.draws,
@@ -150,6 +183,44 @@ def main() -> None:
         suffix = f"-{args.label}" if args.label else ""
         path = args.out / f"{name}-seed{args.seed}{suffix}.json"
         path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+
+
+def weekly(args) -> None:
+    """Fit the table cut at each of ``args.weekly`` weekly dates, oldest first, in fresh processes."""
+    import pandas as pd
+
+    from forecast.jobs.data import load_data
+
+    with tempfile.TemporaryDirectory() as folder:
+        last = pd.Timestamp(args.as_of) if args.as_of else load_data(request_for(args.data, Path(folder))).as_of
+    dates = [(last - pd.Timedelta(weeks=k)).date().isoformat() for k in range(args.weekly - 1, -1, -1)]
+    skip = {"--weekly", "--as-of", "--label"}
+    rest, argv = [], sys.argv[1:]
+    while argv:
+        arg = argv.pop(0)
+        if arg == "--cold":
+            continue
+        if arg.split("=", 1)[0] in skip:
+            if "=" not in arg:
+                argv.pop(0)
+            continue
+        rest.append(arg)
+    walls = []
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ)
+        if args.cold:
+            env["PYTENSOR_FLAGS"] = ",".join(
+                f for f in [env.get("PYTENSOR_FLAGS", ""), f"base_compiledir={cache}/pytensor"] if f
+            )
+            env["NUMBA_CACHE_DIR"] = f"{cache}/numba"
+        for week, date in enumerate(dates, start=1):
+            print(f"--- week {week}: table cut at {date}", flush=True)
+            started = time.perf_counter()
+            command = [sys.executable, __file__, *rest, "--as-of", date, "--label", f"week{week}-{date}"]
+            subprocess.run(command, check=True, env=env)
+            walls.append(time.perf_counter() - started)
+    for week, (date, wall) in enumerate(zip(dates, walls, strict=True), start=1):
+        print(f"week {week} ({date}): process wall, start to finish, {wall:.1f} s")
 
 
 def cold_and_warm() -> None:

@@ -55,7 +55,7 @@ def prior_fit_result(model: EscalationModel, settings: SamplerSettings) -> FitRe
     It has the signature of the jobs' injectable sampling step (``sample=``).
     """
     return FitResult(
-        idata=az.InferenceData(posterior=prior_as_posterior(model)),
+        idata=az.InferenceData(posterior=model.without_padding(prior_as_posterior(model))),
         design=model.design,
         model=model.model,
         settings=settings,

@@ -491,6 +491,53 @@ def test_padding_adds_only_prior_terms_and_backtest_origins_share_one_graph():
     assert _Graph.of(shorter.model, names).matches(_Graph.of(longer.model, names))
 
 
+def test_a_reusable_model_keeps_its_graph_until_the_table_crosses_a_block():
+    """The command line's fits pad the latent paths to a multiple of LATENT_BLOCK periods, so that
+    next week's table is the same graph (and finds this week's compiled sampler on disk)."""
+    from forecast.models.model import LATENT_BLOCK
+    from forecast.models.nutpie_compile import _Graph
+
+    panel = _mixed_panel()  # 42 days: padded to 56
+    block = LATENT_BLOCK["day"]
+    reusable = EscalationModel(panel, options=DYNAMIC, reusable=True)
+    assert reusable.shared_data
+    np.testing.assert_array_equal(reusable.pad_days, np.ones(-42 % block))
+    assert reusable.model["level"].eval().shape == (2, 56)
+    week_before = EscalationModel(_mixed_panel(as_of=panel.periods[-8]), options=DYNAMIC, reusable=True)
+    names = reusable.stored_variables()
+    assert _Graph.of(week_before.model, names).matches(_Graph.of(reusable.model, names))
+    # a table that crosses the block's end is another graph
+    crossed = EscalationModel(_mixed_panel(as_of=panel.periods[-15]), options=DYNAMIC, reusable=True)
+    assert len(crossed.design.periods) == block and not len(crossed.pad_days)
+    assert not _Graph.of(crossed.model, names).matches(_Graph.of(reusable.model, names))
+    # nothing padded for the changepoint model, or without asking
+    assert not len(EscalationModel(panel, options=ModelOptions(changepoints=1), reusable=True).pad_days)
+    assert not len(EscalationModel(panel, options=DYNAMIC).pad_days)
+
+
+def test_derived_values_of_a_padded_fit_are_those_of_the_unpadded_model():
+    """A padded fit's result has the data's periods only; its derived values (means and
+    log-likelihoods of the observations) are computed by the padded graph all the same."""
+    from forecast.models.posterior import _dynamic_draw_level
+
+    panel = _mixed_panel()
+    plain = EscalationModel(panel, options=DYNAMIC)
+    padded = EscalationModel(panel, options=DYNAMIC, reusable=True)
+    names = [name for name in dynamic.POST_HOC_INPUTS if name in plain.model.named_vars]
+    draws = pm.draw([plain.model[name] for name in names], draws=6, random_seed=3)
+    dims = plain.model.named_vars_to_dims
+    posterior = xr.Dataset(
+        {
+            name: (("chain", "draw", *dims.get(name, ())), value.reshape(2, 3, *value.shape[1:]))
+            for name, value in zip(names, draws, strict=True)
+        }
+    )
+    assert posterior.sizes[n.TIME] == len(panel.periods) < padded.model["level"].eval().shape[1]
+    expected, got = _dynamic_draw_level(plain, posterior), _dynamic_draw_level(padded, posterior)
+    np.testing.assert_allclose(got.log_mean, expected.log_mean, rtol=1e-12)
+    np.testing.assert_allclose(got.loglik, expected.loglik, rtol=1e-12)
+
+
 def _log_density_and_gradient(graph: pm.Model, *, as_nutpie: bool = False):
     """The compiled graph of ``graph``'s log density and its gradient (``as_nutpie``: rewritten as nutpie does)."""
     import pytensor

@@ -218,10 +218,55 @@ def test_the_rewrite_key_follows_the_graph_and_its_values_not_its_variables_name
     assert keys[0] is not None and keys[0] == keys[1]  # built twice: other automatic names, same key
     assert key_of(_strided_model(np.array([3, 1, 4, 1, 6]))) != keys[0]  # one count
     assert key_of(_strided_model(counts, scale=0.6)) != keys[0]  # one parameter
-    assert key_of(_data_model(counts)) != key_of(_data_model(np.array([3, 1, 4, 1, 6])))  # a shared value
+    # a shared variable by its name and type, not its value or length (_rebind_shared gives the
+    # loaded function the current values): next week's data find this week's rewritten graph
+    assert key_of(_data_model(counts)) == key_of(_data_model(np.array([3, 1, 4, 1, 6, 0, 2])))
+
+    def typed(dtype) -> pm.Model:
+        import pytensor
+
+        with pm.Model() as model:
+            pm.Potential("term", pm.Normal("level") * pytensor.shared(counts.astype(dtype), name="design_y").sum())
+        return model
+
+    assert key_of(typed(np.float64)) != key_of(typed(np.float32))  # but by its type
     assert rewrite_cache_key(_count_model(counts).value_vars, [pm.logp(pm.Normal.dist(), 0.0)], "NUMBA") != (
         rewrite_cache_key(_count_model(counts).value_vars, [pm.logp(pm.Normal.dist(), 0.0)], "JAX")
     )  # the compile's settings
+
+
+def test_shared_variables_without_a_unique_name_give_no_rewrite_key():
+    import pytensor
+
+    for names in [(None, None), ("same", "same")]:
+        with pm.Model() as model:
+            level = pm.Normal("level")
+            first, second = (pytensor.shared(np.ones(3), name=name) for name in names)
+            pm.Potential("term", (level * first).sum() + (level * second).sum())
+        assert rewrite_cache_key(model.value_vars, [model.logp()], "NUMBA") is None
+
+
+def test_a_graph_rewritten_for_other_data_is_loaded_with_this_data(tmp_path, caplog):
+    """Next week's table: the same graph over new shared values (longer, other counts) loads the
+    rewritten functions and the compiled code from disk, and computes exactly what a graph
+    rewritten afresh for the new data computes."""
+    compile_nutpie_model(_data_model(np.array([1, 3, 0, 7, 2])), var_names=["level", "rate"], rewrite_cache=tmp_path)
+    longer = np.array([4, 0, 2, 2, 5, 9, 1, 0])
+    with caplog.at_level("INFO", logger="forecast.models.nutpie_compile"):
+        loaded = compile_nutpie_model(_data_model(longer), var_names=["level", "rate"], rewrite_cache=tmp_path)
+    assert sum("rewritten graph loaded" in r.getMessage() for r in caplog.records) == 2
+    assert loaded.compiled_logp_func.cache_hits == 1
+    np.testing.assert_array_equal(loaded.shared_data["design_y"], longer)
+    fresh = compile_nutpie_model(_data_model(longer), var_names=["level", "rate"], rewrite_cache=False)
+    first = compile_nutpie_model(_data_model(np.array([1, 3, 0, 7, 2])), var_names=["level"], rewrite_cache=False)
+    for point in np.random.default_rng(4).normal(size=(3, 4)):
+        logp, gradient = _logp_and_gradient(loaded, point)
+        assert logp == _logp_and_gradient(fresh, point)[0]
+        np.testing.assert_array_equal(gradient, _logp_and_gradient(fresh, point)[1])
+        assert logp != pytest.approx(_logp_and_gradient(first, point)[0], rel=1e-6)
+    settings = {"draws": 30, "tune": 30, "chains": 2, "seed": 9, "progress_bar": False}
+    ours, theirs = nutpie.sample(loaded, **settings), nutpie.sample(fresh, **settings)
+    np.testing.assert_array_equal(ours.posterior["rate"].to_numpy(), theirs.posterior["rate"].to_numpy())
 
 
 def test_a_damaged_file_is_rewritten_afresh_and_replaced(tmp_path, caplog):

@@ -110,7 +110,13 @@ def run_fit(request: FitRequest) -> FitOutcome:
     """Load the data, sample the model, check it and summarise it (nothing is written)."""
     loaded = load_data(request.data)
     priors = load_priors(request.priors, model=request.options.family)
-    model = EscalationModel(loaded.panel, loaded.interventions, priors=priors, options=request.options)
+    model = EscalationModel(
+        loaded.panel,
+        loaded.interventions,
+        priors=priors,
+        options=request.options,
+        reusable=request.settings.sampler == "nutpie",
+    )
     result = model.fit(request.settings)
     return complete_fit(request, loaded, model, result)
 

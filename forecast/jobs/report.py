@@ -211,6 +211,7 @@ def run_report(request: ReportRequest, *, sample: Sampler | None = None) -> Repo
             loaded.interventions,
             priors=load_priors(fit_request.priors, model=fit_request.options.family),
             options=fit_request.options,
+            reusable=fit_request.settings.sampler == "nutpie",
         )
         days = horizon_days(loaded.panel.freq, request.horizon)
         check_scenario(model, request.scenarios, days)

@@ -74,6 +74,11 @@ SAMPLER_KWARGS: dict[str, dict[str, dict[str, object]]] = {
 }
 #: Hierarchical priors whose parameterisation follows ``ModelOptions.parameterization``.
 HIERARCHICAL_PRIORS = ("baseline", "jump")
+#: Periods whose multiple a reusable dynamic model's latent paths are padded to (see
+#: :class:`EscalationModel`, ``reusable``): four weeks of days, a month of weeks, a quarter of
+#: months.  A table that grows by a period keeps its graph until it crosses the next multiple;
+#: the padded periods cost sampling time (up to 27 days on the shipped data's 195).
+LATENT_BLOCK = {"day": 28, "week": 4, "month": 3, "year": 1}
 
 
 @dataclass(frozen=True)
@@ -139,13 +144,22 @@ class EscalationModel:
     shared_data : bool
         Build the graph with its data as shared variables (see
         :class:`forecast.models.escalation.DesignData`): the compiled nutpie sampler can then be
-        reused for other data of the same structure through ``compiled_models``, within one
-        process.  Off by default; the backtest turns it on.
+        reused for other data of the same structure through ``compiled_models`` within one
+        process, and found on disk by a later one when the shapes agree (``reusable``).  Off by
+        default; the backtest turns it on, and ``reusable`` implies it.
     compiled_models : CompiledModels, optional
         Where nutpie fits look for, and keep, a compiled model of the same graph.
     placeholders_until : Timestamp, optional
         Keep interventions starting after the data, up to this date, as placeholders
         (:func:`forecast.models.design.build_design`).
+    reusable : bool
+        Build the dynamic model so that a later fit of a longer table (next week's) finds this
+        fit's compiled sampler on disk instead of compiling for 100 s: its data as shared
+        variables and its latent paths padded to a multiple of :data:`LATENT_BLOCK` periods
+        (:attr:`pad_days`), so that the graph, and the shapes nutpie compiles in, stay the same
+        until the table crosses that multiple.  The padded periods carry no observation and are
+        dropped from the result.  No effect on the changepoint model.  The command line's fits
+        and reports turn it on for nutpie.
     """
 
     @property
@@ -163,6 +177,7 @@ class EscalationModel:
         shared_data: bool = False,
         compiled_models: CompiledModels | None = None,
         placeholders_until: pd.Timestamp | None = None,
+        reusable: bool = False,
     ) -> None:
         self.panel = panel
         self.interventions = interventions
@@ -173,7 +188,8 @@ class EscalationModel:
                 f"the priors ({self._priors.source}) are for the {self._priors.model} model, "
                 f"not the {self.options.family} model"
             )
-        self.shared_data = shared_data
+        self.reusable = reusable and self.options.family == "dynamic"
+        self.shared_data = shared_data or self.reusable
         self.compiled_models = compiled_models
         self.placeholders_until = placeholders_until
 
@@ -210,16 +226,22 @@ class EscalationModel:
 
         With placeholders (the backtest), every origin's latent paths run to the same last
         period, so that the origins share one graph and one compiled sampler
-        (:attr:`forecast.models.dynamic.DynamicLayout.pad_days`); none otherwise.
+        (:attr:`forecast.models.dynamic.DynamicLayout.pad_days`).  A reusable model's run on to
+        the next multiple of :data:`LATENT_BLOCK` periods.  None otherwise.
         """
-        if self.options.family != "dynamic" or self.placeholders_until is None:
+        if self.options.family != "dynamic":
             return np.zeros(0)
         step = PERIOD_OFFSET[self.panel.freq]
         days = []
         start = self.panel.periods[-1] + step
-        while start <= pd.Timestamp(self.placeholders_until):
-            days.append(((start + step) - start).days)
-            start = start + step
+        if self.placeholders_until is not None:
+            while start <= pd.Timestamp(self.placeholders_until):
+                days.append(((start + step) - start).days)
+                start = start + step
+        elif self.reusable:
+            for _ in range(-len(self.panel.periods) % LATENT_BLOCK[self.panel.freq]):
+                days.append(((start + step) - start).days)
+                start = start + step
         return np.asarray(days, dtype=float)
 
     def stored_variables(self) -> list[str]:
@@ -273,9 +295,7 @@ class EscalationModel:
                 nuts_sampler_kwargs=SAMPLER_KWARGS[family].get(settings.sampler, {}),
             )
             timings["sample_s"] = time.perf_counter() - start
-        if len(self.pad_days):  # the padded periods after the data are not part of the result
-            periods = len(self.design.periods)
-            idata.posterior = idata.posterior.isel({n.TIME: slice(0, periods)})
+        idata.posterior = self.without_padding(idata.posterior)
         return FitResult(idata=idata, design=self.design, model=model, settings=settings, timings=timings)
 
     def _sample_nutpie(self, model: pm.Model, settings: SamplerSettings, timings: dict[str, float]) -> az.InferenceData:
@@ -344,6 +364,7 @@ class EscalationModel:
         missing = [name for name in var_names if name not in available]
         if missing:
             raise KeyError(f"not in this model: {missing}; available: {sorted(available)}")
+        posterior = self._padded_posterior(posterior)
         if not given:
             return pm.compute_deterministics(
                 posterior,
@@ -377,6 +398,31 @@ class EscalationModel:
             sample_dims=list(n.SAMPLE_DIMS),
             progressbar=False,
         )
+
+    def without_padding(self, posterior: xr.Dataset) -> xr.Dataset:
+        """``posterior`` over the data's periods only: the padded ones (:attr:`pad_days`) are not part of a result."""
+        if not len(self.pad_days) or n.TIME not in posterior.dims:
+            return posterior
+        posterior = posterior.isel({n.TIME: slice(0, len(self.design.periods))})
+        posterior.attrs["padded_periods"] = len(self.pad_days)
+        return posterior
+
+    def _padded_posterior(self, posterior: xr.Dataset) -> xr.Dataset:
+        """``posterior`` with its paths run on over the padded periods, as the graph reads them.
+
+        :meth:`fit` drops the padded periods (:attr:`pad_days`) from the result, but the graph
+        still has them.  They carry no observation, so what they hold changes no derived value of
+        the data's periods: each path repeats its last period's value there.
+        """
+        extra = len(self.pad_days)
+        if not extra:
+            return posterior
+        posterior = posterior.drop_vars(n.TIME, errors="ignore")
+        variables = {
+            name: variable.pad({n.TIME: (0, extra)}, mode="edge") if n.TIME in variable.dims else variable
+            for name, variable in posterior.data_vars.items()
+        }
+        return xr.Dataset(variables, attrs=posterior.attrs)
 
 
 XLA_DEVICES_FLAG = "--xla_force_host_platform_device_count"

@@ -18,11 +18,17 @@ Before that, PyTensor rewrites the log density's graph (canonicalisation, stabil
 fusion), which took 14.5-15 s of every fit of the shipped data even with every cache warm
 (``benchmarks/bench_rewrites.py``).  The rewritten functions are kept on disk too
 (:func:`rewrite_cache_key`): keyed by the whole graph before rewriting (every operation, with
-its parameters, every constant and shared value, the input and output types), the versions of
+its parameters, every constant's value, every shared variable's name and type but not its value,
+the input and output types), the versions of
 PyTensor, PyMC, nutpie, Numba, NumPy and Python, PyTensor's rewrite settings and the source of
 ``forecast/models`` (whose operations' ``perform`` folds constants).  A graph that differs in
 any of them is rewritten afresh; one that cannot be described that way (an operation that
-does not pickle) is never cached.
+does not pickle, a shared variable without a unique name) is never cached.  A function loaded
+for a graph whose shared variables hold other data than when it was kept is given the current
+values (:func:`_rebind_shared`), and its compiled code, whose key does not hold them either, is
+loaded from Numba's cache: a model with its data as shared variables and the same shapes
+(next week's table, :class:`forecast.models.model.EscalationModel` ``reusable``) compiles in
+seconds.
 
 This follows nutpie's internal layout (``nutpie.compile_pymc``), which is why
 ``pyproject.toml`` pins nutpie to one minor version; ``tests/test_nutpie_compile.py`` checks
@@ -50,7 +56,7 @@ log = logging.getLogger(__name__)
 #: Part of every cache key; bump it when the wrapper source below changes.
 WRAPPER_VERSION = 1
 #: Part of every rewritten function's cache key; bump it when what is cached changes.
-REWRITE_CACHE_VERSION = 1
+REWRITE_CACHE_VERSION = 2
 #: Bytes of rewritten functions kept on disk (3.5 and 8.6 MB for the shipped data's two, under 1 MB
 #: for a test's small model): the least recently used go beyond this, the newest is always kept.
 REWRITE_CACHE_BYTES = 256 * 2**20
@@ -172,6 +178,7 @@ def _load_or_compile(folder: Path, compile_function: Callable, inputs, outputs, 
                 function = pickle.load(handle)
             if function is None:  # PyTensor's ``unpickle_function`` flag is off
                 raise ValueError("PyTensor did not rebuild the function (config.unpickle_function is off)")
+            _rebind_shared(function, outputs)
             os.utime(path)
             log.info("rewritten graph loaded from %s", path)
             return function
@@ -183,6 +190,24 @@ def _load_or_compile(folder: Path, compile_function: Callable, inputs, outputs, 
     except Exception as error:  # an unpicklable operation or a full disk: the fit goes on uncached
         log.info("rewritten graph not kept on disk (%s)", error)
     return function
+
+
+def _rebind_shared(function, outputs) -> None:
+    """Give a loaded function's shared variables the values of the graph's own, matched by name.
+
+    The cache key names the shared variables and their types but not their values, so that a
+    graph built on new data (the backtest's next origin, next week's table) finds the graph
+    rewritten for other data; the loaded function must then read this graph's data.
+    """
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.traversal import graph_inputs
+
+    current = {v.name: v for v in graph_inputs(list(outputs)) if isinstance(v, SharedVariable)}
+    loaded = function.get_shared()
+    if sorted(v.name for v in loaded) != sorted(current):
+        raise ValueError("the loaded function's shared variables are not the graph's")
+    for variable in loaded:
+        variable.set_value(np.array(current[variable.name].get_value(borrow=True), copy=True), borrow=True)
 
 
 def _check_bounds() -> bool:
@@ -253,11 +278,13 @@ def rewrite_cache_key(inputs, outputs, settings: object = None) -> str | None:
     The graph is described node by node in topological order: each operation by its type and
     parameters (:func:`_op_description`), the positions of its inputs and the types of its
     outputs; each root as an explicit input (its position and type), a constant (its type and
-    value) or a shared variable (its name, type and value), values by :func:`_value_description`.
-    Variables' automatic names and creation traces are left out, so the same graph built again,
-    in this process or another, has the same key.  Then the library versions, PyTensor's
-    rewrite settings, the source of ``forecast/models`` and ``settings`` (the compile call's
-    other arguments).  None when part of the graph does not pickle.
+    value, by :func:`_value_description`) or a shared variable (its name and type, not its value:
+    the rewrites treat it as an input, and a loaded function is given the graph's current values,
+    :func:`_rebind_shared`).  Variables' automatic names and creation traces are left out, so the
+    same graph built again, in this process or another, has the same key.  Then the library
+    versions, PyTensor's rewrite settings, the source of ``forecast/models`` and ``settings``
+    (the compile call's other arguments).  None when part of the graph does not pickle or a
+    shared variable has no name of its own.
     """
     import numba
     import nutpie
@@ -298,6 +325,7 @@ def rewrite_cache_key(inputs, outputs, settings: object = None) -> str | None:
         inputs, outputs = list(inputs), list(outputs)
         explicit = {id(variable): position for position, variable in enumerate(inputs)}
         index: dict[int, int] = {}  # id of a variable -> its position (by identity, never by value)
+        shared_names: dict[str, int] = {}  # name of a shared variable -> its id
 
         def root(variable) -> None:
             if id(variable) in index:
@@ -307,7 +335,12 @@ def rewrite_cache_key(inputs, outputs, settings: object = None) -> str | None:
             elif isinstance(variable, Constant):
                 add(("constant", variable.type, _value_description(variable.data)))
             elif isinstance(variable, SharedVariable):
-                add(("shared", variable.name, variable.type, _value_description(variable.get_value(borrow=True))))
+                # By name and type, not value: the rewrites see a shared variable as an input
+                # (its type fixes no length), and a loaded function is given the current values
+                # (_rebind_shared), so a graph refitted on new data is not rewritten again.
+                if variable.name is None or shared_names.setdefault(variable.name, id(variable)) != id(variable):
+                    raise ValueError(f"shared variable {variable.name!r} is unnamed or its name is not unique")
+                add(("shared", variable.name, variable.type))
             else:
                 add(("free", variable.name, variable.type))
             index[id(variable)] = len(index)
