@@ -103,13 +103,18 @@ def test_a_kept_compiled_model_is_reused_for_new_data_and_samples_identically():
     again, reused = cache.compile(_data_model(longer), ["level", "rate"])
     assert reused and (cache.hits, cache.misses) == (1, 1)
     fresh = compile_nutpie_model(_data_model(longer), var_names=["level", "rate"])
-    for point in np.random.default_rng(1).normal(size=(3, 4)):
-        logp, gradient = _logp_and_gradient(again, point)
+    _assert_computes_as(again, fresh, first, seed=3)
+
+
+def _assert_computes_as(compiled, fresh, other, *, seed: int) -> None:
+    """``compiled`` gives exactly ``fresh``'s log density, gradient and draws, and not ``other``'s density."""
+    for point in np.random.default_rng(seed).normal(size=(3, 4)):
+        logp, gradient = _logp_and_gradient(compiled, point)
         assert logp == _logp_and_gradient(fresh, point)[0]
         np.testing.assert_array_equal(gradient, _logp_and_gradient(fresh, point)[1])
-        assert logp != pytest.approx(_logp_and_gradient(first, point)[0], rel=1e-6)
-    settings = {"draws": 30, "tune": 30, "chains": 2, "seed": 3, "progress_bar": False}
-    ours, theirs = nutpie.sample(again, **settings), nutpie.sample(fresh, **settings)
+        assert logp != pytest.approx(_logp_and_gradient(other, point)[0], rel=1e-6)
+    settings = {"draws": 30, "tune": 30, "chains": 2, "seed": seed, "progress_bar": False}
+    ours, theirs = nutpie.sample(compiled, **settings), nutpie.sample(fresh, **settings)
     np.testing.assert_array_equal(ours.posterior["rate"].to_numpy(), theirs.posterior["rate"].to_numpy())
 
 
@@ -259,14 +264,7 @@ def test_a_graph_rewritten_for_other_data_is_loaded_with_this_data(tmp_path, cap
     np.testing.assert_array_equal(loaded.shared_data["design_y"], longer)
     fresh = compile_nutpie_model(_data_model(longer), var_names=["level", "rate"], rewrite_cache=False)
     first = compile_nutpie_model(_data_model(np.array([1, 3, 0, 7, 2])), var_names=["level"], rewrite_cache=False)
-    for point in np.random.default_rng(4).normal(size=(3, 4)):
-        logp, gradient = _logp_and_gradient(loaded, point)
-        assert logp == _logp_and_gradient(fresh, point)[0]
-        np.testing.assert_array_equal(gradient, _logp_and_gradient(fresh, point)[1])
-        assert logp != pytest.approx(_logp_and_gradient(first, point)[0], rel=1e-6)
-    settings = {"draws": 30, "tune": 30, "chains": 2, "seed": 9, "progress_bar": False}
-    ours, theirs = nutpie.sample(loaded, **settings), nutpie.sample(fresh, **settings)
-    np.testing.assert_array_equal(ours.posterior["rate"].to_numpy(), theirs.posterior["rate"].to_numpy())
+    _assert_computes_as(loaded, fresh, first, seed=9)
 
 
 def test_a_damaged_file_is_rewritten_afresh_and_replaced(tmp_path, caplog):
