@@ -344,14 +344,14 @@ def test_the_centred_steps_draw_from_the_density_they_are_scored_with():
     assert stats.kurtosis(draws) > 0.8  # heavier tails than the normal's
 
 
-def _mixed_panel(as_of=None):
-    """One front counted day by day and one reported only as weekly window totals."""
+def _mixed_panel(as_of=None, scale=1.0):
+    """One front counted day by day and one reported only as weekly window totals (``scale`` times as many)."""
     days = pd.date_range("2024-01-01", periods=42, freq="D")
     rng = np.random.default_rng(5)
     weeks = days[::7]
     dates = list(days) + list(weeks)
     end_dates = [pd.NaT] * len(days) + list(weeks + pd.Timedelta(days=6))
-    counts = np.concatenate([rng.poisson(6.0, size=len(days)), rng.poisson(20.0, size=len(weeks))])
+    counts = np.concatenate([rng.poisson(6.0 * scale, size=len(days)), rng.poisson(20.0 * scale, size=len(weeks))])
     fronts = ["daily"] * len(days) + ["windows"] * len(weeks)
     return _panel(dates, fronts, counts, end_dates=end_dates, as_of=as_of)
 
@@ -506,6 +506,10 @@ def test_a_reusable_model_keeps_its_graph_until_the_table_crosses_a_block():
     week_before = EscalationModel(_mixed_panel(as_of=panel.periods[-8]), options=DYNAMIC, reusable=True)
     names = reusable.stored_variables()
     assert _Graph.of(week_before.model, names).matches(_Graph.of(reusable.model, names))
+    # other fronts' data of the same structure (another level centre): one graph too
+    busier = EscalationModel(_mixed_panel(scale=5.0), options=DYNAMIC, reusable=True)
+    assert not np.allclose(dynamic.level_centre(busier.design), dynamic.level_centre(reusable.design))
+    assert _Graph.of(busier.model, names).matches(_Graph.of(reusable.model, names))
     # a table that crosses the block's end is another graph
     crossed = EscalationModel(_mixed_panel(as_of=panel.periods[-15]), options=DYNAMIC, reusable=True)
     assert len(crossed.design.periods) == block and not len(crossed.pad_days)

@@ -495,7 +495,7 @@ def _level(
     """
     sigma, tail, dispersion, initial = parameters
     n_fronts = len(design.fronts)
-    first = pt.as_tensor(level_centre(design)) + initial  # (front,)
+    first = pt.as_tensor(data["level_centre"]) + initial  # (front,)
     step_scale = sigma[:, None] * np.sqrt(layout.knot_days[1:])[None, :]  # (front, step)
     parts = []
     centred = np.flatnonzero(layout.centred)

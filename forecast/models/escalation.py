@@ -126,7 +126,7 @@ def _knot_grid(design: Design, name: str, *, windows: bool = True) -> np.ndarray
 
 def _design_array(design: Design, name: str) -> np.ndarray:
     """The numeric array behind :class:`DesignData` ``name``."""
-    from forecast.models.dynamic_layout import level_knot_start
+    from forecast.models.dynamic_layout import level_centre, level_knot_start
 
     censored = np.flatnonzero(design.censored & (design.y > 0))
     below = np.arange(int(design.y[censored].max()) if len(censored) else 0, dtype=float)
@@ -143,6 +143,8 @@ def _design_array(design: Design, name: str) -> np.ndarray:
         "period_count": lambda: _knot_grid(design, "count", windows=False),
         "period_count_days": lambda: _knot_grid(design, "days", windows=False),
         "level_knot_start": lambda: level_knot_start(design),
+        # data, not structure: two fronts (or tables) of one structure are one graph
+        "level_centre": lambda: level_centre(design),
         "period_index": lambda: design.period_index,
         "log_period_exposure": lambda: np.log(design.period_exposure),
         "window_obs": lambda: design.window_obs.astype(float),
