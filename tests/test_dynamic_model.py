@@ -537,6 +537,15 @@ def test_derived_values_of_a_padded_fit_are_those_of_the_unpadded_model():
         }
     )
     assert posterior.sizes[n.TIME] == len(panel.periods) < padded.model["level"].eval().shape[1]
+    # a padded fit's result has no padded period left, the burst's sampler coordinates included
+    from tests.fakes import prior_as_posterior
+
+    result = padded.without_padding(prior_as_posterior(padded, draws=3))
+    assert {"burst_whitened", "burst_step"} <= set(result.data_vars)
+    assert all(
+        v.sizes[n.TIME] == len(panel.periods) for v in result.data_vars.values() if v.ndim > 2 and v.shape[-1] >= 42
+    )
+    assert result.attrs["padded_periods"] == len(padded.pad_days)
     expected, got = _dynamic_draw_level(plain, posterior), _dynamic_draw_level(padded, posterior)
     np.testing.assert_allclose(got.log_mean, expected.log_mean, rtol=1e-12)
     np.testing.assert_allclose(got.loglik, expected.loglik, rtol=1e-12)

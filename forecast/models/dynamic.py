@@ -168,9 +168,17 @@ POST_HOC_VARIABLES = ("obs_log_mean", "obs_loglik")
 POST_HOC_INPUTS = ("level", "burst", "effect", "half_life", "seasonality", "dispersion")
 
 
+#: The fronts that have a burst: the first dimension of the burst's coordinates and steps,
+#: whose second is the time, so that a padded fit drops their padded periods as it drops the
+#: level's (:meth:`forecast.models.model.EscalationModel.without_padding`).
+BURST_FRONT = "burst_front"
+
+
 def dynamic_coords(design: Design, layout: DynamicLayout | None = None) -> dict[str, list]:
     coords = coords_of(design)
     coords[n.TIME] = list(range(layout.n_latent if layout is not None else len(design.periods)))
+    if layout is not None and layout.any_burst:
+        coords[BURST_FRONT] = [design.fronts[f] for f in np.flatnonzero(layout.burst)]
     return coords
 
 
@@ -616,7 +624,9 @@ def _contiguous_constant(term: pt.TensorVariable) -> pt.TensorVariable:
 
 # The whitened paths' inputs enter the CustomDist as (front, 1) or (front, step) so that they broadcast;
 # the level's have no persistence (a random walk), the burst's end with it.
-def _whitened_variable(name: str, inputs: tuple, shape: tuple[int, int]) -> pt.TensorVariable:
+def _whitened_variable(
+    name: str, inputs: tuple, shape: tuple[int, int] | None = None, dims: tuple[str, str] | None = None
+) -> pt.TensorVariable:
     """The whitened coordinates ``name``: drawn from their prior, their density added by :func:`_whitened_steps`.
 
     The density (the steps' and the map's Jacobian, :func:`forecast.models.whitened.steps_and_logp`)
@@ -626,7 +636,7 @@ def _whitened_variable(name: str, inputs: tuple, shape: tuple[int, int]) -> pt.T
     and a gradient factorised each path two or three times (five paths on the shipped data, where
     two are needed).  The model and its density are unchanged.
     """
-    return pm.CustomDist(name, *inputs, logp=_density_elsewhere, random=_whitened_random, shape=shape)
+    return pm.CustomDist(name, *inputs, logp=_density_elsewhere, random=_whitened_random, shape=shape, dims=dims)
 
 
 def _density_elsewhere(value, *inputs):  # noqa: ARG001 - the CustomDist's signature
@@ -695,9 +705,9 @@ def _burst(
         base[which],
         rho[:, None],
     )
-    whitened = _whitened_variable("burst_whitened", inputs, shape=(len(which), n_periods))
+    whitened = _whitened_variable("burst_whitened", inputs, dims=(BURST_FRONT, n.TIME))
     # The path is rebuilt from the stored innovations, as the level's is (see _level).
-    steps = pm.Deterministic("burst_step", _whitened_steps(whitened, inputs))
+    steps = pm.Deterministic("burst_step", _whitened_steps(whitened, inputs), dims=(BURST_FRONT, n.TIME))
     paths = ar1_path(steps, rho)
     if len(which) == n_fronts:
         return paths
