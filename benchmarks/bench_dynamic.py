@@ -99,12 +99,10 @@ def main() -> None:
 
     import pandas as pd
 
-    from forecast.jobs.data import load_data
-    from forecast.jobs.fit import FitRequest, complete_fit, write_fit
+    from forecast.jobs.fit import FitRequest, run_fit, write_fit
     from forecast.models.design import ModelOptions
     from forecast.models.dynamic import layout_of
-    from forecast.models.model import DEFAULT_DRAWS, DEFAULT_TUNE, EscalationModel, SamplerSettings
-    from forecast.priors import load_priors
+    from forecast.models.model import DEFAULT_DRAWS, DEFAULT_TUNE, SamplerSettings
 
     if args.draws is None:
         args.draws = DEFAULT_DRAWS["dynamic"]
@@ -121,16 +119,7 @@ def main() -> None:
             options=ModelOptions(family="dynamic", changepoints=0),
             settings=settings,
         )
-        # as jobs.fit.run_fit does, with the graph's construction chosen (--constants)
-        loaded = load_data(request.data)
-        model = EscalationModel(
-            loaded.panel,
-            loaded.interventions,
-            priors=load_priors(request.priors, model="dynamic"),
-            options=request.options,
-            reusable=not args.constants,
-        )
-        outcome = complete_fit(request, loaded, model, model.fit(settings))
+        outcome = run_fit(request, reusable=False if args.constants else None)
         sampled = time.perf_counter() - started
         write_fit(outcome, Path(folder) / "fit")
         total = time.perf_counter() - started
@@ -194,25 +183,14 @@ def weekly(args) -> None:
     with tempfile.TemporaryDirectory() as folder:
         last = pd.Timestamp(args.as_of) if args.as_of else load_data(request_for(args.data, Path(folder))).as_of
     dates = [(last - pd.Timedelta(weeks=k)).date().isoformat() for k in range(args.weekly - 1, -1, -1)]
-    skip = {"--weekly", "--as-of", "--label"}
-    rest, argv = [], sys.argv[1:]
-    while argv:
-        arg = argv.pop(0)
-        if arg == "--cold":
-            continue
-        if arg.split("=", 1)[0] in skip:
-            if "=" not in arg:
-                argv.pop(0)
-            continue
-        rest.append(arg)
+    rest = ["--data", args.data, "--seed", str(args.seed), "--target-accept", str(args.target_accept)]
+    rest += ["--draws", str(args.draws)] if args.draws is not None else []
+    rest += ["--tune", str(args.tune)] if args.tune is not None else []
+    rest += ["--constants"] if args.constants else []
+    rest += ["--out", str(args.out)] if args.out else []
     walls = []
     with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ)
-        if args.cold:
-            env["PYTENSOR_FLAGS"] = ",".join(
-                f for f in [env.get("PYTENSOR_FLAGS", ""), f"base_compiledir={cache}/pytensor"] if f
-            )
-            env["NUMBA_CACHE_DIR"] = f"{cache}/numba"
+        env = fresh_cache_env(cache) if args.cold else dict(os.environ)
         for week, date in enumerate(dates, start=1):
             print(f"--- week {week}: table cut at {date}", flush=True)
             started = time.perf_counter()
@@ -228,17 +206,23 @@ def cold_and_warm() -> None:
     command = [sys.executable, __file__, *[a for a in sys.argv[1:] if a != "--cold-and-warm"]]
     walls = {}
     with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ)
-        env["PYTENSOR_FLAGS"] = ",".join(
-            f for f in [env.get("PYTENSOR_FLAGS", ""), f"base_compiledir={cache}/pytensor"] if f
-        )
-        env["NUMBA_CACHE_DIR"] = f"{cache}/numba"
+        env = fresh_cache_env(cache)
         for label in ("cold", "warm"):
             print(f"--- {label} process", flush=True)
             started = time.perf_counter()
             subprocess.run([*command, "--label", label], check=True, env=env)
             walls[label] = time.perf_counter() - started
     print(f"process wall, start to finish: cold {walls['cold']:.1f} s, warm {walls['warm']:.1f} s")
+
+
+def fresh_cache_env(cache: str) -> dict[str, str]:
+    """This process's environment with PyTensor's compile directory and Numba's cache in ``cache``."""
+    env = dict(os.environ)
+    env["PYTENSOR_FLAGS"] = ",".join(
+        f for f in [env.get("PYTENSOR_FLAGS", ""), f"base_compiledir={cache}/pytensor"] if f
+    )
+    env["NUMBA_CACHE_DIR"] = f"{cache}/numba"
+    return env
 
 
 if __name__ == "__main__":

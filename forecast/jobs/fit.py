@@ -106,8 +106,12 @@ def data_provenance(request: DataRequest, loaded: LoadedData) -> dict[str, objec
     }
 
 
-def run_fit(request: FitRequest) -> FitOutcome:
-    """Load the data, sample the model, check it and summarise it (nothing is written)."""
+def run_fit(request: FitRequest, *, reusable: bool | None = None) -> FitOutcome:
+    """Load the data, sample the model, check it and summarise it (nothing is written).
+
+    ``reusable``: build the graph for next week's table (:class:`EscalationModel`); by default
+    with nutpie, whose compiled sampler is then found on disk.
+    """
     loaded = load_data(request.data)
     priors = load_priors(request.priors, model=request.options.family)
     model = EscalationModel(
@@ -115,7 +119,7 @@ def run_fit(request: FitRequest) -> FitOutcome:
         loaded.interventions,
         priors=priors,
         options=request.options,
-        reusable=request.settings.sampler == "nutpie",
+        reusable=request.settings.sampler == "nutpie" if reusable is None else reusable,
     )
     result = model.fit(request.settings)
     return complete_fit(request, loaded, model, result)

@@ -232,16 +232,13 @@ class EscalationModel:
         if self.options.family != "dynamic":
             return np.zeros(0)
         step = PERIOD_OFFSET[self.panel.freq]
-        days = []
+        until = None if self.placeholders_until is None else pd.Timestamp(self.placeholders_until)
+        block = -len(self.panel.periods) % LATENT_BLOCK[self.panel.freq] if self.reusable else 0
+        days: list[int] = []
         start = self.panel.periods[-1] + step
-        if self.placeholders_until is not None:
-            while start <= pd.Timestamp(self.placeholders_until):
-                days.append(((start + step) - start).days)
-                start = start + step
-        elif self.reusable:
-            for _ in range(-len(self.panel.periods) % LATENT_BLOCK[self.panel.freq]):
-                days.append(((start + step) - start).days)
-                start = start + step
+        while start <= until if until is not None else len(days) < block:
+            days.append(((start + step) - start).days)
+            start = start + step
         return np.asarray(days, dtype=float)
 
     def stored_variables(self) -> list[str]:
