@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, required=True, help="output CSV (columns date,front,count,end_date,precision)"
     )
 
-    fit = commands.add_parser("fit", help="fit the hierarchical changepoint model and save it")
+    fit = commands.add_parser("fit", help="fit the model (dynamic by default, or --model changepoint) and save it")
     _fit_options(fit)
     fit.add_argument("--out", type=Path, required=True, help=f"folder for {FIT_FILE} and {SUMMARY_FILE}")
 
@@ -156,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--horizon",
         type=int,
         metavar="N",
-        help="forecast steps of the grid: days, or 7-day blocks for --freq week (default: 28 days = 4 weeks)",
+        help="forecast steps of the grid: days, 7-day blocks for --freq week, calendar months or years for "
+        "--freq month or year (default: 28 days, 4 weeks, 1 month or 1 year)",
     )
     report.add_argument(
         "--scenario",

@@ -27,6 +27,7 @@ from forecast.indicators import (
     validate_indicators,
     weekly_totals,
 )
+from forecast.indicators.steps import step_ends, step_of_day
 from forecast.models.design import ModelOptions
 from forecast.models.model import EscalationModel
 from tests.fakes import two_chain_posterior
@@ -440,8 +441,35 @@ def test_forecast_steps_by_frequency():
     weekly = forecast_steps(forecast, freq="week")["a"]
     assert [s["date"] for s in weekly] == ["2024-03-07", "2024-03-14", "2024-03-21", "2024-03-28"]
     assert weekly[0]["mean"] == pytest.approx(14.0)
+    assert [s["days"] for s in weekly] == [7, 7, 7, 7] and daily[0]["days"] == 1
     monthly = forecast_steps(forecast, freq="month")["a"]
-    assert [s["date"] for s in monthly] == ["2024-03-28"] and monthly[0]["q50"] == pytest.approx(56.0)
+    assert monthly == [], "30 days of March are not the whole month: no step"
+    march = forecast_steps(forecast_of(("a",), {"a": 2}, days=31), freq="month")["a"]
+    assert [(s["date"], s["days"], s["q50"]) for s in march] == [("2024-03-31", 31, 62.0)]
+
+
+def test_monthly_and_yearly_steps_are_the_calendar_periods_of_the_grid():
+    """A report on month or year totals forecasts those periods, not 28-day blocks."""
+    quarter = forecast_of(("a",), {"a": 1}, days=31 + 30 + 31)  # March to May 2024
+    monthly = forecast_steps(quarter, freq="month")["a"]
+    assert [(s["date"], s["days"], s["mean"]) for s in monthly] == [
+        ("2024-03-31", 31, 31.0),
+        ("2024-04-30", 30, 30.0),
+        ("2024-05-31", 31, 31.0),
+    ]
+    assert step_ends(AS_OF, "month", 3).strftime("%Y-%m-%d").tolist() == ["2024-03-31", "2024-04-30", "2024-05-31"]
+    assert step_ends(AS_OF, "year", 2).strftime("%Y-%m-%d").tolist() == ["2024-12-31", "2025-12-31"]
+    # as_of inside a period: the first step is the rest of it
+    assert step_ends(pd.Timestamp("2024-03-10"), "month", 2).strftime("%Y-%m-%d").tolist() == [
+        "2024-03-31",
+        "2024-04-30",
+    ]
+    year = forecast_of(("a",), {"a": 1}, days=366 + 100, as_of=pd.Timestamp("2023-12-31"))
+    assert [(s["date"], s["days"]) for s in forecast_steps(year, freq="year")["a"]] == [("2024-12-31", 366)]
+    step, whole = step_of_day(pd.date_range("2024-03-10", "2024-04-30"), "month")
+    assert whole == 2 and step[0] == 0 and step[-1] == 1 and (step == 0).sum() == 22
+    assert step_of_day(pd.date_range("2024-03-01", "2024-03-30"), "month")[1] == 0
+    assert step_of_day(pd.date_range("2024-03-01", "2024-03-20"), "week")[1] == 2
 
 
 def test_a_forecast_that_does_not_start_after_as_of_is_refused(write_csv):

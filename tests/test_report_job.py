@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -153,10 +154,17 @@ def test_an_unknown_scenario_kind_is_refused_before_sampling_listing_the_estimat
 
 
 def test_horizon_in_steps_of_the_grid():
-    assert horizon_days("day", None) == 28 and horizon_days("week", None) == 28
-    assert horizon_days("week", 6) == 42 and horizon_days("day", 10) == 10
-    with pytest.raises(ForecastError):
-        horizon_days("day", 3)
+    end = pd.Timestamp("2024-09-30")
+    assert horizon_days("day", None, end) == 28 and horizon_days("week", None, end) == 28
+    assert horizon_days("week", 6, end) == 42 and horizon_days("day", 10, end) == 10
+    assert horizon_days("month", None, end) == 31 and horizon_days("month", 3, end) == 31 + 30 + 31
+    assert horizon_days("year", 2, pd.Timestamp("2023-12-31")) == 366 + 365
+    with pytest.raises(ForecastError, match="at least 7"):
+        horizon_days("day", 3, end)
+    with pytest.raises(ForecastError, match="not the last day of its month"):
+        horizon_days("month", 1, pd.Timestamp("2024-09-27"))
+    with pytest.raises(ForecastError, match="at least 1"):
+        horizon_days("month", 0, end)
 
 
 def test_report_command_line_offers_the_documented_options(capsys):
@@ -224,6 +232,7 @@ def test_a_dynamic_fit_reports_its_level_and_level_shifts_instead_of_changepoint
     summary = json.loads((folder / "summary.json").read_text())
     shifts = [(f["front"], s) for f in summary["fronts"] for s in f["level_shifts"]]
     assert "## Level shifts" in markdown and "## Changepoints" not in markdown
+    assert "\n\n| front | most probable date |" in markdown, "a blank line before the table, or it is not one"
     assert '<a href="#changepoints">Level shifts</a>' in html and "<h2>Changepoints</h2>" not in html
     for front, shift in shifts:
         assert f"| {front} | {shift['mode_date']} |" in markdown
@@ -238,3 +247,55 @@ def test_a_dynamic_fit_reports_its_level_and_level_shifts_instead_of_changepoint
     assert "![Level posterior](figures/level.png)" in markdown
     assert (folder / "figures" / "level.png").read_bytes().startswith(b"\x89PNG")
     assert not (folder / "figures" / "changepoints.png").exists()
+
+
+def test_a_monthly_report_forecasts_calendar_months(tmp_path):
+    """On month totals, ``--horizon 3`` is the next three months as the data count them, not 84 days."""
+    from forecast.jobs.data import DataRequest
+    from forecast.models.design import ModelOptions
+
+    rows = ["date,end_date,front,count"]
+    for front, base in (("north", 40), ("south", 12)):
+        for i, start in enumerate(pd.date_range("2022-01-01", "2024-09-01", freq="MS")):
+            end = start + pd.offsets.MonthEnd(0)
+            rows.append(f"{start.date()},{end.date()},{front},{base + (i % 5)}")
+    events = tmp_path / "months.csv"
+    events.write_text("\n".join(rows) + "\n")
+    folder = tmp_path / "2024-09-30"
+    run_report(
+        ReportRequest(
+            fit=FitRequest(
+                data=DataRequest(events=(events,), freq="month"),
+                options=ModelOptions(family="dynamic", changepoints=0),
+                settings=FAKE_SETTINGS,
+            ),
+            out=folder,
+            horizon=3,
+        ),
+        sample=prior_fit_result,
+    )
+    indicators = json.loads((folder / "indicators.json").read_text())
+    assert indicators["horizon"] == {"steps": 3, "freq": "month", "days": 92}
+    for front in indicators["fronts"]:
+        steps = [(s["date"], s["days"]) for s in front["forecast"]]
+        assert steps == [("2024-10-31", 31), ("2024-11-30", 30), ("2024-12-31", 31)]
+    assert "forecasts for the next 3 month(s) (92 days)" in (folder / "report.md").read_text(encoding="utf-8")
+
+
+def test_the_fan_chart_draws_each_step_over_its_whole_span():
+    """On a monthly grid each month's daily average runs from its first to its last day."""
+    import xarray as xr
+
+    from forecast.jobs.report_figures import _per_day
+
+    dates = pd.date_range("2024-10-01", "2024-12-31", freq="D")
+    per_day = np.where(dates.month == 11, 3.0, 1.0)
+    counts = np.broadcast_to(per_day, (2, 5, 1, len(dates)))
+    forecast = xr.Dataset(
+        {"counts": (("chain", "draw", "front", "date"), counts)}, coords={"front": ["a"], "date": dates}
+    )
+    shown, values = _per_day(forecast, "a", "month")
+    assert pd.DatetimeIndex(shown).strftime("%m-%d").tolist() == ["10-01", "10-31", "11-01", "11-30", "12-01", "12-31"]
+    assert values.shape == (10, 6) and values[0].tolist() == [1.0, 1.0, 3.0, 3.0, 1.0, 1.0]
+    daily, same = _per_day(forecast, "a", "day")
+    assert len(daily) == len(dates) and same.shape == (10, len(dates))

@@ -55,7 +55,7 @@ from forecast.indicators.rates import (
     recent_level_change_probability,
 )
 from forecast.indicators.schema import SCHEMA_VERSION, validate_indicators
-from forecast.indicators.steps import forecast_steps, step_days
+from forecast.indicators.steps import forecast_steps, step_days, step_of_day
 from forecast.indicators.thresholds import (
     WEEK_DAYS,
     exceedance_probabilities,
@@ -275,11 +275,13 @@ def compute_indicators(
             }
         )
     overall = max((item["level"] for item in fronts), key=LEVELS.index, default=GREEN)
-    size = step_days(panel.freq)
+    horizon = {"steps": step_of_day(dates, panel.freq)[1], "freq": panel.freq, "days": len(dates)}
+    if step_days(panel.freq) is not None:
+        horizon["step_days"] = step_days(panel.freq)
     document = {
         "schema_version": SCHEMA_VERSION,
         "as_of": _date(as_of),
-        "horizon": {"steps": len(dates) // size, "freq": panel.freq, "days": len(dates), "step_days": size},
+        "horizon": horizon,
         "exceedance_window": {
             "start": _date(as_of + pd.Timedelta(days=1)),
             "end": _date(as_of + pd.Timedelta(days=WEEK_DAYS)),

@@ -1,15 +1,16 @@
 r"""The forecast table: predictive counts per step after ``as_of``.
 
-Steps follow the panel's grid, always counted forward from ``as_of`` (never aligned to
-calendar weeks or months, so that every step is a whole number of forecast days):
+Steps follow the panel's grid, always counted forward from ``as_of``:
 
 * ``day``: one step per forecast day, labelled by that day;
-* ``week``: consecutive 7-day blocks ``as_of + 1 .. as_of + 7``, ... labelled by the block's
+* ``week``: consecutive 7-day blocks ``as_of + 1 .. as_of + 7``, ... (never aligned to
+  calendar weeks, so that a report on any day forecasts whole weeks), labelled by the block's
   **last** day;
-* ``month`` and ``year``: consecutive 28-day blocks (four weeks; calendar months differ in
-  length), labelled by the block's last day.
+* ``month`` and ``year``: the grid's calendar periods, as the data count them: the first step is
+  the period that holds ``as_of + 1`` (the rest of it, where ``as_of`` is not a period's last
+  day), then whole months or years; each labelled by its last day, with its number of days.
 
-Days past the last whole block are left out.  For each step the per-draw total
+Days past the last whole step are left out.  For each step the per-draw total
 :math:`T^{(s)} = \sum_{d \in \text{step}} \tilde y^{(s)}_d` is summarised by its mean and its
 5 %, 50 % and 95 % quantiles (``q05``, ``q50``, ``q95``: literally those quantiles), plus
 ``low`` and ``high``, the equal-tailed interval at the requested probability.
@@ -24,15 +25,51 @@ import xarray as xr
 from forecast import names as n
 from forecast.names import DATE_DIM
 
-#: Forecast days per step, by panel frequency.
-STEP_DAYS = {n.FREQ_DAY: 1, n.FREQ_WEEK: 7, n.FREQ_MONTH: 28, n.FREQ_YEAR: 28}
+#: Forecast days per step on the grids whose steps are fixed blocks of days.
+STEP_DAYS = {n.FREQ_DAY: 1, n.FREQ_WEEK: 7}
+
+#: Forecast steps when none are asked for: four weeks on daily and weekly grids, one period on
+#: monthly and yearly ones.
+DEFAULT_STEPS = {n.FREQ_DAY: 28, n.FREQ_WEEK: 4, n.FREQ_MONTH: 1, n.FREQ_YEAR: 1}
+
+_CALENDAR = {n.FREQ_MONTH: "M", n.FREQ_YEAR: "Y"}
 
 
-def step_days(freq: str) -> int:
-    """Days per forecast step for a panel frequency."""
-    if freq not in STEP_DAYS:
-        raise ValueError(f"unknown frequency {freq!r}; allowed: {list(STEP_DAYS)}")
-    return STEP_DAYS[freq]
+def step_days(freq: str) -> int | None:
+    """Days per forecast step for a panel frequency; ``None`` for calendar months and years."""
+    if freq not in n.FREQS:
+        raise ValueError(f"unknown frequency {freq!r}; allowed: {list(n.FREQS)}")
+    return STEP_DAYS.get(freq)
+
+
+def step_ends(as_of: pd.Timestamp, freq: str, steps: int) -> pd.DatetimeIndex:
+    """The last day of each of the first ``steps`` forecast steps after ``as_of`` (see the module docstring)."""
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    as_of = pd.Timestamp(as_of).normalize()
+    size = step_days(freq)
+    if size is not None:
+        return pd.DatetimeIndex([as_of + pd.Timedelta(days=size * k) for k in range(1, steps + 1)])
+    first = (as_of + pd.Timedelta(days=1)).to_period(_CALENDAR[freq])
+    return pd.DatetimeIndex([(first + k).end_time.normalize() for k in range(steps)])
+
+
+def step_of_day(dates: pd.DatetimeIndex, freq: str) -> tuple[np.ndarray, int]:
+    """``(step, n_whole)``: each forecast day's step (0 for the first) and how many steps are whole.
+
+    ``dates`` are consecutive days from ``as_of + 1``; the last step is whole when it reaches
+    its last day.
+    """
+    dates = pd.DatetimeIndex(dates)
+    if not len(dates):
+        return np.zeros(0, dtype=int), 0
+    size = step_days(freq)
+    if size is not None:
+        return np.arange(len(dates)) // size, len(dates) // size
+    periods = dates.to_period(_CALENDAR[freq])
+    step = np.asarray([(p - periods[0]).n for p in periods], dtype=int)
+    last_whole = periods[-1].end_time.normalize() == dates[-1]
+    return step, int(step[-1]) + 1 if last_whole else int(step[-1])
 
 
 def forecast_steps(forecast: xr.Dataset, *, freq: str, prob: float = 0.9) -> dict[str, list[dict]]:
@@ -49,21 +86,22 @@ def forecast_steps(forecast: xr.Dataset, *, freq: str, prob: float = 0.9) -> dic
     """
     if not 0.0 < prob < 1.0:
         raise ValueError("prob must be in (0, 1)")
-    size = step_days(freq)
     counts = forecast["counts"].stack(sample=("chain", "draw")).transpose(n.FRONT, DATE_DIM, "sample")
     values = counts.to_numpy().astype(float)  # (front, date, sample)
     dates = pd.DatetimeIndex(counts[DATE_DIM].to_numpy())
-    n_steps = len(dates) // size
+    step, n_steps = step_of_day(dates, freq)
+    bounds = [np.flatnonzero(step == k)[[0, -1]] for k in range(n_steps)]
     tail = (1.0 - prob) / 2.0
     out: dict[str, list[dict]] = {}
     for f, front in enumerate(counts[n.FRONT].to_numpy().tolist()):
         rows = []
-        for step in range(n_steps):
-            totals = values[f, step * size : (step + 1) * size].sum(axis=0)
+        for first, last in bounds:
+            totals = values[f, first : last + 1].sum(axis=0)
             q05, q50, q95, low, high = np.quantile(totals, [0.05, 0.5, 0.95, tail, 1.0 - tail])
             rows.append(
                 {
-                    "date": dates[(step + 1) * size - 1].date().isoformat(),
+                    "date": dates[last].date().isoformat(),
+                    "days": int(last - first + 1),
                     "mean": float(np.mean(totals)),
                     "q05": float(q05),
                     "q50": float(q50),

@@ -32,7 +32,7 @@ from forecast.errors import ForecastError
 from forecast.fits import posterior
 from forecast.forecasting.counts import ScenarioIntervention, forecast_counts
 from forecast.indicators import IndicatorSettings, compute_indicators, validate_indicators
-from forecast.indicators.steps import step_days
+from forecast.indicators.steps import DEFAULT_STEPS, step_days, step_ends
 from forecast.jobs.data import load_data
 from forecast.jobs.fit import (
     FORECAST_DRAWS_DAYS,
@@ -49,7 +49,6 @@ from forecast.jobs.scenarios import SCENARIO_SYNTAX, describe_scenario, parse_sc
 # The scenario parser and the figures have their own modules; their public names stay
 # importable from here (the command line, the tests and the notebooks import them here).
 __all__ = [
-    "DEFAULT_HORIZON_DAYS",
     "DEFAULT_ROOT",
     "SCENARIO_SYNTAX",
     "ReportOutcome",
@@ -74,7 +73,6 @@ from forecast.report.content import headline_lines
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = Path("reports")
-DEFAULT_HORIZON_DAYS = 28
 STEPS = 6
 _DATE_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -137,15 +135,24 @@ def check_scenario(model: EscalationModel, scenario: tuple[ScenarioIntervention,
             raise ForecastError("a pulse scenario needs at least one pulse intervention in the data")
 
 
-def horizon_days(freq: str, steps: int | None) -> int:
-    """Forecast days for ``steps`` steps of the grid (default :data:`DEFAULT_HORIZON_DAYS`)."""
+def horizon_days(freq: str, steps: int | None, as_of: pd.Timestamp) -> int:
+    """Forecast days for ``steps`` steps of the grid after ``as_of`` (default :data:`DEFAULT_STEPS`).
+
+    Days and 7-day blocks on daily and weekly grids; calendar months or years on monthly and
+    yearly ones, the first being the rest of the period that holds ``as_of + 1``
+    (:func:`forecast.indicators.steps.step_ends`).
+    """
     if steps is None:
-        return DEFAULT_HORIZON_DAYS
+        steps = DEFAULT_STEPS[freq]
     if steps < 1:
         raise ForecastError(f"--horizon must be at least 1, got {steps}")
-    days = steps * step_days(freq)
+    days = int((step_ends(as_of, freq, steps)[-1] - pd.Timestamp(as_of).normalize()).days)
     if days < 7:
-        raise ForecastError(f"--horizon {steps} {freq}(s) is {days} days; the indicators need at least 7")
+        partial = ""
+        if step_days(freq) is None:
+            end = pd.Timestamp(as_of).date()
+            partial = f" (as_of {end} is not the last day of its {freq}: the first step is the rest of it)"
+        raise ForecastError(f"--horizon {steps} {freq}(s) is {days} days{partial}; the indicators need at least 7")
     return days
 
 
@@ -213,7 +220,7 @@ def run_report(request: ReportRequest, *, sample: Sampler | None = None) -> Repo
             options=fit_request.options,
             reusable=fit_request.settings.sampler == "nutpie",
         )
-        days = horizon_days(loaded.panel.freq, request.horizon)
+        days = horizon_days(loaded.panel.freq, request.horizon, as_of)
         check_scenario(model, request.scenarios, days)
         out = request.out if request.out is not None else request.root / as_of.date().isoformat()
         previous_path = request.previous or find_previous(out, as_of.date().isoformat())

@@ -20,7 +20,7 @@ from forecast.checks.predictive import randomized_pit
 from forecast.errors import ForecastError
 from forecast.fits import posterior_predictive
 from forecast.forecasting.counts import ScenarioIntervention
-from forecast.indicators.steps import step_days
+from forecast.indicators.steps import step_of_day
 from forecast.jobs.fit import OBSERVED_NAME, FitOutcome
 from forecast.jobs.scenarios import describe_scenario
 from forecast.models.design import Design
@@ -177,16 +177,21 @@ def fan_chart(
 
 
 def _per_day(forecast: xr.Dataset, front: str, freq: str) -> tuple[np.ndarray, np.ndarray]:
-    """Daily draws ``(sample, date)``; on coarser grids averaged over each step (labelled by its first day)."""
+    """Daily draws ``(sample, date)``; on coarser grids each step's daily average, drawn over the whole step.
+
+    A step of the forecast table (a 7-day block, a month, a year) gives two points, its first
+    and its last day, with the same value: the fan is a staircase that spans each step.
+    """
     counts = forecast["counts"].sel({n.FRONT: front}).stack(sample=("chain", "draw")).transpose("sample", "date")
     values = counts.to_numpy().astype(float)
     dates = pd.DatetimeIndex(counts["date"].to_numpy())
-    size = step_days(freq)
-    if size == 1:
+    if freq == n.FREQ_DAY:
         return dates.to_numpy(), values
-    steps = len(dates) // size
-    blocks = values[:, : steps * size].reshape(values.shape[0], steps, size).mean(axis=2)
-    return dates[: steps * size : size].to_numpy(), blocks
+    step, n_steps = step_of_day(dates, freq)
+    days = [np.flatnonzero(step == k) for k in range(n_steps)]
+    ends = np.asarray([[d[0], d[-1]] for d in days], dtype=int).reshape(-1)
+    blocks = np.stack([values[:, d].mean(axis=1) for d in days], axis=1).reshape(values.shape[0], n_steps)
+    return dates[ends].to_numpy(), np.repeat(blocks, 2, axis=1)
 
 
 def _changepoint_figure(design: Design, changepoints: np.ndarray | None) -> ReportFigure:
