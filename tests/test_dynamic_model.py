@@ -241,8 +241,31 @@ def test_dynamic_summary_dates_a_level_shift_and_reports_the_current_rate():
     assert front["current_daily_rate"]["mean"] == pytest.approx(30.0, rel=0.05)
     (shift,) = front["level_shifts"]
     assert shift["mode_date"] == "2024-02-10"  # period 40 of a panel starting 2024-01-01
+    assert shift["interval_dates"] == ["2024-02-10", "2024-02-10"]
     assert shift["rate_ratio"]["mean"] == pytest.approx(3.0, rel=0.05) and shift["p_increase"] == 1.0
     assert front["changepoints"] == []
+
+
+def test_a_level_that_slides_threefold_over_weeks_is_a_dated_shift():
+    """Weekly steps of 0.75x each, none of them a 1.5x change, fall threefold from day 21 to day 49."""
+    from forecast.models.summary import summarise
+
+    model = EscalationModel(daily_panel(fronts=("a",), days=70), options=DYNAMIC)
+    posterior = _dynamic_posterior(model, draws=200)
+    day = np.arange(len(model.design.periods))
+    weeks_down = np.clip((day - 21) // 7 + 1, 0, 4)  # steps on days 21, 28, 35 and 42
+    path = np.log(10.0) + weeks_down * np.log(0.75)
+    noise = np.random.default_rng(3).normal(0.0, 0.02, size=posterior["level"].shape)
+    posterior = posterior.assign(level=(posterior["level"].dims, path + noise))
+    (shift,) = summarise(model, posterior)["fronts"][0]["level_shifts"]
+    assert shift["interval_dates"] == ["2024-01-22", "2024-02-12"]  # days 21 .. 42: the slide's steps
+    assert shift["rate_ratio"]["mean"] == pytest.approx(0.75**4, rel=0.05) and shift["p_increase"] == 0.0
+    assert shift["mode_date"] in {"2024-01-22", "2024-01-29", "2024-02-05", "2024-02-12"}
+    # Each step alone is a 0.75x change: without the window the slide would not be a shift.
+    from forecast.models.summary import _level_shifts
+
+    level = posterior["level"].stack(sample=("chain", "draw")).transpose(n.FRONT, n.TIME, "sample").to_numpy()[0]
+    assert _level_shifts(model.design.periods, level, 0.9, window=1) == []
 
 
 def test_dynamic_rate_ratio_compares_with_28_days_earlier_not_with_the_start():

@@ -237,7 +237,8 @@ def test_a_dynamic_fit_reports_its_level_and_level_shifts_instead_of_changepoint
     for front, shift in shifts:
         assert f"| {front} | {shift['mode_date']} |" in markdown
     rule = summary["level_shift_rule"]
-    assert rule == {"rate_ratio": pytest.approx(1.5), "probability": 0.5}
+    assert rule == {"rate_ratio": pytest.approx(1.5), "probability": 0.5, "window_days": 14}
+    assert "one large step, or small steps that add up to it within 14 days." in markdown
     assert (
         f"more than a factor {rule['rate_ratio']:g}, up or down, with probability at least {rule['probability']:g}"
         in markdown

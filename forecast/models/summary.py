@@ -210,18 +210,29 @@ SHIFT_LOG_RATIO = float(np.log(1.5))
 SHIFT_STEP_PROBABILITY = 0.05
 #: ... which is reported when the level changes by more than 1.5x across it with this probability.
 SHIFT_REPORT_PROBABILITY = 0.5
+#: A step inside a window of this many days (at least one period) across which the level changes
+#: by more than 1.5x with probability :data:`SHIFT_REPORT_PROBABILITY` is a candidate too: a change
+#: made of several small steps (a rate that fell threefold over a month) is a shift.
+SHIFT_WINDOW_DAYS = 14
+#: A candidate run is cut to the periods that hold the central 90% of the movement of the level's
+#: posterior mean across it: a window's quiet days are not dates of the shift.
+SHIFT_TRIM = 0.05
 
 
 def dynamic_front_summary(model: EscalationModel, posterior: xr.Dataset, prob: float) -> list[FrontSummary]:
     """Per front of the dynamic model: the rate and level at ``as_of``, hyperparameters and dated shifts.
 
-    A *dated shift* is a run of consecutive periods whose level steps each have probability at
-    least :data:`SHIFT_STEP_PROBABILITY` of exceeding a rate ratio of 1.5 either way, reported
-    when the level changes across the whole run by more than 1.5x with probability at least
+    A *dated shift* is a run of consecutive level steps, each of which has probability at least
+    :data:`SHIFT_STEP_PROBABILITY` of exceeding a rate ratio of 1.5 either way or lies in a window
+    of :data:`SHIFT_WINDOW_DAYS` days (at least one period) across which the level changes by more
+    than 1.5x with probability at least :data:`SHIFT_REPORT_PROBABILITY`.  The run is cut to the
+    periods that hold the central 90% of its mean level's movement (:data:`SHIFT_TRIM`) and
+    reported when the level changes across it by more than 1.5x with probability at least
     :data:`SHIFT_REPORT_PROBABILITY` (computed draw by draw).  It gives the run's first and last
     dates as its interval, the most probable single step as its mode, and the rate ratio across it.
     """
     design = model.design
+    window = max(1, round(SHIFT_WINDOW_DAYS / float(np.median(design.period_days))))
     level = posterior["level"].stack(sample=("chain", "draw")).transpose(n.FRONT, n.TIME, "sample").to_numpy()
     burst = posterior["burst"].stack(sample=("chain", "draw")).transpose(n.FRONT, n.TIME, "sample").to_numpy()
     has_burst = layout_of(design).burst
@@ -231,7 +242,7 @@ def dynamic_front_summary(model: EscalationModel, posterior: xr.Dataset, prob: f
             "front": front,
             "current_daily_rate": interval(np.exp(level[f, -1] + burst[f, -1]), prob),
             "level_daily_rate": interval(np.exp(level[f, -1]), prob),
-            "level_shifts": _level_shifts(design.periods, level[f], prob),
+            "level_shifts": _level_shifts(design.periods, level[f], prob, window=window),
         }
         for name in ("sigma_level", "tail_weight", "burst_sd", "burst_persistence", "dispersion"):
             if name not in posterior or (name.startswith("burst_") and not has_burst[f]):
@@ -242,18 +253,32 @@ def dynamic_front_summary(model: EscalationModel, posterior: xr.Dataset, prob: f
 
 
 def level_shift_rule() -> dict[str, float]:
-    """What a reported level shift is: a level change beyond ``rate_ratio`` either way, at least ``probability``."""
-    return {"rate_ratio": float(np.exp(SHIFT_LOG_RATIO)), "probability": SHIFT_REPORT_PROBABILITY}
+    """What a reported level shift is: a level change beyond ``rate_ratio`` either way, at least ``probability``.
+
+    ``window_days``: small steps that add up to such a change within this many days (at least one
+    period) count as well.
+    """
+    return {
+        "rate_ratio": float(np.exp(SHIFT_LOG_RATIO)),
+        "probability": SHIFT_REPORT_PROBABILITY,
+        "window_days": SHIFT_WINDOW_DAYS,
+    }
 
 
-def _level_shifts(periods: pd.DatetimeIndex, level: np.ndarray, prob: float) -> list[dict]:
-    """Dated shifts of one front's level ``(time, sample)``; see :func:`dynamic_front_summary`."""
+def _level_shifts(periods: pd.DatetimeIndex, level: np.ndarray, prob: float, *, window: int = 1) -> list[dict]:
+    """Dated shifts of one front's level ``(time, sample)``: see :func:`dynamic_front_summary`."""
     steps = np.diff(level, axis=0)
     p_step = np.mean(np.abs(steps) > SHIFT_LOG_RATIO, axis=1)
-    candidate = np.concatenate([[False], p_step >= SHIFT_STEP_PROBABILITY, [False]])
-    edges = np.flatnonzero(np.diff(candidate.astype(int)))
+    candidate = p_step >= SHIFT_STEP_PROBABILITY
+    span = max(1, min(window, len(level) - 1))
+    moved = np.mean(np.abs(level[span:] - level[:-span]) > SHIFT_LOG_RATIO, axis=1)
+    for start in np.flatnonzero(moved >= SHIFT_REPORT_PROBABILITY):
+        candidate[start : start + span] = True  # the window's steps
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], candidate, [False]]).astype(int)))
+    mean = level.mean(axis=1)
     shifts = []
-    for first, stop in zip(edges[::2], edges[1::2], strict=True):  # steps first .. stop - 1
+    for run_first, run_stop in zip(edges[::2], edges[1::2], strict=True):  # steps first .. stop - 1
+        first, stop = _central_movement(mean, int(run_first), int(run_stop))
         change = level[stop] - level[first]  # level after the run minus level before it
         p_shift = float(np.mean(np.abs(change) > SHIFT_LOG_RATIO))
         if p_shift < SHIFT_REPORT_PROBABILITY:
@@ -269,6 +294,22 @@ def _level_shifts(periods: pd.DatetimeIndex, level: np.ndarray, prob: float) -> 
             }
         )
     return shifts
+
+
+def _central_movement(mean: np.ndarray, first: int, stop: int) -> tuple[int, int]:
+    """The part ``(first, stop)`` of the run of steps ``first .. stop - 1`` that holds 90% of ``mean``'s movement.
+
+    ``mean`` is the level's posterior mean per period; the part starts at the period before the
+    mean first passes :data:`SHIFT_TRIM` of the run's change and ends at the period after it is
+    last short of ``1 - SHIFT_TRIM`` of it.
+    """
+    total = mean[stop] - mean[first]
+    if stop - first < 2 or total == 0:
+        return first, stop
+    share = (mean[first : stop + 1] - mean[first]) / total  # 0 at first, 1 at stop
+    start = int(np.flatnonzero(share > SHIFT_TRIM)[0]) - 1
+    end = int(np.flatnonzero(share < 1.0 - SHIFT_TRIM)[-1]) + 1
+    return first + start, first + end
 
 
 def summarise(

@@ -322,10 +322,13 @@ def level_shift_note(summary: Mapping[str, Any]) -> str:
     rule = summary.get("level_shift_rule")
     if not rule:  # a summary written before the rule was recorded
         return ""
-    return (
+    note = (
         f"A shift is a run of level steps that moved the level by more than a factor {rule['rate_ratio']:g}, "
-        f"up or down, with probability at least {rule['probability']:g}."
+        f"up or down, with probability at least {rule['probability']:g}"
     )
+    if "window_days" in rule:  # since 7 December 2026
+        note += f": one large step, or small steps that add up to it within {rule['window_days']:g} days"
+    return note + "."
 
 
 def level_shift_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
