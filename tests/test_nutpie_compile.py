@@ -316,3 +316,32 @@ def test_compiling_a_graph_does_not_change_the_key_of_a_graph_that_shares_its_pa
     compile_nutpie_model(model, var_names=["level", "rate"], rewrite_cache=False)
     with model:
         assert rewrite_cache_key(model.value_vars, stored, "NUMBA") == before
+
+
+def test_the_rewrite_key_holds_the_source_of_every_operation_of_the_models_and_what_it_imports():
+    """The key hashes KERNEL_SOURCES only: each Op of forecast.models must be defined there, importing only them."""
+    import ast
+    import importlib
+    import inspect
+    import pkgutil
+    from pathlib import Path
+
+    from pytensor.graph.op import Op
+
+    import forecast.models
+    from forecast.models.nutpie_compile import KERNEL_SOURCES
+
+    folder = Path(forecast.models.__file__).parent
+    defined = set()
+    for info in pkgutil.iter_modules([str(folder)]):
+        module = importlib.import_module(f"forecast.models.{info.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, Op) and cls.__module__ == module.__name__:
+                defined.add(Path(inspect.getfile(cls)).name)
+    assert defined and defined <= set(KERNEL_SOURCES), f"operations defined outside KERNEL_SOURCES: {defined}"
+    for name in KERNEL_SOURCES:
+        tree = ast.parse((folder / name).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("forecast"):
+                assert node.module.startswith("forecast.models."), f"{name} imports {node.module}"
+                assert f"{node.module.rsplit('.', 1)[1]}.py" in KERNEL_SOURCES, f"{name} imports {node.module}"

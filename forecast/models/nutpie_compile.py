@@ -21,7 +21,8 @@ fusion), which took 14.5-15 s of every fit of the shipped data even with every c
 its parameters, every constant's value, every shared variable's name and type but not its value,
 the input and output types), the versions of
 PyTensor, PyMC, nutpie, Numba, NumPy and Python, PyTensor's rewrite settings and the source of
-``forecast/models`` (whose operations' ``perform`` folds constants).  A graph that differs in
+the files that define the models' operations (:data:`KERNEL_SOURCES`: their ``perform`` folds
+constants).  A graph that differs in
 any of them is rewritten afresh; one that cannot be described that way (an operation that
 does not pickle, a shared variable without a unique name) is never cached.  A function loaded
 for a graph whose shared variables hold other data than when it was kept is given the current
@@ -57,6 +58,21 @@ log = logging.getLogger(__name__)
 WRAPPER_VERSION = 1
 #: Part of every rewritten function's cache key; bump it when what is cached changes.
 REWRITE_CACHE_VERSION = 2
+#: The files of ``forecast/models`` whose source is part of every rewritten function's cache key:
+#: those that define the models' own operations (constant folding runs their ``perform``, and
+#: their Numba kernels are what the compiled code calls), what those import from the package,
+#: and this file.  The rest of the package only builds graphs, and the key holds the graph itself:
+#: an edit to it (a summary, a report) no longer makes every model compile afresh.
+#: ``tests/test_nutpie_compile.py`` checks that every operation is defined in one of these files
+#: and that they import nothing else from the package.
+KERNEL_SOURCES = (
+    "count_kernel.py",
+    "numba_digamma.py",
+    "numba_ops.py",
+    "nutpie_compile.py",
+    "tails_kernel.py",
+    "whitened_path.py",
+)
 #: Bytes of rewritten functions kept on disk (3.5 and 8.6 MB for the shipped data's two, under 1 MB
 #: for a test's small model): the least recently used go beyond this, the newest is always kept.
 REWRITE_CACHE_BYTES = 256 * 2**20
@@ -282,7 +298,7 @@ def rewrite_cache_key(inputs, outputs, settings: object = None) -> str | None:
     the rewrites treat it as an input, and a loaded function is given the graph's current values,
     :func:`_rebind_shared`).  Variables' automatic names and creation traces are left out, so the
     same graph built again, in this process or another, has the same key.  Then the library
-    versions, PyTensor's rewrite settings, the source of ``forecast/models`` and ``settings``
+    versions, PyTensor's rewrite settings, the source of :data:`KERNEL_SOURCES` and ``settings``
     (the compile call's other arguments).  None when part of the graph does not pickle or a
     shared variable has no name of its own.
     """
@@ -396,11 +412,11 @@ def _op_description(op) -> object:
 
 @functools.cache
 def _model_sources() -> str:
-    """A hash of the source of ``forecast/models`` (its operations' ``perform`` folds constants), read once."""
+    """A hash of the source of :data:`KERNEL_SOURCES` (the operations' ``perform`` folds constants), read once."""
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+    for name in KERNEL_SOURCES:
+        digest.update(name.encode())
+        digest.update((Path(__file__).parent / name).read_bytes())
     return digest.hexdigest()
 
 
