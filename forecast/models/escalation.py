@@ -137,7 +137,13 @@ def _design_array(design: Design, name: str) -> np.ndarray:
         "obs_days": lambda: design.obs_days.astype(float),
         "obs_order": lambda: _obs_order(design),
         "censored_pick": lambda: _censored_pick(design.n_obs, censored),
-        "period_rows": lambda: design.obs_front[design.period_obs],
+        # front, period and log exposure of each period observation in one array, so that the
+        # graph knows the three have one length: as three shared vectors of unknown length, the
+        # rewritten graph checked them against each other, and which length it kept differed
+        # from process to process (benchmarks/bench_rewrite_determinism.py)
+        "period_cells": lambda: np.stack(
+            [design.obs_front[design.period_obs], design.period_index, np.log(design.period_exposure)]
+        ).astype(float),
         "knot_count": lambda: _knot_grid(design, "count"),
         "knot_count_days": lambda: _knot_grid(design, "days"),
         "period_count": lambda: _knot_grid(design, "count", windows=False),
@@ -145,8 +151,6 @@ def _design_array(design: Design, name: str) -> np.ndarray:
         "level_knot_start": lambda: level_knot_start(design),
         # data, not structure: two fronts (or tables) of one structure are one graph
         "level_centre": lambda: level_centre(design),
-        "period_index": lambda: design.period_index,
-        "log_period_exposure": lambda: np.log(design.period_exposure),
         "window_obs": lambda: design.window_obs.astype(float),
         "window_entry": lambda: np.nonzero(design.window_weights)[0],
         "window_entry_front": lambda: design.obs_front[design.window_obs][np.nonzero(design.window_weights)[0]],
@@ -398,7 +402,9 @@ def _observation_log_mean(design: Design, data: DesignData, log_rate: pt.TensorV
     """log of the expected count of every observation, before changepoint offsets."""
     parts = []
     if len(design.period_obs):
-        parts.append(data["log_period_exposure"] + log_rate[data["period_rows"], data["period_index"]])
+        cells = data["period_cells"]  # (front, period, log exposure) per period observation
+        front, period = pt.cast(cells[0], "int64"), pt.cast(cells[1], "int64")
+        parts.append(cells[2] + log_rate[front, period])
     if len(design.window_obs):
         # Sparse: a window adds up only the periods it overlaps (usually one or two), so the
         # cost grows with the windows' length, not with windows x periods.
