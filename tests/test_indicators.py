@@ -27,7 +27,7 @@ from forecast.indicators import (
     validate_indicators,
     weekly_totals,
 )
-from forecast.indicators.steps import step_ends, step_of_day
+from forecast.indicators.steps import step_ends, whole_steps
 from forecast.models.design import ModelOptions
 from forecast.models.model import EscalationModel
 from tests.fakes import two_chain_posterior
@@ -466,10 +466,9 @@ def test_monthly_and_yearly_steps_are_the_calendar_periods_of_the_grid():
     ]
     year = forecast_of(("a",), {"a": 1}, days=366 + 100, as_of=pd.Timestamp("2023-12-31"))
     assert [(s["date"], s["days"]) for s in forecast_steps(year, freq="year")["a"]] == [("2024-12-31", 366)]
-    step, whole = step_of_day(pd.date_range("2024-03-10", "2024-04-30"), "month")
-    assert whole == 2 and step[0] == 0 and step[-1] == 1 and (step == 0).sum() == 22
-    assert step_of_day(pd.date_range("2024-03-01", "2024-03-30"), "month")[1] == 0
-    assert step_of_day(pd.date_range("2024-03-01", "2024-03-20"), "week")[1] == 2
+    assert whole_steps(pd.date_range("2024-03-10", "2024-04-30"), "month") == [(0, 21), (22, 51)]
+    assert whole_steps(pd.date_range("2024-03-01", "2024-03-30"), "month") == []
+    assert whole_steps(pd.date_range("2024-03-01", "2024-03-20"), "week") == [(0, 6), (7, 13)]
 
 
 def test_a_forecast_that_does_not_start_after_as_of_is_refused(write_csv):

@@ -55,7 +55,7 @@ from forecast.indicators.rates import (
     recent_level_change_probability,
 )
 from forecast.indicators.schema import SCHEMA_VERSION, validate_indicators
-from forecast.indicators.steps import forecast_steps, step_days, step_of_day
+from forecast.indicators.steps import forecast_steps, step_days, whole_steps
 from forecast.indicators.thresholds import (
     WEEK_DAYS,
     exceedance_probabilities,
@@ -275,7 +275,7 @@ def compute_indicators(
             }
         )
     overall = max((item["level"] for item in fronts), key=LEVELS.index, default=GREEN)
-    horizon = {"steps": step_of_day(dates, panel.freq)[1], "freq": panel.freq, "days": len(dates)}
+    horizon = {"steps": len(whole_steps(dates, panel.freq)), "freq": panel.freq, "days": len(dates)}
     if step_days(panel.freq) is not None:
         horizon["step_days"] = step_days(panel.freq)
     document = {

@@ -54,22 +54,24 @@ def step_ends(as_of: pd.Timestamp, freq: str, steps: int) -> pd.DatetimeIndex:
     return pd.DatetimeIndex([(first + k).end_time.normalize() for k in range(steps)])
 
 
-def step_of_day(dates: pd.DatetimeIndex, freq: str) -> tuple[np.ndarray, int]:
-    """``(step, n_whole)``: each forecast day's step (0 for the first) and how many steps are whole.
+def whole_steps(dates: pd.DatetimeIndex, freq: str) -> list[tuple[int, int]]:
+    """``(first, last)`` positions in ``dates`` of each whole forecast step, in order.
 
-    ``dates`` are consecutive days from ``as_of + 1``; the last step is whole when it reaches
-    its last day.
+    ``dates`` are consecutive days from ``as_of + 1``; a last step that does not reach its last
+    day is left out.
     """
     dates = pd.DatetimeIndex(dates)
     if not len(dates):
-        return np.zeros(0, dtype=int), 0
+        return []
     size = step_days(freq)
     if size is not None:
-        return np.arange(len(dates)) // size, len(dates) // size
-    periods = dates.to_period(_CALENDAR[freq])
-    step = np.asarray([(p - periods[0]).n for p in periods], dtype=int)
-    last_whole = periods[-1].end_time.normalize() == dates[-1]
-    return step, int(step[-1]) + 1 if last_whole else int(step[-1])
+        return [(k * size, (k + 1) * size - 1) for k in range(len(dates) // size)]
+    ordinals = np.asarray([p.ordinal for p in dates.to_period(_CALENDAR[freq])])
+    starts = np.flatnonzero(np.diff(ordinals, prepend=ordinals[0] - 1))
+    bounds = [(int(a), int(b) - 1) for a, b in zip(starts, [*starts[1:], len(dates)], strict=True)]
+    if dates[-1] != dates[-1:].to_period(_CALENDAR[freq])[0].end_time.normalize():
+        bounds.pop()  # the last period is not over
+    return bounds
 
 
 def forecast_steps(forecast: xr.Dataset, *, freq: str, prob: float = 0.9) -> dict[str, list[dict]]:
@@ -89,8 +91,7 @@ def forecast_steps(forecast: xr.Dataset, *, freq: str, prob: float = 0.9) -> dic
     counts = forecast["counts"].stack(sample=("chain", "draw")).transpose(n.FRONT, DATE_DIM, "sample")
     values = counts.to_numpy().astype(float)  # (front, date, sample)
     dates = pd.DatetimeIndex(counts[DATE_DIM].to_numpy())
-    step, n_steps = step_of_day(dates, freq)
-    bounds = [np.flatnonzero(step == k)[[0, -1]] for k in range(n_steps)]
+    bounds = whole_steps(dates, freq)
     tail = (1.0 - prob) / 2.0
     out: dict[str, list[dict]] = {}
     for f, front in enumerate(counts[n.FRONT].to_numpy().tolist()):

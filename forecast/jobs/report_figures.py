@@ -20,7 +20,7 @@ from forecast.checks.predictive import randomized_pit
 from forecast.errors import ForecastError
 from forecast.fits import posterior_predictive
 from forecast.forecasting.counts import ScenarioIntervention
-from forecast.indicators.steps import step_of_day
+from forecast.indicators.steps import whole_steps
 from forecast.jobs.fit import OBSERVED_NAME, FitOutcome
 from forecast.jobs.scenarios import describe_scenario
 from forecast.models.design import Design
@@ -187,11 +187,10 @@ def _per_day(forecast: xr.Dataset, front: str, freq: str) -> tuple[np.ndarray, n
     dates = pd.DatetimeIndex(counts["date"].to_numpy())
     if freq == n.FREQ_DAY:
         return dates.to_numpy(), values
-    step, n_steps = step_of_day(dates, freq)
-    days = [np.flatnonzero(step == k) for k in range(n_steps)]
-    ends = np.asarray([[d[0], d[-1]] for d in days], dtype=int).reshape(-1)
-    blocks = np.stack([values[:, d].mean(axis=1) for d in days], axis=1).reshape(values.shape[0], n_steps)
-    return dates[ends].to_numpy(), np.repeat(blocks, 2, axis=1)
+    bounds = whole_steps(dates, freq)
+    ends = np.asarray(bounds, dtype=int).reshape(-1)
+    blocks = np.asarray([values[:, first : last + 1].mean(axis=1) for first, last in bounds]).T
+    return dates[ends].to_numpy(), np.repeat(blocks.reshape(values.shape[0], len(bounds)), 2, axis=1)
 
 
 def _changepoint_figure(design: Design, changepoints: np.ndarray | None) -> ReportFigure:
