@@ -7,6 +7,7 @@ in ``__init__``; :meth:`EscalationModel.build` makes the PyMC model once, and
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -33,6 +34,7 @@ from forecast.models.design import Design, ModelOptions, build_design
 from forecast.models.escalation import MODEL_NAME, POST_HOC_VARIABLES, build_escalation_model
 from forecast.models.numba_digamma import register_cacheable_digamma
 from forecast.models.nutpie_compile import CompiledModels, compile_nutpie_model
+from forecast.models.sampling_progress import logged_progress, wants_logged_progress
 from forecast.priors import PriorSet, load_priors
 
 log = logging.getLogger(__name__)
@@ -315,16 +317,21 @@ class EscalationModel:
         )
         options = SAMPLER_KWARGS[self.options.family]["nutpie"]
         start = time.perf_counter()
-        idata = nutpie.sample(
-            compiled,
-            draws=settings.draws,
-            tune=settings.tune,
-            chains=settings.chains,
-            target_accept=settings.target_accept,
-            seed=settings.random_seed,
-            progress_bar=settings.progressbar,
-            **options,
-        )
+        cores = min(settings.chains, os.cpu_count() or 1)
+        # Without a terminal (a scheduled job's log) nutpie's bar hides itself: log the progress.
+        progress = logged_progress(cores) if wants_logged_progress(settings.progressbar) else contextlib.nullcontext()
+        with progress:
+            idata = nutpie.sample(
+                compiled,
+                draws=settings.draws,
+                tune=settings.tune,
+                chains=settings.chains,
+                cores=cores,
+                target_accept=settings.target_accept,
+                seed=settings.random_seed,
+                progress_bar=settings.progressbar,
+                **options,
+            )
         timings["sample_s"] = time.perf_counter() - start
         # The tuning draws are not posterior draws and nothing reads them; they were a third of
         # fit.nc (benchmarks/results/dynamic/saved_fit: writing the ACLED fit 5.9 s, 7.7 s with
