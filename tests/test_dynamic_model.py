@@ -145,18 +145,17 @@ def test_numpy_twin_equals_the_graph_draw_by_draw(which):
     else:  # the burst, on a daily grid
         assert layout.burst.all()
     names = [v.name for v in graph.free_RVs] + ["level", "burst", "sigma_level", "tail_weight"]
-    names += ["level_step"] if "level_step" in graph.named_vars else []  # the whitened fronts' steps
+    # the whitened paths' steps
+    names += [name for name in ("level_step", "level_window_step") if name in graph.named_vars]
     names += ["burst_sd", "burst_persistence", "burst_step"] if layout.any_burst else []
     drawn = pm.draw([graph[name] for name in names], draws=7, random_seed=3)  # joint forward draws
     values = dict(zip(names, drawn, strict=True))
     level, burst = dynamic.latent_paths(
         model.design,
         initial_level=values["initial_level"],
-        sigma_level=values["sigma_level"],
-        tail_weight=values["tail_weight"],
         burst_persistence=values.get("burst_persistence"),
         burst_step=values.get("burst_step"),
-        level_window_innovation=values.get("level_window_innovation"),
+        level_window_step=values.get("level_window_step"),
         level_step=values.get("level_step"),
     )
     np.testing.assert_allclose(level, values["level"], rtol=1e-9, atol=1e-9)
@@ -390,14 +389,14 @@ def test_only_fronts_counted_day_by_day_have_a_burst():
     assert np.all(burst[1] == 0.0) and np.any(burst[0] != 0.0)
     # The numpy twin agrees on this layout too.
     names = [v.name for v in graph.free_RVs] + ["level", "burst", "sigma_level", "tail_weight"]
-    names += ["level_step"] if "level_step" in graph.named_vars else []  # the whitened fronts' steps
+    names += [name for name in ("level_step", "level_window_step") if name in graph.named_vars]
     names += ["burst_persistence", "burst_step"]
     values = dict(zip(names, pm.draw([graph[name] for name in names], draws=3, random_seed=6), strict=True))
     level, twin_burst = dynamic.latent_paths(
         model.design,
-        **{k: values[k] for k in ("initial_level", "sigma_level", "tail_weight", "burst_persistence")},
+        **{k: values[k] for k in ("initial_level", "burst_persistence")},
         burst_step=values["burst_step"],
-        level_window_innovation=values.get("level_window_innovation"),
+        level_window_step=values.get("level_window_step"),
         level_step=values.get("level_step"),
     )
     np.testing.assert_allclose(level, values["level"], rtol=1e-9, atol=1e-9)
@@ -430,8 +429,6 @@ def _evaluate(model, outputs, point):
 
 def test_padding_adds_only_prior_terms_and_backtest_origins_share_one_graph():
     """Padded latent periods (the backtest's) carry no data: the log density gains exactly their prior."""
-    from scipy import stats
-
     from forecast.models.nutpie_compile import _Graph
 
     panel = _mixed_panel()
@@ -445,12 +442,15 @@ def test_padding_adds_only_prior_terms_and_backtest_origins_share_one_graph():
     rng = np.random.default_rng(1)
     point = {k: v + rng.normal(0.0, 0.3, size=np.shape(v)) for k, v in point.items()}
     plain_shapes = {k: np.shape(v) for k, v in plain.model.initial_point().items()}
-    walks = ("level_window_innovation",)
     # path (whitened coordinates), its innovations and how the path is rebuilt from them
-    whitened_paths = {"level_whitened": "level_step", "burst_whitened": "burst_step"}
-    extra_columns = {k: np.shape(point[k])[-1] - plain_shapes[k][-1] for k in (*walks, *whitened_paths)}
+    whitened_paths = {
+        "level_whitened": "level_step",
+        "level_window_whitened": "level_window_step",
+        "burst_whitened": "burst_step",
+    }
+    extra_columns = {k: np.shape(point[k])[-1] - plain_shapes[k][-1] for k in whitened_paths}
     # 42 -> 47 days: 6 -> 7 weeks; the windowed front holds two knots a week (window_knot_capacity)
-    assert extra_columns == {"level_window_innovation": 2, "level_whitened": 1, "burst_whitened": 5}
+    assert extra_columns == {"level_window_whitened": 2, "level_whitened": 1, "burst_whitened": 5}
     plain_point = {k: (v[..., : plain_shapes[k][-1]] if k in extra_columns else v) for k, v in point.items()}
     # The daily front's level and burst are sampled in coordinates whitened given the data
     # (whitened.py), so the plain model's coordinates of the same paths are found by whitening
@@ -480,10 +480,8 @@ def test_padding_adds_only_prior_terms_and_backtest_origins_share_one_graph():
         return dict(zip(names, _evaluate(model, model.model.logp(vars=rvs, sum=False), at), strict=True))
 
     padded_terms, plain_terms = terms(padded, point), terms(plain, plain_point)
-    extra = {k: stats.norm.logpdf(point[k][..., plain_shapes[k][-1] :]).sum() for k in walks}
     for name, value in plain_terms.items():
-        gained = extra.get(name, 0.0)
-        np.testing.assert_allclose(np.sum(padded_terms[name]), np.sum(value) + gained, rtol=1e-10, err_msg=name)
+        np.testing.assert_allclose(np.sum(padded_terms[name]), np.sum(value), rtol=1e-10, err_msg=name)
     # The whitened paths' terms: in path space (the whitening's Jacobian added back) the padded
     # model gains exactly the padded steps' prior density.
     for name, steps_name in whitened_paths.items():
@@ -598,10 +596,10 @@ def test_each_whitened_path_is_factorised_once_in_the_log_density_and_its_gradie
     could not merge the copies: the shipped data's gradient factorised five paths where two exist.
     """
     model = EscalationModel(_mixed_panel(), options=DYNAMIC).model
-    assert {"level_whitened", "burst_whitened"} <= set(model.named_vars)
+    assert {"level_whitened", "level_window_whitened", "burst_whitened"} <= set(model.named_vars)
     kinds = [type(node.op).__name__ for node in _log_density_and_gradient(model).apply_nodes]
-    assert kinds.count("WhitenedPath") == 2
-    assert kinds.count("WhitenedPathGradient") == 2
+    assert kinds.count("WhitenedPath") == 3
+    assert kinds.count("WhitenedPathGradient") == 3
 
 
 def _censored_panel():
@@ -700,7 +698,7 @@ def test_a_weekly_table_that_opens_with_a_long_window_still_has_its_level_whiten
     model = EscalationModel(panel, options=DYNAMIC)
     assert list(model.design.fronts) == ["opens_long", "windows"]
     np.testing.assert_array_equal(dynamic.layout_of(model.design).centred, [True, False])
-    assert {"level_whitened", "level_window_innovation"} <= set(model.model.named_vars)
+    assert {"level_whitened", "level_window_whitened"} <= set(model.model.named_vars)
 
 
 def test_a_front_reported_in_windows_steps_once_per_window():
@@ -727,7 +725,7 @@ def test_a_front_reported_in_windows_steps_once_per_window():
     np.testing.assert_array_equal(layout.window_knot_days[0, :4], [13.0, 30.0, 17.0 + 3.0, 0.0])
     graph = model.model
     names = [v.name for v in graph.free_RVs] + ["level", "burst", "sigma_level", "tail_weight", "burst_persistence"]
-    names += ["burst_step", "level_step"]
+    names += ["burst_step", "level_step", "level_window_step"]
     values = dict(zip(names, pm.draw([graph[name] for name in names], draws=5, random_seed=4), strict=True))
     for a, b in [(0, 12), (13, 42), (43, 59)]:
         window = values["level"][:, 1, a : b + 1]
@@ -735,15 +733,22 @@ def test_a_front_reported_in_windows_steps_once_per_window():
     assert np.all(values["level"][:, 1, 13] != values["level"][:, 1, 12])
     level, _ = dynamic.latent_paths(
         model.design,
-        **{k: values[k] for k in ("initial_level", "sigma_level", "tail_weight", "burst_persistence", "burst_step")},
+        **{k: values[k] for k in ("initial_level", "burst_persistence", "burst_step")},
         level_step=values["level_step"],
-        level_window_innovation=values["level_window_innovation"],
+        level_window_step=values["level_window_step"],
     )
     np.testing.assert_allclose(level, values["level"], rtol=1e-9, atol=1e-9)
-    # The step into the 30-day window's knot moves sqrt(30) ordinary steps.
-    z = values["level_window_innovation"][:, 0, 0]
-    expected = values["sigma_level"][:, 1] * np.sqrt(30.0) * tails.sinh_arcsinh(z, values["tail_weight"][:, 1])
-    np.testing.assert_allclose(values["level"][:, 1, 13] - values["level"][:, 1, 12], expected, rtol=1e-9)
+    np.testing.assert_allclose(
+        values["level"][:, 1, 13] - values["level"][:, 1, 12], values["level_window_step"][:, 0, 0], rtol=1e-9
+    )
+    # The step into the 30-day window's knot moves sqrt(30) ordinary steps: its density's scale.
+    inputs = graph["level_window_whitened"].owner.inputs[2:]
+    scale = pm.draw([inputs[1], graph["sigma_level"]], draws=1, random_seed=4)
+    np.testing.assert_allclose(scale[0][0, :3], scale[1][1] * np.sqrt([30.0, 20.0, 7.0]), rtol=1e-12)
+    # Its pseudo-observations: each window's total in its own knot (the 3-day window shares the first).
+    count, seen_days = (v.eval() for v in inputs[4:6])
+    np.testing.assert_allclose(count[0, :3], [150.0, 80.0, 0.0])
+    np.testing.assert_allclose(seen_days[0, :3], [30.0, 17.0, 0.0])
 
 
 @pytest.mark.parametrize(("rho", "share"), [(0.0, 1.0 / 7.0), (1.0, 1.0), (0.5, None)])

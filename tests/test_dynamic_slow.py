@@ -158,11 +158,11 @@ def simulate_scenario(
 def graph_level_variables(template: EscalationModel, fixed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``fixed`` with ``level_innovation`` (``(front, step)`` standard normals) as the graph stores the level.
 
-    The graph keeps ``z`` itself for its non-centred fronts, which step once per window
-    (``level_window_innovation``, whose k-th knot takes the k-th ``z``)
-    and the steps ``sigma sqrt(days) g_t(z)`` for its centred ones (``level_step``, whose density is scored in
-    whitened coordinates): a scenario states its walk once, whichever way each front is sampled.
-    Centred fronts need ``sigma_level`` and ``tail_weight`` in ``fixed``.
+    The graph keeps the steps ``sigma sqrt(days) g_t(z)``, their density scored in whitened
+    coordinates: ``level_window_step`` for the fronts that step once per window (the k-th knot
+    takes the k-th ``z``) and ``level_step`` for the others (a knot per level step): a scenario
+    states its walk once, whichever way each front is sampled.  ``sigma_level`` and
+    ``tail_weight`` must be in ``fixed``.
     """
     out = dict(fixed)
     if "level_innovation" not in out:
@@ -170,15 +170,17 @@ def graph_level_variables(template: EscalationModel, fixed: Mapping[str, np.ndar
     z = np.asarray(out.pop("level_innovation"))
     layout = dynamic.layout_of(template.design)
     assert z.shape == (len(template.design.fronts), layout.n_knots - 1), z.shape
+    sigma = np.asarray(fixed["sigma_level"])[:, None]
+    tail = np.asarray(fixed["tail_weight"])[:, None]
     if np.any(layout.windowed):  # a windowed front's k-th knot steps by its k-th z; unused knots get 0
         window_z = np.zeros((int(layout.windowed.sum()), layout.window_knot_capacity - 1))
         columns = min(z.shape[1], window_z.shape[1])
         window_z[:, :columns] = z[layout.windowed][:, :columns]
-        out["level_window_innovation"] = window_z
+        scale = sigma[layout.windowed] * np.sqrt(layout.window_knot_days[:, 1:])
+        out["level_window_step"] = scale * sinh_arcsinh(window_z, tail[layout.windowed])
     if np.any(layout.centred):
-        sigma = np.asarray(fixed["sigma_level"])[layout.centred, None]
-        tail = np.asarray(fixed["tail_weight"])[layout.centred, None]
-        out["level_step"] = sigma * np.sqrt(layout.knot_days[1:]) * sinh_arcsinh(z[layout.centred], tail)
+        scale = sigma[layout.centred] * np.sqrt(layout.knot_days[1:])
+        out["level_step"] = scale * sinh_arcsinh(z[layout.centred], tail[layout.centred])
     return out
 
 

@@ -75,14 +75,19 @@ A front reported mostly in windows longer than a period (:func:`window_fronts`) 
 window rather than every level step (:func:`level_knot_start`): a window's total then depends on
 one level, where before the data could not see the path inside it.
 
-Each front's level is sampled one of two ways (:func:`centred_fronts`): the standard normals
-:math:`z` (non-centred) for fronts reported mostly in windows longer than a period
-(``level_window_innovation``, one per knot); for the others, observed period by period ("centred"), the knots after
-the first are sampled in coordinates whitened by a Gaussian approximation of their conditional
-posterior (:mod:`forecast.models.whitened`), and the steps they imply are scored with the
-sinh-arcsinh transformation's exact density (:func:`forecast.models.tails.sinh_arcsinh_logp`)
-and the map's Jacobian.  For a front with a burst, the approximation counts the burst's
-variance over a knot as part of the noise (:func:`_level_dispersion`).
+Every front's level knots after the first are sampled in coordinates whitened by a Gaussian
+approximation of their conditional posterior (:mod:`forecast.models.whitened`), and the steps
+they imply are scored with the sinh-arcsinh transformation's exact density
+(:func:`forecast.models.tails.sinh_arcsinh_logp`) and the map's Jacobian.  The fronts observed
+period by period ("centred", :func:`centred_fronts`) step once per level step (``level_whitened``,
+``level_step``), their knots observed through their periods' counts; the fronts reported mostly
+in windows longer than a period step once per window (``level_window_whitened``,
+``level_window_step``), each knot observed through the windows that lie in it.  Until
+7 December 2026 the windowed fronts' knots were sampled as standard normals (non-centred): a
+window's total pins its knot's level down, so the standard normals rode against the level's
+scale and against the interventions' effects on those fronts, and one default fit of the
+shipped data in about eight had a divergent draw.  For a front with a burst, the approximation
+counts the burst's variance over a knot as part of the noise (:func:`_level_dispersion`).
 
 One definition of the rate
 --------------------------
@@ -494,7 +499,7 @@ def _level(
     other: pt.TensorVariable,
     burst: tuple[pt.TensorVariable, pt.TensorVariable] | None = None,
 ) -> pt.TensorVariable:
-    """``(front, period)`` level: standard normals for non-centred fronts, whitened coordinates for centred ones.
+    """``(front, period)`` level, its knots sampled in whitened coordinates (per level step or per window).
 
     ``parameters`` are ``(sigma_level, tail_weight, dispersion, initial_level)``, each ``(front,)``;
     ``other`` the ``(front, period)`` rest of the log rate but the burst.  The level steps once per knot
@@ -512,19 +517,11 @@ def _level(
         seen = _level_dispersion(layout, dispersion, burst)
         parts.append(_centred_level(layout, data, (first, step_scale, tail, seen), other, centred))
     if len(windowed):
-        parts.append(_windowed_level(layout, data, (first, sigma, tail), windowed))
+        parts.append(_windowed_level(layout, data, (first, sigma, tail, dispersion), other, windowed))
     order = np.concatenate([centred, windowed])
     inverse = np.empty(n_fronts, dtype=np.int64)
     inverse[order] = np.arange(n_fronts)
     return pt.concatenate(parts, axis=0)[inverse]
-
-
-def _walk(first, step_scale, tail, z):
-    """``(row, knot)`` the level's knots: ``first`` then the sinh-arcsinh steps of the standard normals ``z``."""
-    if z is None:
-        return first[:, None]
-    steps = step_scale * sinh_arcsinh(z, tail[:, None])
-    return pt.concatenate([first[:, None], first[:, None] + pt.cumsum(steps, axis=1)], axis=1)
 
 
 def _level_dispersion(layout: DynamicLayout, dispersion, burst) -> pt.TensorVariable:
@@ -549,25 +546,53 @@ def _level_dispersion(layout: DynamicLayout, dispersion, burst) -> pt.TensorVari
     return 1.0 / (1.0 / dispersion + extra)
 
 
-def _windowed_level(layout: DynamicLayout, data: DesignData, parameters, rows: np.ndarray) -> pt.TensorVariable:
+def _windowed_level(
+    layout: DynamicLayout, data: DesignData, parameters, other: pt.TensorVariable, rows: np.ndarray
+) -> pt.TensorVariable:
     """``(windowed front, period)`` level of the fronts that step once per window (:func:`window_fronts`).
 
-    Non-centred, from standard normals (``level_window_innovation``, one per knot the front can
-    have, :attr:`DynamicLayout.window_knot_capacity`).  Where the knots start is data (the
-    design's ``level_knot_start``), so that a backtest's origins share the graph.
+    One knot per knot the front can have (:attr:`DynamicLayout.window_knot_capacity`); where the
+    knots start is data (the design's ``level_knot_start``), so that a backtest's origins share
+    the graph.  The steps after the first knot are sampled in whitened coordinates
+    (``level_window_whitened``, :mod:`forecast.models.whitened`), as the centred fronts' are: a
+    knot's pseudo-observation is the total of the windows (and periods) that lie in it, less the
+    mean of the log rate's other terms over their days.  The knots a front does not use have no
+    observation and touch nothing.
     """
-    first, sigma, tail = parameters
+    first, sigma, tail, dispersion = parameters
     capacity = layout.window_knot_capacity
     start = pt.as_tensor(data["level_knot_start"])[rows]
     pad = pt.arange(start.shape[1], layout.n_latent) % layout.level_periods
     start = pt.concatenate([start, pt.eq(pad, 0)[None, :] * pt.ones((len(rows), 1))], axis=1)
     knot = pt.cast(pt.cumsum(start, axis=1) - 1, "int64")  # (row, period)
     row = np.arange(len(rows))[:, None]
+    if capacity == 1:
+        return pt.repeat(first[rows][:, None], layout.n_latent, axis=1)
     days = pt.zeros((len(rows), capacity))
     days = pt.inc_subtensor(days[row, knot], pt.as_tensor(layout.latent_step_days)[None, :] * pt.ones((len(rows), 1)))
     days = pt.inc_subtensor(days[np.arange(len(rows)), knot[:, -1]], float(-layout.n_latent % layout.level_periods))
-    z = pm.Normal("level_window_innovation", 0.0, 1.0, shape=(len(rows), capacity - 1)) if capacity > 1 else None
-    knots = _walk(first[rows], sigma[rows][:, None] * pt.sqrt(days[:, 1:]), tail[rows], z)
+    # A knot the front does not use has no days; any scale will do for a step that touches nothing.
+    step_scale = sigma[rows][:, None] * pt.sqrt(pt.switch(days[:, 1:] > 0, days[:, 1:], float(layout.level_periods)))
+
+    def per_knot(values: pt.TensorVariable) -> pt.TensorVariable:
+        return pt.inc_subtensor(pt.zeros((len(rows), capacity))[row, knot], values)[:, 1:]
+
+    seen_days = _padded(data["window_knot_days"], layout.n_latent)[rows]
+    knot_count = per_knot(_padded(data["window_knot_count"], layout.n_latent)[rows])
+    knot_days = per_knot(seen_days)
+    knot_offset = per_knot(other[rows] * seen_days) / pt.maximum(knot_days, 1e-9)
+    inputs = (
+        first[rows][:, None],
+        step_scale,
+        tail[rows][:, None],
+        dispersion[rows][:, None],
+        knot_count,
+        knot_days,
+        knot_offset,
+    )
+    whitened = _whitened_variable("level_window_whitened", inputs, shape=(len(rows), capacity - 1))
+    steps = pm.Deterministic("level_window_step", _whitened_steps(whitened, inputs))
+    knots = pt.concatenate([first[rows][:, None], first[rows][:, None] + pt.cumsum(steps, axis=1)], axis=1)
     return knots[row, knot]
 
 
@@ -723,26 +748,22 @@ def latent_paths(
     design: Design,
     *,
     initial_level: np.ndarray,
-    sigma_level: np.ndarray,
-    tail_weight: np.ndarray,
     burst_persistence: np.ndarray | None = None,
     burst_step: np.ndarray | None = None,
     level_step: np.ndarray | None = None,
-    level_window_innovation: np.ndarray | None = None,
+    level_window_step: np.ndarray | None = None,
     pad_days: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(level, burst)``, each ``(..., front, period)``, from the model's free variables.
 
     The numpy twin of the graph (:func:`build_dynamic_model`): leading axes are draws.
-    ``level_step`` holds the centred fronts' steps, ``level_window_innovation`` the other
-    (windowed) fronts' standard normals
+    ``level_step`` holds the centred fronts' steps, ``level_window_step`` the other
+    (windowed) fronts' steps into each of their knots
     and ``burst_step`` the burst fronts' innovations, as the graph names them.
     """
     layout = layout_of(design, pad_days)
     n_fronts, n_periods = len(design.fronts), layout.n_latent
     lead = np.shape(initial_level)[:-1]
-    tail = np.asarray(tail_weight)
-    sigma = np.asarray(sigma_level)
     first = level_centre(design) + np.asarray(initial_level)
     level = np.zeros(lead + (n_fronts, n_periods))
     n_knots = layout.n_knots
@@ -754,9 +775,10 @@ def latent_paths(
     level[...] = knots[..., layout.knot_of_period]
     windowed = np.flatnonzero(layout.windowed)
     if len(windowed):
-        scale = sigma[..., windowed, None] * np.sqrt(layout.window_knot_days[:, 1:])
-        window_steps = scale * sinh_arcsinh(level_window_innovation, tail[..., windowed, None])
         start = first[..., windowed, None]
+        if layout.window_knot_capacity > 1 and level_window_step is None:
+            raise ValueError("the windowed fronts' level steps (level_window_step) are needed for this design")
+        window_steps = np.zeros(np.shape(start)[:-1] + (0,)) if level_window_step is None else level_window_step
         window_knots = np.concatenate([start, start + np.cumsum(window_steps, axis=-1)], axis=-1)
         level[..., windowed, :] = np.take_along_axis(
             window_knots, np.broadcast_to(layout.window_knot_of_period, lead + (len(windowed), n_periods)), axis=-1

@@ -100,7 +100,7 @@ class DynamicLayout:
         backtest's origins, whose windows differ, share one graph: a knot starts at a step
         boundary outside the windows or at the first period of a window at least a step long,
         at most ``2 ceil(n / level_periods)`` of them (every period on coarser grids).  The
-        knots a front does not use are standard normals that touch nothing.
+        knots a front does not use have no observation and touch nothing.
         """
         if self.level_periods == 1:
             return self.n_latent
@@ -264,7 +264,7 @@ def level_centre(design: Design) -> np.ndarray:
 
 
 def centred_fronts(design: Design) -> np.ndarray:
-    """``(front,)`` True where the front's level is sampled in whitened coordinates ("centred").
+    """``(front,)`` True where the front's level steps every level step, whitened by its periods' counts ("centred").
 
     A front qualifies when it is observed period by period (an observation no longer than a
     period for at least half of the periods; longer windows are allowed beside them, but a window
@@ -272,7 +272,7 @@ def centred_fronts(design: Design) -> np.ndarray:
     burst or without one.  The whitened coordinates adapt to how much the data say
     (:mod:`forecast.models.whitened`): near a centred form where the counts pin the level down,
     near a non-centred one where they barely inform it.
-    The other fronts' levels are sampled non-centred, from standard normals.
+    The other fronts step once per window (:func:`window_fronts`), their knots whitened by the windows in them.
 
     Fronts used to be chosen by comparing their Fisher information with the random walk's
     precision: then the 45-series ACLED panel left 8 sparse monthly fronts non-centred, and the
