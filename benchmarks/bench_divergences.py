@@ -44,7 +44,8 @@ def fit(seed: int, args: argparse.Namespace, extra: list[str], folder: Path) -> 
     command += ["--draws", str(args.draws)] if args.draws else []
     completed = subprocess.run([*command, *extra], capture_output=True, text=True, env=os.environ.copy())
     if not (folder / "summary.json").exists():
-        raise SystemExit(f"seed {seed}: forecast fit wrote no summary (exit {completed.returncode}):\n{completed.stderr}")
+        message = f"seed {seed}: forecast fit wrote no summary (exit {completed.returncode}):\n{completed.stderr}"
+        raise SystemExit(message)
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     import arviz as az
 
@@ -84,7 +85,8 @@ def main() -> int:
             rows.append(row)
             print(
                 f"{seed:>4}  {row['divergences']:>11}  {row['rhat_max']:>8}  {row['ess_bulk_min']:>12}  "
-                f"{row['gradients_per_draw']:>9}  {str(row['step_size']):<15}  {row['sample_s']:>8.1f}  {row['passed']}",
+                f"{row['gradients_per_draw']:>9}  {str(row['step_size']):<15}  {row['sample_s']:>8.1f}  "
+                f"{row['passed']}",
                 flush=True,
             )
     total = sum(int(r["divergences"]) for r in rows)

@@ -581,18 +581,10 @@ def _windowed_level(
     knot_count = per_knot(_padded(data["window_knot_count"], layout.n_latent)[rows])
     knot_days = per_knot(seen_days)
     knot_offset = per_knot(other[rows] * seen_days) / pt.maximum(knot_days, 1e-9)
-    inputs = (
-        first[rows][:, None],
-        step_scale,
-        tail[rows][:, None],
-        dispersion[rows][:, None],
-        knot_count,
-        knot_days,
-        knot_offset,
+    inputs = (step_scale, tail[rows], dispersion[rows], knot_count, knot_days, knot_offset)
+    knots = _whitened_knots(
+        ("level_window_whitened", "level_window_step"), first[rows], inputs, (len(rows), capacity - 1)
     )
-    whitened = _whitened_variable("level_window_whitened", inputs, shape=(len(rows), capacity - 1))
-    steps = pm.Deterministic("level_window_step", _whitened_steps(whitened, inputs))
-    knots = pt.concatenate([first[rows][:, None], first[rows][:, None] + pt.cumsum(steps, axis=1)], axis=1)
     return knots[row, knot]
 
 
@@ -614,21 +606,27 @@ def _centred_level(layout: DynamicLayout, data: DesignData, parameters, other, r
     knot_days = _contiguous_constant(knot_sums(days, 1.0, *grid)[:, 1:])
     knot_count = _contiguous_constant(knot_sums(_padded(data["knot_count"], layout.n_latent)[rows], 1.0, *grid)[:, 1:])
     knot_offset = _contiguous_constant(knot_sums(other[rows], days, *grid)[:, 1:] / pt.maximum(knot_days, 1e-9))
-    inputs = (
-        start,
-        step_scale[rows],
-        tail[rows][:, None],
-        dispersion[rows][:, None],
-        knot_count,
-        knot_days,
-        knot_offset,
-    )
-    whitened = _whitened_variable("level_whitened", inputs, shape=(len(rows), n_knots - 1))
-    # The path is rebuilt from the stored steps so that an intervention on them (pm.do, as the
-    # simulator's scenarios use) moves the level.
-    steps = pm.Deterministic("level_step", _whitened_steps(whitened, inputs))
-    knots = pt.concatenate([start, start + pt.cumsum(steps, axis=1)], axis=1)
+    inputs = (step_scale[rows], tail[rows], dispersion[rows], knot_count, knot_days, knot_offset)
+    knots = _whitened_knots(("level_whitened", "level_step"), first[rows], inputs, (len(rows), n_knots - 1))
     return knots[:, layout.knot_of_period]
+
+
+def _whitened_knots(
+    names: tuple[str, str], first: pt.TensorVariable, inputs: tuple, shape: tuple[int, int]
+) -> pt.TensorVariable:
+    """``(row, knot)`` knots: ``first``, then the steps of the whitened coordinates ``names[0]``.
+
+    ``inputs`` are ``(step_scale, tail, dispersion, count, days, offset)`` (:mod:`forecast.models.whitened`),
+    ``tail`` and ``dispersion`` per row.  The steps are kept as ``names[1]`` and the path is rebuilt
+    from them, so that an intervention on them (``pm.do``, as the simulator's scenarios use) moves
+    the level.
+    """
+    step_scale, tail, dispersion, count, days, offset = inputs
+    start = first[:, None]
+    path_inputs = (start, step_scale, tail[:, None], dispersion[:, None], count, days, offset)
+    whitened = _whitened_variable(names[0], path_inputs, shape=shape)
+    steps = pm.Deterministic(names[1], _whitened_steps(whitened, path_inputs))
+    return pt.concatenate([start, start + pt.cumsum(steps, axis=1)], axis=1)
 
 
 def _contiguous_constant(term: pt.TensorVariable) -> pt.TensorVariable:
