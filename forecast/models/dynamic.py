@@ -561,13 +561,13 @@ def _windowed_level(
     """
     first, sigma, tail, dispersion = parameters
     capacity = layout.window_knot_capacity
+    if capacity == 1:
+        return pt.repeat(first[rows][:, None], layout.n_latent, axis=1)
     start = pt.as_tensor(data["level_knot_start"])[rows]
     pad = pt.arange(start.shape[1], layout.n_latent) % layout.level_periods
     start = pt.concatenate([start, pt.eq(pad, 0)[None, :] * pt.ones((len(rows), 1))], axis=1)
     knot = pt.cast(pt.cumsum(start, axis=1) - 1, "int64")  # (row, period)
     row = np.arange(len(rows))[:, None]
-    if capacity == 1:
-        return pt.repeat(first[rows][:, None], layout.n_latent, axis=1)
     days = pt.zeros((len(rows), capacity))
     days = pt.inc_subtensor(days[row, knot], pt.as_tensor(layout.latent_step_days)[None, :] * pt.ones((len(rows), 1)))
     days = pt.inc_subtensor(days[np.arange(len(rows)), knot[:, -1]], float(-layout.n_latent % layout.level_periods))
@@ -577,8 +577,8 @@ def _windowed_level(
     def per_knot(values: pt.TensorVariable) -> pt.TensorVariable:
         return pt.inc_subtensor(pt.zeros((len(rows), capacity))[row, knot], values)[:, 1:]
 
-    seen_days = _padded(data["window_knot_days"], layout.n_latent)[rows]
-    knot_count = per_knot(_padded(data["window_knot_count"], layout.n_latent)[rows])
+    seen_days = _padded(data["knot_count_days"], layout.n_latent)[rows]
+    knot_count = per_knot(_padded(data["knot_count"], layout.n_latent)[rows])
     knot_days = per_knot(seen_days)
     knot_offset = per_knot(other[rows] * seen_days) / pt.maximum(knot_days, 1e-9)
     inputs = (step_scale, tail[rows], dispersion[rows], knot_count, knot_days, knot_offset)

@@ -92,7 +92,7 @@ class DesignData:
         return self._variables[name]
 
 
-def _knot_grid(design: Design, name: str, *, windows: bool = True, own_knots: bool = False) -> np.ndarray:
+def _knot_grid(design: Design, name: str, *, windows: bool = True) -> np.ndarray:
     """``(front, period)`` counts (``name == "count"``) or days of the observations that lie within one level knot.
 
     The dynamic model's pseudo-observations (:mod:`forecast.models.whitened`): uncensored period
@@ -104,11 +104,11 @@ def _knot_grid(design: Design, name: str, *, windows: bool = True, own_knots: bo
     such a front got a burst (:func:`forecast.models.dynamic_layout.burst_fronts` counts one-day
     windows) whose approximation saw no data, and the whitened coordinates were left to the data:
     360info's daily deaths fitted with BFMI 0.21 and 95 gradients a draw, and pass with 0.89 and
-    31 with them (``benchmarks/results/dynamic/one_day_windows/``).  ``own_knots``: the knots of
-    each front's own level (:func:`forecast.models.dynamic_layout.level_knot_start`), which for a
-    windowed front start at its long windows, so that each such window lies in one knot.
+    31 with them (``benchmarks/results/dynamic/one_day_windows/``).  The knots are each front's
+    own (:func:`forecast.models.dynamic_layout.level_knot_start`): a level step's periods, or for a
+    front that steps once per window, its windows, so that each of its long windows lies in one knot.
     """
-    from forecast.models.dynamic_layout import level_knot_start, level_periods_of
+    from forecast.models.dynamic_layout import level_knot_start
 
     counts = np.zeros((len(design.fronts), len(design.periods)))
     days = np.zeros_like(counts)
@@ -116,17 +116,17 @@ def _knot_grid(design: Design, name: str, *, windows: bool = True, own_knots: bo
     rows, periods = design.obs_front[design.period_obs][exact], design.period_index[exact]
     np.add.at(counts, (rows, periods), design.y[design.period_obs][exact].astype(float))
     np.add.at(days, (rows, periods), design.obs_days[design.period_obs][exact].astype(float))
-    level_periods = level_periods_of(design) if windows else 1
-    knot_of = np.broadcast_to(np.arange(len(design.periods)) // level_periods, counts.shape)
-    if own_knots:
+    if windows:
         knot_of = np.cumsum(level_knot_start(design), axis=1)
+    else:
+        knot_of = np.broadcast_to(np.arange(len(design.periods)), counts.shape)
     for row, obs in enumerate(design.window_obs):
         covered = np.flatnonzero(design.window_weights[row])
         front = design.obs_front[obs]
         if design.censored[obs] or not len(covered) or len(np.unique(knot_of[front, covered])) > 1:
             continue
-        counts[design.obs_front[obs], covered[0]] += float(design.y[obs])
-        days[design.obs_front[obs], covered] += design.window_weights[row, covered]
+        counts[front, covered[0]] += float(design.y[obs])
+        days[front, covered] += design.window_weights[row, covered]
     return counts if name == "count" else days
 
 
@@ -152,8 +152,6 @@ def _design_array(design: Design, name: str) -> np.ndarray:
         ).astype(float),
         "knot_count": lambda: _knot_grid(design, "count"),
         "knot_count_days": lambda: _knot_grid(design, "days"),
-        "window_knot_count": lambda: _knot_grid(design, "count", own_knots=True),
-        "window_knot_days": lambda: _knot_grid(design, "days", own_knots=True),
         "period_count": lambda: _knot_grid(design, "count", windows=False),
         "period_count_days": lambda: _knot_grid(design, "days", windows=False),
         "level_knot_start": lambda: level_knot_start(design),
