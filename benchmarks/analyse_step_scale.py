@@ -13,7 +13,9 @@ interquartile range over 1.349 (the normal's), which estimates the same thing wi
 fronts whose step sd sits at the grid's lower edge (a front with no detectable drift).
 
 This is a Gaussian approximation on the log scale (counts of zero are read as 1/2): a yardstick for
-a prior's spread, not a model.  Example::
+a prior's spread, not a model.  It reads the table as ``analyse_reactivity.py`` does; its filter
+differs from ``analyse_level_structures.py``'s, which scores point forecasts with a unit noise,
+in giving each period its own sampling variance and returning the likelihood.  Example::
 
     .venv/bin/python benchmarks/analyse_step_scale.py \
         --events ../shared/data/acled_monthly_political_violence_15_countries_2021_2024.csv --until 2024-06-30
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from analyse_reactivity import front_series
 
 #: The grid of log sds searched for the step and the extra noise (per period).
 LOG_SD_GRID = np.linspace(-4.5, 0.0, 46)
@@ -63,17 +66,15 @@ def main() -> None:
     parser.add_argument("--events", type=Path, required=True, help="a table with date, end_date, front, count")
     parser.add_argument("--until", help="use the periods that end on or before this date only")
     args = parser.parse_args()
-    table = pd.read_csv(args.events, parse_dates=["date", "end_date"])
+    series = front_series(args.events)
     if args.until:
-        table = table[table["end_date"] <= pd.Timestamp(args.until)]
-    days_all = (table["end_date"] - table["date"]).dt.days + 1
-    period_days = float(days_all.median())
-    print(f"{args.events}: {table['front'].nunique()} fronts, periods of {period_days:g} days (median)")
+        series = {front: part[part["end_date"] <= pd.Timestamp(args.until)] for front, part in series.items()}
+    period_days = float(pd.concat(series.values())["days"].median())
+    print(f"{args.events}: {len(series)} fronts, periods of {period_days:g} days (median)")
     rows = []
-    for front, part in table.groupby("front", sort=True):
-        part = part.sort_values("date")
+    for front, part in sorted(series.items()):
         counts = part["count"].to_numpy(dtype=float)
-        days = ((part["end_date"] - part["date"]).dt.days + 1).to_numpy(dtype=float)
+        days = part["days"].to_numpy(dtype=float)
         step_sd, extra_sd = fit_front(counts, days, period_days)
         changes = np.diff(np.log((counts + 0.5) / days))
         autocorrelation = np.corrcoef(changes[:-1], changes[1:])[0, 1] if len(changes) > 2 else np.nan
